@@ -1,0 +1,99 @@
+"""Plain-text renderings of hooks and status, for terminals and ``-O text``."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Sequence
+
+__all__ = ["hooks_json", "hooks_text", "status_text", "shorten", "ago", "seconds"]
+
+
+def shorten(text: str, width: int = 40) -> str:
+    """One line of at most ``width`` characters, with an ellipsis when cut."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def ago(timestamp: float | None, now: float | None = None) -> str:
+    """``3 s ago``, ``5 min ago``…; ``never`` for None."""
+    if timestamp is None:
+        return "never"
+    delta = max(0.0, (now or time.time()) - timestamp)
+    if delta < 60:
+        return f"{delta:.0f} s ago"
+    if delta < 3600:
+        return f"{delta / 60:.0f} min ago"
+    if delta < 86400:
+        return f"{delta / 3600:.0f} h ago"
+    return f"{delta / 86400:.0f} d ago"
+
+
+def seconds(value: float | None) -> str:
+    """A duration for people: ``0.4 ms``, ``12 ms``, ``1.5 s``; ``-`` for None."""
+    if value is None:
+        return "-"
+    if value < 0.01:
+        return f"{value * 1000:.1f} ms"
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    return f"{value:.1f} s"
+
+
+def hooks_json(summaries: Sequence[dict[str, Any]]) -> str:
+    """The hooks as a stable JSON array (one object per hook)."""
+    return json.dumps(list(summaries), indent=2, ensure_ascii=False)
+
+
+_COLUMNS = ("id", "service", "node", "type", "arg", "persistent", "state", "triggers", "errors", "last trigger")
+
+
+def hooks_text(summaries: Sequence[dict[str, Any]]) -> str:
+    """The hooks as an aligned text table (persistent first); ``No hook found.`` if none."""
+    if not summaries:
+        return "No hook found."
+    now = time.time()
+    rows = [
+        (
+            s["id"],
+            s["service"],
+            s["node"],
+            s["type"],
+            shorten(s["arg"], 40),
+            "yes" if s["persistent"] else "no",
+            s["state"],
+            str(s["triggers"]),
+            str(s["errors"]),
+            ago(s["last_trigger"]["received"], now) if s["last_trigger"] else "never",
+        )
+        for s in summaries
+    ]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(_COLUMNS)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(_COLUMNS, widths)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+    for s in summaries:
+        if s.get("load_error"):
+            lines.append(f"hook {s['id']} is broken: {s['load_error']}")
+        last = s["last_trigger"]
+        if last and last["outcome"] == "error":
+            lines.append(f"hook {s['id']} last failed on item {last['item_id']}: {last['error']}")
+    return "\n".join(lines)
+
+
+def status_text(status: dict[str, Any]) -> str:
+    """``%hook status`` for people."""
+    if status["state"] == "disconnected" and not status["jid"]:
+        return "Not connected. Use %hook connect JID."
+    lines = [f"{status['state']} as {status['jid']}"]
+    if status["server"]:
+        lines[0] += f" via {status['server']}" + ("" if status["tls"] else " (no TLS)")
+    if status["connected_since"]:
+        lines.append(f"session up since {ago(status['connected_since'])}")
+    lines.append(
+        f"{status['hooks']} hook(s) ({status['persistent']} persistent) on "
+        f"{status['nodes']} node(s); {status['events_received']} event(s) received, "
+        f"{status['triggers']} trigger(s), {status['errors']} error(s)"
+    )
+    if status["store"]:
+        lines.append(f"persistent hooks stored in {status['store']}")
+    return "\n".join(lines)

@@ -1,0 +1,345 @@
+"""What a hook is, and how its code is loaded and checked.
+
+A hook ties a PubSub node, ``(service, node)``, to a piece of Python that is called for
+every item published there as ``hook(host, client, item)``. The code comes in one of
+three types, as in Libervia's ``li pubsub hook``:
+
+``python``
+    A module to import, with a callable ``hook`` in it (``package.module``); our
+    extension: ``package.module:function`` names another callable.
+``python_file``
+    A Python file that defines a callable ``hook``; the path is made absolute.
+``python_code``
+    Python statements run with ``host``, ``client`` and ``item`` set, in a namespace
+    shared with the notebook (the user namespace); top-level ``await`` is allowed.
+
+Everything is checked when the hook is created, not at the first item: a hook that
+cannot load raises :class:`HookLoadError` with a message that says what to fix.
+"""
+
+from __future__ import annotations
+
+import ast
+import enum
+import importlib
+import inspect
+import itertools
+import linecache
+import os
+import secrets
+import time
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = [
+    "Hook",
+    "HookType",
+    "HookError",
+    "HookLoadError",
+    "load_hook",
+    "normalize_arg",
+    "new_hook_id",
+]
+
+
+class HookError(Exception):
+    """An error a user can fix; its message is one line that says how."""
+
+
+class HookLoadError(HookError):
+    """The hook's code cannot be loaded: bad module, file or code."""
+
+
+class HookType(str, enum.Enum):
+    """The three kinds of hook code."""
+
+    PYTHON = "python"
+    PYTHON_FILE = "python_file"
+    PYTHON_CODE = "python_code"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def parse(cls, value: str | HookType) -> HookType:
+        """The type named ``value``, or a :class:`HookError` listing the valid ones."""
+        try:
+            return cls(value)
+        except ValueError:
+            choices = ", ".join(t.value for t in cls)
+            raise HookError(f"unknown hook type {value!r}: use one of {choices}") from None
+
+
+def new_hook_id(taken: Callable[[str], bool] = lambda _id: False) -> str:
+    """A short random id (6 hex digits) that ``taken`` does not reject."""
+    while True:
+        hook_id = secrets.token_hex(3)
+        if not taken(hook_id):
+            return hook_id
+
+
+def normalize_arg(hook_type: HookType, arg: str) -> str:
+    """The argument as stored and matched: a ``python_file`` path made absolute."""
+    if hook_type is HookType.PYTHON_FILE and arg:
+        return os.path.abspath(os.path.expanduser(arg))
+    if hook_type is HookType.PYTHON:
+        return arg.strip()
+    return arg
+
+
+@dataclass(eq=False)
+class Hook:
+    """One hook: where it listens, what it runs, and whether it outlives the session."""
+
+    service: str
+    node: str
+    type: HookType
+    arg: str
+    persistent: bool = False
+    id: str = ""
+    created: float = field(default_factory=time.time)
+    #: The loaded callable ``f(host, client, item)``; None while it cannot load.
+    func: Callable[..., Any] | None = field(default=None, repr=False)
+    #: Why the code could not be loaded (a persistent hook that broke since it was stored).
+    load_error: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The node this hook listens to, as ``(service, node)``."""
+        return (self.service, self.node)
+
+    @property
+    def lifetime(self) -> str:
+        return "persistent" if self.persistent else "temporary"
+
+    def describe(self) -> str:
+        """One line naming the hook, for the user."""
+        return (
+            f"hook {self.id}: {self.type} on node {self.node!r} of {self.service} "
+            f"({self.lifetime})"
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        """The part of the hook that the persistent store keeps."""
+        return {
+            "id": self.id,
+            "service": self.service,
+            "node": self.node,
+            "type": self.type.value,
+            "arg": self.arg,
+            "created": self.created,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Hook:
+        return cls(
+            service=str(record["service"]),
+            node=str(record["node"]),
+            type=HookType.parse(record["type"]),
+            arg=str(record["arg"]),
+            persistent=True,
+            id=str(record["id"]),
+            created=float(record.get("created") or time.time()),
+        )
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_hook(hook: Hook, namespace: dict[str, Any]) -> Callable[..., Any]:
+    """Load and check the code of ``hook``; return the callable ``f(host, client, item)``.
+
+    ``namespace`` is the namespace ``python_code`` hooks read and write (the notebook's
+    user namespace in IPython). Raises :class:`HookLoadError` with a fix-it message.
+    """
+    if hook.type is HookType.PYTHON:
+        func = _load_module_hook(hook.arg)
+    elif hook.type is HookType.PYTHON_FILE:
+        func = _load_file_hook(hook.arg)
+    else:
+        return _load_code_hook(hook.arg, namespace, name=f"<hook {hook.id or 'new'}>")
+    _check_signature(func, hook.arg)
+    return func
+
+
+def _load_module_hook(spec: str) -> Callable[..., Any]:
+    module_name, _, attr = spec.partition(":")
+    attr = attr or "hook"
+    if not module_name:
+        raise HookLoadError("a python hook needs a module name, e.g. mypackage.hooks")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not (module_name + ".").startswith(exc.name + "."):
+            raise HookLoadError(  # the module exists; something it imports does not
+                f"importing {module_name!r} raised {_exc_line(exc)}: fix the module and try again"
+            ) from None
+        raise HookLoadError(
+            f"cannot import {module_name!r} ({exc}): check the name, and that it is "
+            "installed in the kernel's environment or on sys.path"
+        ) from None
+    except BaseException as exc:  # the module's own code failed
+        raise HookLoadError(
+            f"importing {module_name!r} raised {_exc_line(exc)}: fix the module and try again"
+        ) from None
+    func = getattr(module, attr, None)
+    if func is None:
+        raise HookLoadError(
+            f"module {module_name!r} has no {attr!r}: define "
+            f"`def {attr}(host, client, item): ...` in it"
+        )
+    if not callable(func):
+        raise HookLoadError(
+            f"{module_name}.{attr} is {type(func).__name__}, not a function: define "
+            f"`def {attr}(host, client, item): ...`"
+        )
+    return func
+
+
+def _load_file_hook(path: str) -> Callable[..., Any]:
+    file = Path(path)
+    if not file.exists():
+        raise HookLoadError(f"{path} does not exist: give the path of a Python file")
+    if not file.is_file():
+        raise HookLoadError(f"{path} is not a file: give the path of a Python file")
+    try:
+        source = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HookLoadError(f"cannot read {path}: {exc}") from None
+    try:
+        code = compile(source, str(file), "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        raise HookLoadError(f"{path}, line {exc.lineno}: SyntaxError: {exc.msg}") from None
+    module = types.ModuleType(f"pubsub_hook_file_{file.stem}")
+    module.__file__ = str(file)
+    try:
+        exec(code, module.__dict__)
+    except BaseException as exc:
+        raise HookLoadError(
+            f"running {path} raised {_exc_line(exc)}{_where(exc, str(file))}: fix the file"
+        ) from None
+    func = module.__dict__.get("hook")
+    if func is None:
+        raise HookLoadError(
+            f"{path} defines no `hook`: add `def hook(host, client, item): ...` to it"
+        )
+    if not callable(func):
+        raise HookLoadError(
+            f"`hook` in {path} is {type(func).__name__}, not a function: define "
+            "`def hook(host, client, item): ...`"
+        )
+    return func
+
+
+def _check_signature(func: Callable[..., Any], where: str) -> None:
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):  # builtins without a signature: trust them
+        return
+    try:
+        signature.bind(None, None, None)
+    except TypeError:
+        raise HookLoadError(
+            f"the hook of {where} has the signature {signature}, but is called as "
+            "hook(host, client, item): give it those three parameters"
+        ) from None
+
+
+#: Names a python_code hook sees as its own, whatever the shared namespace holds.
+CODE_HOOK_NAMES = frozenset({"host", "client", "item"})
+_code_ids = itertools.count(1)
+
+
+class CodeNamespace(dict):
+    """Globals of a ``python_code`` hook: ``host``, ``client`` and ``item`` are its own;
+    every other name is read from, and written to, the shared namespace.
+
+    So the code can use and fill notebook variables, while two hooks (or the notebook)
+    never see each other's ``item``. Functions and comprehensions in the code resolve
+    names through it too.
+    """
+
+    __slots__ = ("shared",)
+
+    def __init__(self, shared: dict[str, Any]):
+        super().__init__()
+        self.shared = shared
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return dict.__getitem__(self, key)
+        except KeyError:
+            return self.shared[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key in CODE_HOOK_NAMES or key == "__builtins__":
+            dict.__setitem__(self, key, value)
+        else:
+            self.shared[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        if dict.__contains__(self, key):
+            dict.__delitem__(self, key)
+        else:
+            del self.shared[key]
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or key in self.shared
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+
+def compile_code(code: str, filename: str) -> types.CodeType:
+    """Compile hook code (top-level ``await`` allowed) or raise :class:`HookLoadError`."""
+    if not code.strip():
+        raise HookLoadError("a python_code hook needs code: give it after the options")
+    try:
+        compiled = compile(
+            code, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True
+        )
+    except SyntaxError as exc:
+        raise HookLoadError(
+            f"the code does not compile: line {exc.lineno}: SyntaxError: {exc.msg}"
+        ) from None
+    # Tracebacks of the hook show its lines.
+    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    return compiled
+
+
+def _load_code_hook(code: str, namespace: dict[str, Any], name: str) -> Callable[..., Any]:
+    filename = f"{name[:-1]}#{next(_code_ids)}>"
+    compiled = compile_code(code, filename)
+    is_async = bool(compiled.co_flags & inspect.CO_COROUTINE)
+    scope = CodeNamespace(namespace)
+
+    def run_code(host: Any, client: Any, item: Any) -> Any:
+        dict.__setitem__(scope, "host", host)
+        dict.__setitem__(scope, "client", client)
+        dict.__setitem__(scope, "item", item)
+        return eval(compiled, scope)  # a coroutine when the code awaits
+
+    run_code.__qualname__ = run_code.__name__ = "python_code"
+    run_code.is_async = is_async  # type: ignore[attr-defined]
+    run_code.code = compiled  # type: ignore[attr-defined]
+    return run_code
+
+
+def _exc_line(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _where(exc: BaseException, filename: str) -> str:
+    tb = exc.__traceback__
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f" at line {line}" if line else ""

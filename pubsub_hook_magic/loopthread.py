@@ -1,0 +1,93 @@
+"""An asyncio loop in a daemon thread, with a synchronous facade.
+
+This is how the notebook talks to the XMPP session without touching the kernel's own
+loop (the pattern of Dask's synchronous ``Client``): synchronous code submits a
+coroutine with :meth:`LoopThread.run` and waits for its result with a timeout. Events
+keep flowing on the thread while a notebook cell blocks, and a timeout or an interrupt
+in the caller cancels the coroutine but leaves the loop alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from typing import Any, Awaitable, Callable, TypeVar
+
+__all__ = ["LoopThread"]
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """Owns one event loop running forever in a daemon thread."""
+
+    def __init__(self, name: str = "pubsub-hook-session"):
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._thread.start()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.close()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and not self.loop.is_closed()
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
+    def in_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def submit(self, coro: Awaitable[T]) -> concurrent.futures.Future[T]:
+        """Schedule ``coro`` on the loop; returns a thread-safe future."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+
+    def run(self, coro: Awaitable[T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the loop and wait for its result.
+
+        On a timeout (``TimeoutError``) or an interrupt (``KeyboardInterrupt``) in the
+        caller, the coroutine is cancelled; the loop goes on.
+        """
+        if self.in_thread():
+            raise RuntimeError("LoopThread.run() called from its own loop: await instead")
+        future = self.submit(coro)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(f"no answer within {timeout:g} s") from None
+        except BaseException:
+            future.cancel()
+            raise
+
+    def call_soon(self, func: Callable[..., Any], *args: Any) -> None:
+        """Call ``func(*args)`` on the loop, from any thread."""
+        self.loop.call_soon_threadsafe(func, *args)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Cancel what still runs on the loop, stop it and join the thread."""
+        if not self.alive:
+            return
+
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.loop.shutdown_asyncgens()
+
+        if not self.in_thread():
+            try:
+                self.run(cancel_all(), timeout)
+            except (TimeoutError, RuntimeError):
+                pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        if not self.in_thread():
+            self._thread.join(timeout)

@@ -1,0 +1,221 @@
+"""IPython connectivity: the ``%hook`` / ``%%hook`` magic.
+
+A thin layer: parse the line, call the :class:`~.manager.HookManager` on its loop
+thread, print the result. Bad input and failures become one-line ``UsageError``s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+from typing import Any
+
+from IPython.core.error import StdinNotImplementedError, UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from traitlets import Float, Integer, TraitError, validate
+
+from . import commands, formatting
+from .hooks import HookError
+from .loopthread import LoopThread
+from .manager import HookManager
+
+__all__ = ["HookMagics"]
+
+
+@magics_class
+class HookMagics(Magics):
+    """The ``%hook`` magic and its session, one per shell."""
+
+    history = Integer(50, help="How many recent triggers each hook keeps.").tag(config=True)
+    queue_size = Integer(
+        1000, help="How many items may wait for a busy hook before it drops some."
+    ).tag(config=True)
+    timeout = Float(
+        30.0, help="Seconds a command waits for the XMPP server before giving up."
+    ).tag(config=True)
+
+    @validate("history", "queue_size")
+    def _positive_int(self, proposal: Any) -> int:
+        if proposal["value"] < 1:
+            raise TraitError(f"{proposal['trait'].name} must be at least 1")
+        return proposal["value"]
+
+    @validate("timeout")
+    def _positive_float(self, proposal: Any) -> float:
+        if proposal["value"] <= 0:
+            raise TraitError("timeout must be positive")
+        return proposal["value"]
+
+    def __init__(self, shell: Any, **kwargs: Any):
+        super().__init__(shell, **kwargs)
+        try:  # the kernel's loop, captured once: hooks reach it via host.call_in_kernel
+            kernel_loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            kernel_loop = None
+        self.loop_thread = LoopThread()
+        self.manager = HookManager(
+            shell.user_ns,
+            shell=shell,
+            kernel_loop=kernel_loop,
+            history=self.history,
+            queue_size=self.queue_size,
+        )
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _call(self, coro: Any, timeout: float | None = None) -> Any:
+        """Run a manager coroutine on the session loop; failures become UsageError."""
+        limit = timeout if timeout is not None else self.timeout
+        try:
+            return self.loop_thread.run(coro, limit)
+        except HookError as exc:
+            raise UsageError(str(exc)) from None
+        except TimeoutError:
+            raise UsageError(
+                f"the XMPP server did not answer within {limit:g} s; check %hook status, "
+                "or raise the limit with %config HookMagics.timeout = 60"
+            ) from None
+
+    def close(self) -> None:
+        """Disconnect and stop the loop thread (``%unload_ext``)."""
+        if self.loop_thread.alive:
+            try:
+                self.loop_thread.run(self.manager.disconnect(), 10)
+            except Exception:  # noqa: BLE001 - closing must finish
+                pass
+            self.loop_thread.stop()
+
+    # ------------------------------------------------------------------ the magic
+
+    @no_var_expand
+    @line_cell_magic
+    def hook(self, line: str, cell: str | None = None) -> None:
+        try:
+            args = commands.parse_command(line, cell)
+        except commands.HelpShown:
+            return
+        except HookError as exc:
+            raise UsageError(str(exc)) from None
+        if args.command is None:
+            commands.parser().print_help()
+            return
+        getattr(self, f"_cmd_{args.command}")(args)
+
+    def _cmd_connect(self, args: Any) -> None:
+        if self.manager.session is not None:
+            raise UsageError(
+                f"already connected as {self.manager.jid}: %hook disconnect first"
+            )
+        password = self._password(args)
+        self.manager.history, self.manager.queue_size = self.history, self.queue_size
+        timeout = args.timeout or self.timeout
+        warnings = self._call(
+            self.manager.connect(
+                args.jid,
+                password,
+                host=args.host,
+                port=args.port,
+                tls=not args.no_tls,
+                direct_tls=args.direct_tls,
+                ca_file=args.ca_file,
+                timeout=timeout,
+            ),
+            timeout + 30,
+        )
+        hooks = self.manager.hooks()
+        print(
+            f"Connected as {self.manager.jid}"
+            + (f"; {len(hooks)} persistent hook(s) installed." if hooks else ".")
+        )
+        for warning in warnings:
+            print(f"Warning: {warning}")
+
+    def _password(self, args: Any) -> str:
+        if args.password_env:
+            password = os.environ.get(args.password_env)
+            if not password:
+                raise UsageError(
+                    f"the environment variable {args.password_env} is not set: set it, or "
+                    "leave out --password-env to use $XMPP_PASSWORD or a prompt"
+                )
+            return password
+        password = os.environ.get("XMPP_PASSWORD")
+        if password:
+            return password
+        try:
+            password = getpass.getpass(f"Password for {args.jid}: ")
+        except (StdinNotImplementedError, EOFError, OSError):
+            password = ""
+        if not password:
+            raise UsageError(
+                "no password: use --password-env VAR or set XMPP_PASSWORD (this front end "
+                "cannot prompt for one)"
+            )
+        return password
+
+    def _cmd_disconnect(self, args: Any) -> None:
+        if self.manager.session is None:
+            print("Not connected.")
+            return
+        jid = self.manager.jid
+        self._call(self.manager.disconnect())
+        print(f"Disconnected {jid}.")
+
+    def _cmd_create(self, args: Any) -> None:
+        hook = self._call(
+            self.manager.create_hook(
+                args.service or None,
+                args.node,
+                args.type,
+                args.arg,
+                persistent=args.persistent,
+            )
+        )
+        print(f"Created {hook.describe()}.")
+
+    def _cmd_delete(self, args: Any) -> None:
+        if not args.node and not args.id:
+            raise UsageError("give the node of the hooks to delete (-n NODE), or --id ID")
+        count = self._call(
+            self.manager.delete_hooks(
+                args.service or None,
+                args.node or None,
+                args.type or None,
+                args.arg or None,
+                hook_id=args.id or None,
+            )
+        )
+        print(f"{count} hook(s) have been deleted")
+
+    def _cmd_list(self, args: Any) -> None:
+        summaries = self._call(self._summaries())
+        if args.output == "json":
+            print(formatting.hooks_json(summaries))
+        else:
+            print(formatting.hooks_text(summaries))
+
+    async def _summaries(self) -> list[dict[str, Any]]:
+        return self.manager.list_hooks()  # read on the session loop: no torn statistics
+
+    def _cmd_status(self, args: Any) -> None:
+        status = self._call(self._status())
+        print(formatting.status_text(status))
+
+    async def _status(self) -> dict[str, Any]:
+        return self.manager.status()
+
+
+HookMagics.hook.__doc__ = (
+    "Run Python for every item published to an XMPP PubSub node.\n\n"
+    "Examples::\n\n"
+    "  %hook connect alice@example.org --password-env ALICE_PW\n"
+    "  %hook create -s pubsub.example.org -n news -t python_code print(item['id'])\n"
+    "  %hook create -n urn:xmpp:microblog:0 -t python_file --persistent ~/hook.py\n"
+    "  %hook list -O json\n"
+    "  %hook delete -s pubsub.example.org -n news\n\n"
+    "A hook is called as hook(host, client, item): host is the extension's manager\n"
+    "(host.shell, host.call_in_kernel), client the slixmpp client, item the\n"
+    "published <item/> stanza (item['id'], item['payload']).\n\n"
+    + commands.full_help()
+)

@@ -1,0 +1,437 @@
+"""The host: ties the XMPP session, the hook registry, the runners and the store.
+
+:class:`HookManager` is the object hooks receive as ``host`` and the Python API of the
+package. Its methods are coroutines that run on the session's loop, so a plain script
+uses it with ``asyncio.run``::
+
+    async def main():
+        host = HookManager()
+        await host.connect("alice@example.org", password)
+        await host.create_hook("pubsub.example.org", "news", "python_code", "print(item['id'])")
+        await asyncio.Event().wait()
+
+In a notebook the IPython magics drive the same object through a loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from typing import Any, Callable
+
+from .dedupe import RecentItems
+from .hooks import Hook, HookError, HookType, load_hook, new_hook_id, normalize_arg
+from .registry import HookRegistry
+from .runner import HookRunner, Trigger
+from .session import RequestError, SessionError, XmppSession, bare_jid
+from .store import HookStore, StoreError
+
+__all__ = ["HookManager"]
+
+log = logging.getLogger(__name__)
+logging.getLogger("pubsub_hook_magic").addHandler(logging.NullHandler())
+
+
+class HookManager:
+    """Hooks on PubSub nodes of one XMPP account.
+
+    :param namespace: the namespace ``python_code`` hooks share (the notebook's user
+        namespace; a fresh dict by default).
+    :param shell: the IPython shell, exposed to hooks as ``host.shell`` (None outside IPython).
+    :param kernel_loop: the kernel's main loop, for :meth:`call_in_kernel`.
+    :param data_dir: where persistent hooks are stored (default: see :mod:`.store`).
+    :param history: how many recent triggers each hook keeps.
+    :param queue_size: how many items may wait for a busy hook before it drops some.
+    """
+
+    def __init__(
+        self,
+        namespace: dict[str, Any] | None = None,
+        *,
+        shell: Any = None,
+        kernel_loop: asyncio.AbstractEventLoop | None = None,
+        data_dir: str | None = None,
+        history: int = 50,
+        queue_size: int = 1000,
+    ):
+        self.namespace = namespace if namespace is not None else {}
+        self.shell = shell
+        self.kernel_loop = kernel_loop
+        self.data_dir = data_dir
+        self.history = history
+        self.queue_size = queue_size
+        self.registry = HookRegistry()
+        self.runners: dict[str, HookRunner] = {}
+        self.session: XmppSession | None = None
+        self.store: HookStore | None = None
+        self.connected_since: float | None = None
+        self._recent = RecentItems()
+        self._ours: set[tuple[str, str]] = set()  # subscriptions this extension made
+        self._lock = asyncio.Lock()
+        self._trigger_listeners: list[Callable[[HookRunner, Trigger], None]] = []
+
+    # ------------------------------------------------------------------ what hooks use
+
+    @property
+    def client(self) -> Any:
+        """The slixmpp client of the session (None when disconnected)."""
+        return self.session.client if self.session is not None else None
+
+    @property
+    def jid(self) -> str | None:
+        """The bare JID of the connected account."""
+        return self.session.bare if self.session is not None else None
+
+    def call_in_kernel(self, func: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
+        """Run ``func(*args)`` on the kernel's main loop (where widgets and the notebook's
+        own asyncio code live) and return a future of its result. Without a kernel loop
+        it runs at once, on the calling thread."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+
+        def call() -> None:
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(func(*args))
+                except BaseException as exc:  # noqa: BLE001
+                    future.set_exception(exc)
+
+        loop = self.kernel_loop
+        if loop is None or loop.is_closed():
+            call()
+        else:
+            loop.call_soon_threadsafe(call)
+        return future
+
+    async def run_in_kernel(self, func: Callable[..., Any], *args: Any) -> Any:
+        """``await host.run_in_kernel(func, ...)``: :meth:`call_in_kernel`, awaited."""
+        return await asyncio.wrap_future(self.call_in_kernel(func, *args))
+
+    # ------------------------------------------------------------------ connection
+
+    @property
+    def connected(self) -> bool:
+        return self.session is not None and self.session.connected
+
+    @property
+    def state(self) -> str:
+        return self.session.state if self.session is not None else "disconnected"
+
+    async def connect(
+        self,
+        jid: str,
+        password: str,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        tls: bool = True,
+        direct_tls: bool = False,
+        ca_file: str | None = None,
+        timeout: float = 30.0,
+    ) -> list[str]:
+        """Log in and install the account's persistent hooks again.
+
+        Returns warnings, one line each, about persistent hooks that could not be
+        installed (they stay stored and listed, marked broken, until deleted).
+        """
+        async with self._lock:
+            if self.session is not None:
+                raise HookError(
+                    f"already connected as {self.jid}: disconnect first to change account"
+                )
+            account = bare_jid(jid, "JID")
+            if "@" not in account:
+                raise HookError(f"{jid!r} is not an account JID: give it as user@domain")
+            store = HookStore(account, self.data_dir)
+            records = store.hooks()  # a damaged store is an error before we log in
+            session = XmppSession(
+                jid,
+                password,
+                on_item=self._on_item,
+                host=host,
+                port=port,
+                tls=tls,
+                direct_tls=direct_tls,
+                ca_file=ca_file,
+            )
+            await session.start(timeout)
+            self.session, self.store = session, store
+            self.connected_since = time.time()
+            try:
+                self._ours = store.subscriptions()
+            except StoreError as exc:
+                log.warning("%s", exc)
+            return await self._install_persistent(records)
+
+    async def _install_persistent(self, records: list[dict[str, Any]]) -> list[str]:
+        warnings = []
+        for record in records:
+            try:
+                hook = Hook.from_record(record)
+            except (KeyError, TypeError, ValueError, HookError) as exc:
+                warnings.append(f"a stored hook is unreadable ({exc}): {record!r}")
+                continue
+            if hook.id in self.registry:
+                continue
+            try:
+                hook.func = load_hook(hook, self.namespace)
+            except HookError as exc:
+                hook.load_error = str(exc)
+            if hook.func is not None:
+                try:
+                    await self._listen(hook.service, hook.node)
+                except HookError as exc:
+                    hook.load_error = str(exc)
+            self._install(hook)
+            if hook.load_error:
+                warnings.append(
+                    f"persistent {hook.describe()} is not running: {hook.load_error}"
+                )
+        # Subscriptions we made for hooks that are gone (e.g. a crashed kernel's
+        # temporary hooks): remove them now.
+        for service, node in sorted(self._ours - self.registry.nodes()):
+            await self._unlisten(service, node)
+        return warnings
+
+    async def disconnect(self) -> None:
+        """Drop temporary hooks (and the subscriptions made for them only), stop every
+        runner and close the session. Persistent hooks stay stored."""
+        async with self._lock:
+            session = self.session
+            if session is None:
+                return
+            temporary_nodes = {h.key for h in self.registry if not h.persistent}
+            persistent_nodes = {h.key for h in self.registry if h.persistent}
+            if session.connected:
+                for service, node in sorted(temporary_nodes - persistent_nodes):
+                    try:
+                        await asyncio.wait_for(self._unlisten(service, node), 5)
+                    except (asyncio.TimeoutError, HookError) as exc:
+                        log.warning("leaving %s/%s: %s", service, node, exc)
+            for hook in list(self.registry):
+                await self._uninstall(hook)
+            self.session, self.store = None, None
+            self.connected_since = None
+            self._recent = RecentItems()
+            self._ours = set()
+            await session.stop()
+
+    # ------------------------------------------------------------------ hooks
+
+    def _require_session(self) -> XmppSession:
+        if self.session is None or not self.session.connected:
+            raise HookError("not connected to an XMPP server: connect first (%hook connect JID)")
+        return self.session
+
+    async def create_hook(
+        self,
+        service: str | None,
+        node: str,
+        hook_type: str | HookType,
+        arg: str,
+        *,
+        persistent: bool = False,
+    ) -> Hook:
+        """Check the hook's code, make sure the node's events arrive, install the hook
+        and store it if persistent. On any error nothing is installed or stored."""
+        async with self._lock:
+            session = self._require_session()
+            kind = HookType.parse(hook_type)
+            if not node:
+                raise HookError("a node is needed: give it with -n NODE")
+            service = bare_jid(service, "service JID") if service else session.bare
+            hook = Hook(
+                service=service,
+                node=node,
+                type=kind,
+                arg=normalize_arg(kind, arg),
+                persistent=persistent,
+                id=new_hook_id(lambda i: i in self.registry),
+            )
+            hook.func = load_hook(hook, self.namespace)
+            new_node = not self.registry.for_node(service, node)
+            if new_node:
+                await self._listen(service, node)
+            self._install(hook)
+            if persistent:
+                try:
+                    self.store.add_hook(hook.to_record())  # type: ignore[union-attr]
+                except BaseException:
+                    await self._uninstall(hook)
+                    if new_node:
+                        await self._unlisten(service, node)
+                    raise
+            log.info("created %s", hook.describe())
+            return hook
+
+    async def delete_hooks(
+        self,
+        service: str | None = None,
+        node: str | None = None,
+        hook_type: str | HookType | None = None,
+        arg: str | None = None,
+        *,
+        hook_id: str | None = None,
+    ) -> int:
+        """Delete hooks as Libervia does: every hook on ``(service, node)``, narrowed
+        by type and argument when given; or the one hook ``hook_id``. Returns how many."""
+        async with self._lock:
+            if hook_id:
+                hook = self.registry.get(hook_id)
+                doomed = [hook] if hook is not None else []
+            else:
+                if not node:
+                    raise HookError("give the node of the hooks to delete with -n NODE")
+                if service:
+                    service = bare_jid(service, "service JID")
+                else:
+                    service = self._require_session().bare
+                kind = HookType.parse(hook_type) if hook_type else None
+                doomed = self.registry.select(service, node, kind, arg or None)
+            stored = {h.id for h in doomed if h.persistent}
+            if stored and self.store is not None:
+                self.store.remove_hooks(stored)  # fails before anything is removed
+            for hook in doomed:
+                await self._uninstall(hook)
+            for key in {h.key for h in doomed}:
+                if not self.registry.for_node(*key) and self.connected:
+                    try:
+                        await self._unlisten(*key)
+                    except HookError as exc:
+                        log.warning("%s", exc)
+            return len(doomed)
+
+    def hooks(self) -> list[Hook]:
+        """Every installed hook, persistent first."""
+        return list(self.registry)
+
+    def list_hooks(self) -> list[dict[str, Any]]:
+        """Every hook with its statistics and recent triggers (JSON-ready)."""
+        return [self.runners[h.id].summary() for h in self.registry]
+
+    def status(self) -> dict[str, Any]:
+        session = self.session
+        return {
+            "state": self.state,
+            "jid": self.jid,
+            "server": (
+                f"{session.host}:{session.port}" if session and session.host else None
+            ),
+            "tls": session.tls if session else None,
+            "connected_since": self.connected_since,
+            "hooks": len(self.registry),
+            "persistent": sum(1 for h in self.registry if h.persistent),
+            "nodes": len(self.registry.nodes()),
+            "events_received": session.events_received if session else 0,
+            "triggers": sum(r.count for r in self.runners.values()),
+            "errors": sum(r.errors for r in self.runners.values()),
+            "store": str(self.store.path) if self.store else None,
+        }
+
+    def add_trigger_listener(self, listener: Callable[[HookRunner, Trigger], None]) -> None:
+        """Call ``listener(runner, trigger)`` after every run of every hook."""
+        self._trigger_listeners.append(listener)
+        for runner in self.runners.values():
+            runner.add_listener(listener)
+
+    # ------------------------------------------------------------------ internals
+
+    def _install(self, hook: Hook) -> None:
+        self.registry.add(hook)
+        runner = HookRunner(
+            hook,
+            lambda: (self, self.client),
+            history=self.history,
+            queue_size=self.queue_size,
+        )
+        for listener in self._trigger_listeners:
+            runner.add_listener(listener)
+        self.runners[hook.id] = runner
+        runner.start()
+
+    async def _uninstall(self, hook: Hook) -> None:
+        self.registry.remove(hook)
+        runner = self.runners.pop(hook.id, None)
+        if runner is not None:
+            await runner.stop()
+
+    def _is_pep(self, service: str) -> bool:
+        return "@" in service
+
+    async def _listen(self, service: str, node: str) -> None:
+        """Make events of the node arrive, without firing hooks for old items."""
+        session = self._require_session()
+        pep = self._is_pep(service)
+        # Remember the node's newest item: a copy the server re-sends on subscribe or
+        # presence is then recognised as old, and fires nothing.
+        try:
+            for item in await session.last_items(service, node, 1):
+                self._recent.seen(service, node, item)
+        except RequestError as exc:
+            if exc.condition == "item-not-found" and not pep:
+                raise HookError(
+                    f"node {node!r} does not exist on {service}: create it first, or check "
+                    "the name (%hook nodes lists a service's nodes)"
+                ) from None
+            if exc.condition == "timeout":
+                raise HookError(f"{service} does not answer ({exc.what})") from None
+            # PEP nodes appear at their first publish; other refusals surface below.
+        if pep:
+            await session.set_pep_interest(node, True)
+            return
+        try:
+            if await session.subscription_exists(service, node):
+                return
+        except RequestError:
+            pass  # not all services list subscriptions; subscribing tells
+        try:
+            await session.subscribe(service, node)
+        except RequestError as exc:
+            if exc.condition == "item-not-found":
+                raise HookError(f"node {node!r} does not exist on {service}") from None
+            raise HookError(
+                f"{service} refused the subscription to {node!r} ({exc.condition}"
+                f"{': ' + exc.text if exc.text else ''}): the node's access model may "
+                "require an invitation, a roster group or the owner's approval"
+            ) from None
+        self._set_ours(service, node, True)
+
+    async def _unlisten(self, service: str, node: str) -> None:
+        """Stop the events of a node that no hook uses any more."""
+        session = self.session
+        self._recent.forget(service, node)
+        if session is None or not session.connected:
+            return
+        if self._is_pep(service):
+            await session.set_pep_interest(node, False)
+        elif (service, node) in self._ours:
+            try:
+                await session.unsubscribe(service, node)
+            except RequestError as exc:
+                if exc.condition not in ("item-not-found", "unexpected-request"):
+                    raise HookError(str(exc)) from None
+            self._set_ours(service, node, False)
+
+    def _set_ours(self, service: str, node: str, ours: bool) -> None:
+        if ours:
+            self._ours.add((service, node))
+        else:
+            self._ours.discard((service, node))
+        if self.store is not None:
+            try:
+                self.store.set_subscription(service, node, ours)
+            except StoreError as exc:
+                log.warning("%s", exc)
+
+    def _on_item(self, service: str, node: str, item: Any) -> None:
+        """The event path: one published item, from ``service`` (the sender)."""
+        hooks = self.registry.for_node(service, node)
+        if not hooks or self._recent.seen(service, node, item):
+            return
+        received = time.time()
+        item_id = item["id"] or None
+        publisher = item["publisher"] or None
+        runners = self.runners
+        for hook in hooks:
+            runners[hook.id].submit(item, item_id, publisher, received)

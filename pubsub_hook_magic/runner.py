@@ -1,0 +1,204 @@
+"""Running a hook for each item: in order, one at a time, recording every run.
+
+Each hook has a bounded queue and one worker task on the session's loop. A
+synchronous hook runs inline on that loop (it may use ``client``); an ``async def``
+hook, or ``python_code`` with top-level ``await``, is awaited. Whatever the hook raises
+is recorded, with its traceback, on the trigger of that item; the next item still runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import inspect
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .hooks import Hook
+
+__all__ = ["Trigger", "HookRunner"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Trigger:
+    """One run of a hook for one item (or one item it had to drop)."""
+
+    item_id: str | None
+    publisher: str | None
+    received: float  # wall-clock time the item arrived
+    started: float | None = None  # wall-clock time the hook started
+    duration: float | None = None  # seconds
+    outcome: str = "pending"  # "ok", "error", "dropped"
+    error: str | None = None  # "ValueError: message"
+    traceback: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "item_id": self.item_id,
+            "publisher": self.publisher,
+            "received": self.received,
+            "started": self.started,
+            "duration": self.duration,
+            "outcome": self.outcome,
+            "error": self.error,
+            "traceback": self.traceback,
+        }
+
+
+class HookRunner:
+    """Feeds one hook its items and keeps its statistics and recent triggers."""
+
+    def __init__(
+        self,
+        hook: Hook,
+        call_args: Callable[[], tuple[Any, Any]],
+        *,
+        history: int = 50,
+        queue_size: int = 1000,
+    ):
+        self.hook = hook
+        self._call_args = call_args  # -> (host, client), read at each run
+        self.triggers: collections.deque[Trigger] = collections.deque(maxlen=max(1, history))
+        self.count = 0
+        self.errors = 0
+        self.dropped = 0
+        self.total_duration = 0.0
+        self.last_duration: float | None = None
+        self._queue: asyncio.Queue[tuple[Any, Trigger]] = asyncio.Queue(maxsize=queue_size)
+        self._worker: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[HookRunner, Trigger], None]] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start the worker on the running loop (call from the session loop)."""
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(
+                self._work(), name=f"pubsub-hook-{self.hook.id}"
+            )
+
+    async def stop(self) -> None:
+        """Stop the worker; an item being run is cancelled, queued ones are dropped."""
+        worker, self._worker = self._worker, None
+        if worker is not None and not worker.done():
+            worker.cancel()
+            try:
+                await worker
+            except asyncio.CancelledError:
+                pass
+
+    def add_listener(self, listener: Callable[[HookRunner, Trigger], None]) -> None:
+        """Call ``listener(runner, trigger)`` after each run (on the session loop)."""
+        self._listeners.append(listener)
+
+    # ------------------------------------------------------------------ the hot path
+
+    def submit(self, item: Any, item_id: str | None, publisher: str | None, received: float) -> None:
+        """Queue ``item`` for the hook; count it as dropped if the queue is full."""
+        trigger = Trigger(item_id, publisher, received)
+        try:
+            self._queue.put_nowait((item, trigger))
+        except asyncio.QueueFull:
+            self.dropped += 1
+            trigger.outcome = "dropped"
+            trigger.error = f"queue full ({self._queue.maxsize} items waiting)"
+            self._record(trigger)
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    async def _work(self) -> None:
+        queue = self._queue
+        while True:
+            item, trigger = await queue.get()
+            await self.run(item, trigger)
+
+    async def run(self, item: Any, trigger: Trigger) -> Trigger:
+        """Run the hook once for ``item``, recording the outcome on ``trigger``."""
+        func = self.hook.func
+        host, client = self._call_args()
+        trigger.started = time.time()
+        start = time.perf_counter()
+        try:
+            if func is None:
+                raise RuntimeError(self.hook.load_error or "the hook's code is not loaded")
+            result = func(host, client, item)
+            if inspect.isawaitable(result):
+                await result
+        except asyncio.CancelledError:
+            if _cancelling():
+                raise  # the runner is stopping
+            self._fail(trigger, asyncio.CancelledError("the hook was cancelled"))
+        except BaseException as exc:  # noqa: BLE001 - a hook must never stop the session
+            self._fail(trigger, exc)
+        else:
+            trigger.outcome = "ok"
+        finally:
+            trigger.duration = duration = time.perf_counter() - start
+            self.count += 1
+            self.total_duration += duration
+            self.last_duration = duration
+            self._record(trigger)
+        return trigger
+
+    def _fail(self, trigger: Trigger, exc: BaseException) -> None:
+        self.errors += 1
+        trigger.outcome = "error"
+        trigger.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        # Drop our own frame: the traceback starts in the hook's code.
+        tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+        trigger.traceback = "".join(traceback.format_exception(type(exc), exc, tb))
+        log.warning("hook %s failed on item %s: %s", self.hook.id, trigger.item_id, trigger.error)
+
+    def _record(self, trigger: Trigger) -> None:
+        self.triggers.append(trigger)
+        for listener in self._listeners:
+            try:
+                listener(self, trigger)
+            except Exception:  # noqa: BLE001
+                log.exception("trigger listener failed")
+
+    # ------------------------------------------------------------------ reporting
+
+    @property
+    def last_trigger(self) -> Trigger | None:
+        return self.triggers[-1] if self.triggers else None
+
+    @property
+    def mean_duration(self) -> float | None:
+        return self.total_duration / self.count if self.count else None
+
+    def summary(self) -> dict[str, Any]:
+        """The hook and its statistics, JSON-ready (``%hook list -O json``)."""
+        hook = self.hook
+        last = self.last_trigger
+        return {
+            "id": hook.id,
+            "service": hook.service,
+            "node": hook.node,
+            "type": hook.type.value,
+            "arg": hook.arg,
+            "persistent": hook.persistent,
+            "created": hook.created,
+            "state": "broken" if hook.func is None else "active",
+            "load_error": hook.load_error,
+            "triggers": self.count,
+            "errors": self.errors,
+            "dropped": self.dropped,
+            "pending": self.pending,
+            "last_trigger": last.as_dict() if last else None,
+            "last_duration": self.last_duration,
+            "mean_duration": self.mean_duration,
+            "recent": [t.as_dict() for t in self.triggers],
+        }
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return bool(task is not None and task.cancelling())

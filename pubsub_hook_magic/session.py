@@ -1,0 +1,353 @@
+"""The XMPP session: one slixmpp client, its connection, and what hooks need of it.
+
+:class:`XmppSession` runs on whatever asyncio loop starts it (the manager's loop
+thread in a notebook, ``asyncio.run`` in a script). It logs in (TLS required and
+verified unless told otherwise), sends presence on every new stream, subscribes to
+PubSub nodes and registers PEP ``+notify`` interests, and hands each published item
+to ``on_item(service, node, item)``, where ``service`` is the bare JID that sent the
+event: an event forged by another JID cannot pretend to come from a hook's service.
+
+slixmpp is imported lazily, so loading the IPython extension stays fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any, Callable
+
+from .hooks import HookError
+
+__all__ = ["XmppSession", "SessionError", "RequestError", "bare_jid"]
+
+log = logging.getLogger(__name__)
+
+EVENT_NS = "http://jabber.org/protocol/pubsub#event"
+
+
+class SessionError(HookError):
+    """Connecting, or a request to the server, failed; the message says why."""
+
+
+def bare_jid(value: str, what: str = "JID") -> str:
+    """``value`` as a normalized bare JID, or a :class:`SessionError` saying it is invalid."""
+    from slixmpp.jid import JID, InvalidJID
+
+    try:
+        jid = JID(value)
+    except InvalidJID as exc:
+        raise SessionError(f"{value!r} is not a valid {what}: {exc}") from None
+    if not jid.domain:
+        raise SessionError(f"{value!r} is not a valid {what}")
+    return jid.bare
+
+
+class _RedactAuth(logging.Filter):
+    """Keeps SASL exchanges (which carry the password, base64-encoded) out of logs."""
+
+    _sasl = re.compile(r"(<(auth|response|challenge|success)\b[^>]*>)[^<]*(</\2>)")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args and "urn:ietf:params:xml:ns:xmpp-sasl" in str(record.args):
+            record.msg = record.getMessage()
+            record.msg = self._sasl.sub(r"\1[redacted]\3", record.msg)
+            record.args = ()
+        return True
+
+
+_redact = _RedactAuth()
+logging.getLogger("slixmpp.xmlstream.xmlstream").addFilter(_redact)
+
+
+class RequestError(SessionError):
+    """A PubSub request failed with an XMPP error condition."""
+
+    def __init__(self, what: str, condition: str, text: str):
+        self.what = what
+        self.condition = condition
+        self.text = text
+        detail = f"{condition}{': ' + text if text else ''}"
+        super().__init__(f"{what} failed ({detail})")
+
+
+def _iq_condition(exc: BaseException) -> tuple[str, str]:
+    """(condition, text) of an IqError; ("timeout", "") of an IqTimeout."""
+    iq = getattr(exc, "iq", None)
+    if iq is None:
+        return ("timeout", "")
+    return (iq["error"]["condition"] or "error", iq["error"]["text"] or "")
+
+
+class XmppSession:
+    """A logged-in slixmpp client that delivers PubSub items."""
+
+    def __init__(
+        self,
+        jid: str,
+        password: str,
+        *,
+        on_item: Callable[[str, str, Any], None],
+        host: str | None = None,
+        port: int | None = None,
+        tls: bool = True,
+        direct_tls: bool = False,
+        ca_file: str | None = None,
+    ):
+        self.jid = jid
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.direct_tls = direct_tls
+        self.ca_file = ca_file
+        self.on_item = on_item
+        self.state = "disconnected"
+        self.client: Any = None
+        self.events_received = 0
+        self._password = password
+        self._started: asyncio.Future[None] | None = None
+        self._last_failure = ""
+        self._interests: set[str] = set()
+
+    # ------------------------------------------------------------------ connection
+
+    @property
+    def connected(self) -> bool:
+        return self.state == "connected"
+
+    @property
+    def bare(self) -> str:
+        return self.client.boundjid.bare if self.client is not None else bare_jid(self.jid)
+
+    def _make_client(self) -> Any:
+        from slixmpp import ClientXMPP
+        from slixmpp.xmlstream.handler import Callback
+        from slixmpp.xmlstream.matcher import StanzaPath
+
+        mechanisms = {}
+        if not self.tls:
+            mechanisms = {"unencrypted_plain": True, "unencrypted_scram": True}
+        client = ClientXMPP(
+            self.jid,
+            self._password,
+            loop=asyncio.get_running_loop(),
+            plugin_config={"feature_mechanisms": mechanisms},
+        )
+        for plugin in ("xep_0030", "xep_0060", "xep_0115", "xep_0163", "xep_0199"):
+            client.register_plugin(plugin)
+        if self.tls:
+            client.enable_plaintext = False
+            client.enable_starttls = not self.direct_tls
+            client.enable_direct_tls = self.direct_tls or (self.host is None)
+            if self.ca_file:
+                client.ca_certs = self.ca_file
+        else:
+            client.enable_plaintext = True
+            client.enable_starttls = False
+            client.enable_direct_tls = False
+        client.add_event_handler("session_start", self._on_session_start)
+        client.add_event_handler("failed_all_auth", self._on_failed_auth)
+        client.add_event_handler("no_auth", self._on_no_auth)
+        client.add_event_handler("connection_failed", self._on_connection_failed)
+        client.add_event_handler("reconnect_delay", self._on_reconnect_delay)
+        client.add_event_handler("stream_error", self._on_stream_error)
+        client.add_event_handler("disconnected", self._on_disconnected)
+        client.add_event_handler("session_end", self._on_session_end)
+        client.register_handler(
+            Callback(
+                "pubsub_hook_magic items",
+                StanzaPath("message/pubsub_event/items"),
+                self._on_event_items,
+            )
+        )
+        return client
+
+    async def start(self, timeout: float = 30.0) -> None:
+        """Connect and log in; return once the session is up, or raise SessionError."""
+        loop = asyncio.get_running_loop()
+        self._started = loop.create_future()
+        self.client = self._make_client()
+        self.state = "connecting"
+        if self.host and self.port:
+            self.client.connect(self.host, self.port)
+        else:
+            self.client.connect()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._started), timeout)
+        except asyncio.TimeoutError:
+            await self.stop()
+            where = f"{self.host}:{self.port}" if self.host else self.bare.split("@")[-1]
+            detail = f" ({self._last_failure})" if self._last_failure else ""
+            raise SessionError(
+                f"no XMPP session with {where} after {timeout:g} s{detail}: check the "
+                "server address and that it is running"
+            ) from None
+        except SessionError:
+            await self.stop()
+            raise
+        except BaseException:
+            await self.stop()
+            raise
+
+    def _fail_start(self, message: str) -> None:
+        if self._started is not None and not self._started.done():
+            self._started.set_exception(SessionError(message))
+
+    async def _on_session_start(self, _event: Any) -> None:
+        self.client.send_presence()
+        self.state = "connected"
+        if self._started is not None and not self._started.done():
+            self._started.set_result(None)
+
+    def _on_failed_auth(self, _event: Any) -> None:
+        self._fail_start(
+            f"authentication failed for {self.jid}: check the password (and the JID)"
+        )
+
+    def _on_no_auth(self, _event: Any) -> None:
+        if self.tls:
+            self._fail_start(
+                "the server did not offer TLS, and the password is not sent over a plaintext "
+                "stream: use --no-tls only for a test server on loopback"
+            )
+        else:
+            self._fail_start("the server offered no login method that slixmpp supports")
+
+    def _on_connection_failed(self, error: Any) -> None:
+        self._last_failure = str(error)
+
+    def _on_reconnect_delay(self, _delay: Any) -> None:
+        # Every address was tried once: during start, that means "unreachable".
+        if self._started is not None and not self._started.done():
+            where = f"{self.host}:{self.port}" if self.host else self.bare.split("@")[-1]
+            self.client.cancel_connection_attempt()
+            self._fail_start(
+                f"cannot reach the XMPP server {where} ({self._last_failure or 'refused'}): "
+                "check --host/--port and that the server is running"
+            )
+
+    def _on_stream_error(self, error: Any) -> None:
+        self._last_failure = f"stream error: {error['condition']}"
+
+    def _on_session_end(self, _event: Any) -> None:
+        if self.state == "connected":
+            self.state = "disconnected"
+
+    def _on_disconnected(self, reason: Any) -> None:
+        if self.state != "stopping":
+            self.state = "disconnected"
+        if self._started is not None and not self._started.done():
+            self._fail_start(
+                f"the server closed the connection before the session started"
+                f"{': ' + str(self._last_failure) if self._last_failure else ''}"
+            )
+
+    async def stop(self) -> None:
+        """Close the stream and everything the client runs; safe to call twice."""
+        client, self.client = self.client, None
+        self.state = "stopping"
+        if client is not None:
+            client.cancel_connection_attempt()
+            try:
+                await asyncio.wait_for(client.disconnect(wait=1.0), 3.0)
+            except (asyncio.TimeoutError, Exception):  # noqa: BLE001
+                client.abort()
+            filters = getattr(client, "_run_out_filters", None)
+            if filters is not None and not filters.done():
+                filters.cancel()
+                try:
+                    await filters
+                except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                    pass
+            self.client = None
+        self.state = "disconnected"
+
+    # ------------------------------------------------------------------ events
+
+    def _on_event_items(self, msg: Any) -> None:
+        """One ``<items/>`` event: call ``on_item`` once per ``<item/>`` in it."""
+        self.events_received += 1
+        sender = msg["from"]
+        service = sender.bare if sender else self.client.boundjid.bare
+        items = msg["pubsub_event"]["items"]
+        node = items["node"]
+        for item in list(items.iterables):  # never iterate the stanza itself (see docs)
+            if item.name != "item":
+                continue  # a retraction
+            try:
+                self.on_item(service, node, item)
+            except Exception:  # noqa: BLE001 - a bug of ours must not bounce an error to the sender
+                log.exception("dispatching an item of %s/%s failed", service, node)
+
+    # ------------------------------------------------------------------ requests
+
+    def _pubsub(self) -> Any:
+        return self.client.plugin["xep_0060"]
+
+    async def _request(self, what: str, coro: Any) -> Any:
+        from slixmpp.exceptions import IqError, IqTimeout
+
+        try:
+            return await coro
+        except (IqError, IqTimeout) as exc:
+            condition, text = _iq_condition(exc)
+            raise RequestError(what, condition, text) from None
+
+    async def subscription_exists(self, service: str, node: str) -> bool:
+        """Whether this account (bare JID) is already subscribed to the node."""
+        iq = await self._request(
+            f"listing subscriptions to {node!r} on {service}",
+            self._pubsub().get_subscriptions(service, node, timeout=15),
+        )
+        me = self.client.boundjid.bare
+        for sub in iq["pubsub"]["subscriptions"]:
+            if sub["jid"].bare == me and sub["node"] in ("", node) and sub["subscription"] in (
+                "subscribed",
+                "",
+            ):
+                return True
+        return False
+
+    async def subscribe(self, service: str, node: str) -> None:
+        """Subscribe the account's bare JID to the node."""
+        iq = await self._request(
+            f"subscribing to {node!r} on {service}",
+            self._pubsub().subscribe(service, node, bare=True, timeout=15),
+        )
+        state = iq["pubsub"]["subscription"]["subscription"]
+        if state not in ("", "subscribed"):
+            raise SessionError(
+                f"the subscription to {node!r} on {service} is {state}: the node's owner "
+                "must approve it before events arrive"
+            )
+
+    async def unsubscribe(self, service: str, node: str) -> None:
+        await self._request(
+            f"unsubscribing from {node!r} on {service}",
+            self._pubsub().unsubscribe(service, node, bare=True, timeout=15),
+        )
+
+    async def last_items(self, service: str, node: str, max_items: int = 1) -> list[Any]:
+        """The newest ``max_items`` items of the node (oldest first)."""
+        iq = await self._request(
+            f"reading items of {node!r} on {service}",
+            self._pubsub().get_items(service, node, max_items=max_items, timeout=15),
+        )
+        return [i for i in iq["pubsub"]["items"].iterables if i.name == "item"]
+
+    async def set_pep_interest(self, node: str, interested: bool) -> None:
+        """Add or remove ``node+notify`` in our caps, then tell the server (presence)."""
+        disco = self.client.plugin["xep_0030"]
+        feature = f"{node}+notify"
+        if interested and node not in self._interests:
+            disco.add_feature(feature)
+            self._interests.add(node)
+        elif not interested and node in self._interests:
+            # xep_0163.remove_interest() of slixmpp 1.17 removes the wrong feature.
+            disco.del_feature(feature=feature)
+            self._interests.discard(node)
+        else:
+            return
+        await self.client.plugin["xep_0115"].update_caps(broadcast=False)
+        self.client.send_presence()
+

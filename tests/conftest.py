@@ -1,0 +1,87 @@
+"""Fixtures: one private Prosody per test session, a publisher, a fresh kernel per test."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from pubsub_hook_magic.testserver import TestServer
+
+from .support import Kernel, Publisher, kernel_env
+
+PASSWORDS = {"admin": "admin-secret", "alice": "alice-secret", "bob": "bob-secret"}
+_nodes = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[TestServer]:
+    if shutil.which("prosody") is None:
+        pytest.fail("Prosody is not installed: run .ci/run, or apt-get install prosody")
+    with TestServer(storage="memory") as srv:
+        for user, password in PASSWORDS.items():
+            srv.register(user, password)
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def publisher(server: TestServer) -> Iterator[Publisher]:
+    """admin@localhost: owns nodes on pubsub.localhost and publishes to them."""
+    pub = Publisher("admin@localhost/publisher", PASSWORDS["admin"], server.host, server.port)
+    yield pub
+    pub.close()
+
+
+@pytest.fixture
+def node(publisher: Publisher) -> str:
+    """A fresh node on pubsub.localhost, with a name no other test uses."""
+    name = f"node{next(_nodes)}"
+    publisher.create_node(name)
+    return name
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "store"
+    return path
+
+
+@pytest.fixture
+def kernel(server: TestServer, data_dir: Path, tmp_path: Path) -> Iterator[Kernel]:
+    """A fresh IPython kernel with the extension loaded (not yet connected)."""
+    env = kernel_env(
+        {
+            "PUBSUB_HOOK_DATA_DIR": str(data_dir),
+            "ALICE_PW": PASSWORDS["alice"],
+            "ADMIN_PW": PASSWORDS["admin"],
+            "XMPP_TEST_PORT": str(server.port),
+        }
+    )
+    env.pop("XMPP_PASSWORD", None)
+    k = Kernel(env, cwd=str(tmp_path))
+    k.run("%load_ext pubsub_hook_magic")
+    yield k
+    k.close()
+
+
+def connect_line(server: TestServer, user: str = "alice") -> str:
+    return (
+        f"%hook connect {user}@localhost --host {server.host} --port {server.port} "
+        f"--password-env {user.upper()}_PW --no-tls"
+    )
+
+
+@pytest.fixture
+def connected(kernel: Kernel, server: TestServer) -> Kernel:
+    """The kernel, connected as alice@localhost."""
+    out = kernel.run(connect_line(server)).stdout
+    assert "Connected as alice@localhost" in out, out
+    return kernel
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
