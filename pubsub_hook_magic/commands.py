@@ -102,10 +102,10 @@ def build_parser(prog: str = "%hook") -> _Parser:
         "The password comes from --password-env VAR, else $XMPP_PASSWORD, else a prompt; "
         "it is never stored, printed or logged.",
     )
-    p.add_argument("jid", help="the account, user@domain")
+    p.add_argument("jid", nargs="?", default=None, help="the account, user@domain (default: $XMPP_JID)")
     p.add_argument("--password-env", metavar="VAR", help="environment variable holding the password")
-    p.add_argument("--host", help="server address (default: the JID's domain, DNS SRV)")
-    p.add_argument("--port", type=int, help="server port (default 5222, or from DNS SRV)")
+    p.add_argument("--host", help="server address (default: $XMPP_HOST, else the JID's domain via DNS SRV)")
+    p.add_argument("--port", type=int, help="server port (default: $XMPP_PORT, else 5222 or DNS SRV)")
     p.add_argument(
         "--no-tls",
         action="store_true",

@@ -74,9 +74,12 @@ def hooks_text(summaries: Sequence[dict[str, Any]]) -> str:
     for s in summaries:
         if s.get("load_error"):
             lines.append(f"hook {s['id']} is broken: {s['load_error']}")
-        last = s["last_trigger"]
-        if last and last["outcome"] == "error":
-            lines.append(f"hook {s['id']} last failed on item {last['item_id']}: {last['error']}")
+        failed = s.get("last_error")
+        if failed:
+            lines.append(
+                f"hook {s['id']} last failed on item {failed['item_id']} "
+                f"({ago(failed['received'], now)}): {failed['error']}"
+            )
     return "\n".join(lines)
 
 

@@ -107,6 +107,17 @@ class HookMagics(Magics):
             raise UsageError(
                 f"already connected as {self.manager.jid}: %hook disconnect first"
             )
+        args.jid = args.jid or os.environ.get("XMPP_JID")
+        if not args.jid:
+            raise UsageError("give the account to connect: %hook connect user@domain")
+        args.host = args.host or os.environ.get("XMPP_HOST") or None
+        if args.port is None and os.environ.get("XMPP_PORT"):
+            try:
+                args.port = int(os.environ["XMPP_PORT"])
+            except ValueError:
+                raise UsageError("$XMPP_PORT is not a port number") from None
+        if args.host and not args.port:
+            args.port = 5223 if args.direct_tls else 5222
         password = self._password(args)
         self.manager.history, self.manager.queue_size = self.history, self.queue_size
         timeout = args.timeout or self.timeout

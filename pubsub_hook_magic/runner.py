@@ -69,6 +69,7 @@ class HookRunner:
         self.dropped = 0
         self.total_duration = 0.0
         self.last_duration: float | None = None
+        self.last_error: Trigger | None = None
         self._queue: asyncio.Queue[tuple[Any, Trigger]] = asyncio.Queue(maxsize=queue_size)
         self._worker: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[HookRunner, Trigger], None]] = []
@@ -149,6 +150,7 @@ class HookRunner:
 
     def _fail(self, trigger: Trigger, exc: BaseException) -> None:
         self.errors += 1
+        self.last_error = trigger
         trigger.outcome = "error"
         trigger.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         # Drop our own frame: the traceback starts in the hook's code.
@@ -193,6 +195,7 @@ class HookRunner:
             "dropped": self.dropped,
             "pending": self.pending,
             "last_trigger": last.as_dict() if last else None,
+            "last_error": self.last_error.as_dict() if self.last_error else None,
             "last_duration": self.last_duration,
             "mean_duration": self.mean_duration,
             "recent": [t.as_dict() for t in self.triggers],

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian machine for pubsub_hook_magic: Prosody (Debian's package, for the
+# private test server; its system service is not started) and a virtualenv in .venv with
+# the package and its test extras from PyPI. Idempotent: run it as often as you like.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v prosody >/dev/null 2>&1; then
+    echo "== installing Prosody (apt)"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq prosody >/dev/null
+    # Debian starts the system service on install; we run private servers only.
+    $SUDO systemctl stop prosody >/dev/null 2>&1 || $SUDO service prosody stop >/dev/null 2>&1 || true
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    echo "== creating .venv"
+    "$PY" -m venv .venv
+fi
+echo "== installing pubsub_hook_magic and its test extras into .venv"
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[test]' 2>&1 | grep -v -e '^WARNING: Location' -e 'ignored: it is neither' || true
+.venv/bin/python -c "import pubsub_hook_magic, slixmpp, IPython, ipykernel, ipywidgets, nbclient" \
+    || { echo "setup failed: the package or its dependencies do not import" >&2; exit 1; }

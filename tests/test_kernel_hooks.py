@@ -1,0 +1,115 @@
+"""The product end to end: %hook in a real kernel, against a real Prosody."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+
+import pytest
+
+from .conftest import connect_line
+
+pytestmark = pytest.mark.kernel
+
+
+def hooks_json(kernel):
+    return json.loads(kernel.run("%hook list -O json").stdout)
+
+
+def test_python_code_hook_fires_for_each_published_item(connected, publisher, node):
+    connected.run("seen = []")
+    out = connected.run(f'%hook create -s pubsub.localhost -n {node} -t python_code seen.append(item["id"])').stdout
+    assert "python_code" in out and node in out and "temporary" in out
+    ids = [publisher.publish(node, f"hello {i}", item_id=f"it{i}") for i in range(3)]
+    assert connected.wait_for("seen", lambda v: len(v) >= 3) == ids
+    time.sleep(0.3)
+    assert connected.eval("seen") == ids  # each exactly once
+    [summary] = hooks_json(connected)
+    assert summary["triggers"] == 3 and summary["errors"] == 0
+    assert summary["last_trigger"]["item_id"] == "it2"
+    assert summary["last_trigger"]["publisher"] in (None, "admin@localhost", "admin@localhost/publisher")
+
+
+def test_every_hook_type_fires(connected, publisher, node, tmp_path):
+    (tmp_path / "filehook.py").write_text(
+        "got = []\ndef hook(host, client, item):\n    got.append(item['id'])\n    host.shell.user_ns['from_file'] = list(got)\n"
+    )
+    (tmp_path / "modhook.py").write_text(
+        "import asyncio\nasync def hook(host, client, item):\n    await asyncio.sleep(0.01)\n"
+        "    host.shell.user_ns.setdefault('from_module', []).append(item['id'])\n"
+    )
+    connected.run(f"import sys; sys.path.insert(0, {str(tmp_path)!r})")
+    connected.run(f"%hook create -s pubsub.localhost -n {node} -t python_file {tmp_path}/filehook.py")
+    connected.run(f"%hook create -s pubsub.localhost -n {node} -t python modhook")
+    connected.run(
+        f"%%hook create -s pubsub.localhost -n {node}\n"
+        "import asyncio\n"
+        "await asyncio.sleep(0.01)\n"
+        "from_cell = globals().get('from_cell', []) + [item['id']]\n"
+    )
+    publisher.publish(node, item_id="a")
+    publisher.publish(node, item_id="b")
+    for name in ("from_file", "from_module", "from_cell"):
+        assert connected.wait_for(f"globals().get({name!r})", lambda v: v == ["a", "b"]) == ["a", "b"]
+    hooks = hooks_json(connected)
+    assert sorted(h["type"] for h in hooks) == ["python", "python_code", "python_file"]
+    assert all(h["triggers"] == 2 and h["errors"] == 0 for h in hooks), hooks
+
+
+def test_a_raising_hook_records_the_error_and_keeps_running(connected, publisher, node):
+    connected.run("done = []")
+    connected.run(
+        f"%%hook create -s pubsub.localhost -n {node}\n"
+        "if item['id'] == 'bad':\n"
+        "    raise ValueError('boom on ' + item['id'])\n"
+        "done.append(item['id'])\n"
+    )
+    for item_id in ("ok1", "bad", "ok2"):
+        publisher.publish(node, item_id=item_id)
+    assert connected.wait_for("done", lambda v: len(v) == 2) == ["ok1", "ok2"]
+    [summary] = hooks_json(connected)
+    assert (summary["triggers"], summary["errors"]) == (3, 1)
+    [failed] = [t for t in summary["recent"] if t["outcome"] == "error"]
+    assert failed["item_id"] == "bad"
+    assert failed["error"] == "ValueError: boom on bad"
+    assert "raise ValueError" in failed["traceback"]
+    assert "last failed on item bad" in connected.run("%hook list -O text").stdout
+
+
+def test_a_slow_sync_hook_never_blocks_the_kernel(connected, publisher, node):
+    connected.run(f"%hook create -s pubsub.localhost -n {node} -t python_code import time; time.sleep(2)")
+    publisher.publish(node)
+    time.sleep(0.3)  # the hook is now sleeping on the session thread
+    start = time.monotonic()
+    assert connected.eval("1 + 1") == 2
+    assert time.monotonic() - start < 1.0
+
+
+def test_forged_events_fire_nothing(connected, publisher, node, server):
+    connected.run("seen = []")
+    connected.run(f'%hook create -s pubsub.localhost -n {node} -t python_code seen.append(item["id"])')
+    # admin (not the service) sends alice a message shaped like an event of the node.
+    publisher.send_raw(
+        f"<message to='alice@localhost' type='headline'>"
+        f"<event xmlns='http://jabber.org/protocol/pubsub#event'><items node='{node}'>"
+        f"<item id='forged'><entry xmlns='urn:test'>evil</entry></item></items></event></message>"
+    )
+    publisher.send_raw(  # a spoofed from: the server rewrites or refuses it
+        f"<message from='pubsub.localhost' to='alice@localhost' type='headline'>"
+        f"<event xmlns='http://jabber.org/protocol/pubsub#event'><items node='{node}'>"
+        f"<item id='spoofed'><entry xmlns='urn:test'>evil</entry></item></items></event></message>"
+    )
+    publisher.publish(node, item_id="real")
+    assert connected.wait_for("seen", lambda v: "real" in v) == ["real"]
+    time.sleep(0.3)
+    assert connected.eval("seen") == ["real"]
+
+
+def test_several_items_in_one_event_each_fire_once(connected, publisher, node):
+    connected.run("seen = []")
+    connected.run(f'%hook create -s pubsub.localhost -n {node} -t python_code seen.append(item["id"])')
+    # The service itself would batch; we check the same path with a hand-made event
+    # from the real service by publishing quickly, then compare counts and order.
+    ids = publisher.publish_many(node, 50)
+    assert connected.wait_for("seen", lambda v: len(v) >= 50, timeout=30) and sorted(connected.eval("seen")) == sorted(ids)
