@@ -165,6 +165,17 @@ def build_parser(prog: str = "%hook") -> _Parser:
     p = sub.add_parser("list", help="list the hooks, their triggers and errors")
     p.add_argument("-O", "--output", choices=_FORMATS, default=None, help="output format (default: table)")
 
+    p = sub.add_parser(
+        "publish",
+        help="publish an item from your account (to try hooks)",
+        description="Publish one item to NODE of SERVICE from the connected account. The "
+        "payload is one XML element: the rest of the line, or the cell of %%hook publish.",
+    )
+    p.add_argument("-s", "--service", default="", help="PubSub service JID (default: your own JID, i.e. PEP)")
+    p.add_argument("-n", "--node", required=True, help="node to publish to")
+    p.add_argument("-i", "--id", default="", help="item id (default: the service chooses)")
+    p.add_argument("payload", nargs="*", metavar="XML", help="the item's payload")
+
     sub.add_parser("status", help="the session's state and totals")
     return parser
 
@@ -189,11 +200,13 @@ def parse_command(line: str, cell: str | None = None) -> argparse.Namespace:
     first = next(tokens, None)
     if first is None:
         raise CommandError(
-            "%hook needs a sub-command: connect, create, list, delete, status or "
-            "disconnect (see %hook -h)"
+            "%hook needs a sub-command: connect, create, list, delete, publish, status "
+            "or disconnect (see %hook -h)"
         )
     if first.text == "create":
         args = _parse_create(line, first, tokens, cell)
+    elif first.text == "publish":
+        args = _parse_publish(line, tokens, cell)
     else:
         words = [first.text, *(t.text for t in tokens)]
         args = top.parse_args(words)
@@ -258,6 +271,34 @@ def _parse_create(line: str, first: Token, tokens: Iterator[Token], cell: str | 
         args.arg = args.arg[0]
     if not args.arg.strip():
         raise CommandError("a python_code hook needs code: give it after the options, or use %%hook create")
+    return args
+
+
+def _parse_publish(line: str, tokens: Iterator[Token], cell: str | None) -> argparse.Namespace:
+    """``publish``: options, then the XML payload verbatim (or the cell)."""
+    actions = _subparser("publish")._option_string_actions  # noqa: SLF001
+    options: list[str] = []
+    payload_start: int | None = None
+    for token in tokens:
+        name = token.text.split("=", 1)[0]
+        if token.text.startswith("-") and name in actions:
+            options.append(token.text)
+            if actions[name].nargs != 0 and "=" not in token.text:
+                value = next(tokens, None)
+                if value is not None:
+                    options.append(value.text)
+            continue
+        payload_start = token.start
+        break
+    args = parser().parse_args(["publish", *options])
+    payload = line[payload_start:].strip() if payload_start is not None else ""
+    if cell is not None and cell.strip():
+        if payload:
+            raise CommandError("%%hook publish takes its payload from the cell: give none on the line")
+        payload = cell.strip()
+    if not payload:
+        raise CommandError("give the item's payload, one XML element, after the options")
+    args.payload = payload
     return args
 
 

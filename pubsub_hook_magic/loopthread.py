@@ -46,8 +46,10 @@ class LoopThread:
         return threading.current_thread() is self._thread
 
     def submit(self, coro: Awaitable[T]) -> concurrent.futures.Future[T]:
-        """Schedule ``coro`` on the loop; returns a thread-safe future."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+        """Schedule ``coro`` (any awaitable) on the loop; returns a thread-safe future."""
+        if not asyncio.iscoroutine(coro):
+            coro = _awaited(coro)
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def run(self, coro: Awaitable[T], timeout: float | None = None) -> T:
         """Run ``coro`` on the loop and wait for its result.
@@ -91,3 +93,7 @@ class LoopThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         if not self.in_thread():
             self._thread.join(timeout)
+
+
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    return await awaitable

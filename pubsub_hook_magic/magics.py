@@ -47,8 +47,11 @@ class HookMagics(Magics):
             raise TraitError("timeout must be positive")
         return proposal["value"]
 
-    def __init__(self, shell: Any, **kwargs: Any):
+    def __init__(self, shell: Any, handover: tuple[LoopThread, HookManager] | None = None, **kwargs: Any):
         super().__init__(shell, **kwargs)
+        if handover is not None and handover[0].alive:  # %reload_ext: keep the session
+            self.loop_thread, self.manager = handover
+            return
         try:  # the kernel's loop, captured once: hooks reach it via host.call_in_kernel
             kernel_loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -208,6 +211,12 @@ class HookMagics(Magics):
 
     async def _summaries(self) -> list[dict[str, Any]]:
         return self.manager.list_hooks()  # read on the session loop: no torn statistics
+
+    def _cmd_publish(self, args: Any) -> None:
+        item_id = self._call(
+            self.manager.publish(args.service or None, args.node, args.payload, args.id or None)
+        )
+        print(f"Published item {item_id} to {args.node}.")
 
     def _cmd_status(self, args: Any) -> None:
         status = self._call(self._status())

@@ -302,6 +302,29 @@ class HookManager:
                         log.warning("%s", exc)
             return len(doomed)
 
+    async def publish(
+        self, service: str | None, node: str, payload: str, item_id: str | None = None
+    ) -> str:
+        """Publish an item (``payload``: one XML element, as text) from this account;
+        handy to try hooks. Returns the item id."""
+        from xml.etree.ElementTree import ParseError, fromstring
+
+        session = self._require_session()
+        if not node:
+            raise HookError("a node is needed: give it with -n NODE")
+        try:
+            element = fromstring(payload)
+        except ParseError as exc:
+            raise HookError(
+                f"the payload is not XML ({exc}): give one element, e.g. "
+                "<entry xmlns='urn:example'>hi</entry>"
+            ) from None
+        service = bare_jid(service, "service JID") if service else session.bare
+        try:
+            return await session.publish(service, node, element, item_id)
+        except RequestError as exc:
+            raise HookError(str(exc)) from None
+
     def hooks(self) -> list[Hook]:
         """Every installed hook, persistent first."""
         return list(self.registry)

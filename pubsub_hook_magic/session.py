@@ -335,6 +335,14 @@ class XmppSession:
         )
         return [i for i in iq["pubsub"]["items"].iterables if i.name == "item"]
 
+    async def publish(self, service: str, node: str, payload: Any, item_id: str | None = None) -> str:
+        """Publish ``payload`` (an XML element) to the node; returns the item id."""
+        iq = await self._request(
+            f"publishing to {node!r} on {service}",
+            self._pubsub().publish(service, node, id=item_id, payload=payload, timeout=15),
+        )
+        return iq["pubsub"]["publish"]["item"]["id"] or item_id or ""
+
     async def set_pep_interest(self, node: str, interested: bool) -> None:
         """Add or remove ``node+notify`` in our caps, then tell the server (presence)."""
         disco = self.client.plugin["xep_0030"]

@@ -6,7 +6,7 @@ import itertools
 import os
 import shutil
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -51,21 +51,37 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def kernel(server: TestServer, data_dir: Path, tmp_path: Path) -> Iterator[Kernel]:
+def kernel_factory(server: TestServer, data_dir: Path, tmp_path: Path) -> Iterator[Callable[[], Kernel]]:
+    """Starts fresh IPython kernels (extension loaded, not connected), all sharing the
+    test's store directory; shuts them down at the end."""
+    started: list[Kernel] = []
+
+    def start() -> Kernel:
+        env = kernel_env(
+            {
+                "PUBSUB_HOOK_DATA_DIR": str(data_dir),
+                "ALICE_PW": PASSWORDS["alice"],
+                "BOB_PW": PASSWORDS["bob"],
+                "ADMIN_PW": PASSWORDS["admin"],
+                "XMPP_TEST_PORT": str(server.port),
+            }
+        )
+        for name in ("XMPP_PASSWORD", "XMPP_JID", "XMPP_HOST", "XMPP_PORT"):
+            env.pop(name, None)
+        k = Kernel(env, cwd=str(tmp_path))
+        started.append(k)
+        k.run("%load_ext pubsub_hook_magic")
+        return k
+
+    yield start
+    for k in started:
+        k.close()
+
+
+@pytest.fixture
+def kernel(kernel_factory: Callable[[], Kernel]) -> Kernel:
     """A fresh IPython kernel with the extension loaded (not yet connected)."""
-    env = kernel_env(
-        {
-            "PUBSUB_HOOK_DATA_DIR": str(data_dir),
-            "ALICE_PW": PASSWORDS["alice"],
-            "ADMIN_PW": PASSWORDS["admin"],
-            "XMPP_TEST_PORT": str(server.port),
-        }
-    )
-    env.pop("XMPP_PASSWORD", None)
-    k = Kernel(env, cwd=str(tmp_path))
-    k.run("%load_ext pubsub_hook_magic")
-    yield k
-    k.close()
+    return kernel_factory()
 
 
 def connect_line(server: TestServer, user: str = "alice") -> str:

@@ -105,6 +105,23 @@ class Publisher:
 
         return self.run(publish_all(), 60)
 
+    def subscribe(self, node: str, service: str = "pubsub.localhost") -> None:
+        """Subscribe this client's bare JID to a node."""
+        self.run(self.client.plugin["xep_0060"].subscribe(service, node, bare=True, timeout=15))
+
+    def subscribers(self, node: str, service: str = "pubsub.localhost") -> set[str]:
+        """The bare JIDs subscribed to a node (an owner's view)."""
+
+        async def get() -> set[str]:
+            iq = await self.client.plugin["xep_0060"].get_node_subscriptions(service, node, timeout=15)
+            return {
+                sub["jid"].bare
+                for sub in iq["pubsub_owner"]["subscriptions"]
+                if sub["subscription"] == "subscribed"
+            }
+
+        return self.run(get())
+
     def send_raw(self, xml: str) -> None:
         async def send() -> None:
             self.client.send_raw(xml)
@@ -214,6 +231,10 @@ class Kernel:
         raise AssertionError(f"{expr} never satisfied the condition; last value: {value!r}")
 
     def close(self) -> None:
+        """Shut the kernel down gracefully (idempotent)."""
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
         try:
             self.kc.stop_channels()
         finally:
