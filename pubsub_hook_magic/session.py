@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import ssl
 from typing import Any, Callable
 
 from .hooks import HookError
@@ -148,6 +149,7 @@ class XmppSession:
         client.add_event_handler("session_start", self._on_session_start)
         client.add_event_handler("failed_all_auth", self._on_failed_auth)
         client.add_event_handler("no_auth", self._on_no_auth)
+        client.add_event_handler("ssl_invalid_chain", self._on_invalid_certificate)
         client.add_event_handler("connection_failed", self._on_connection_failed)
         client.add_event_handler("reconnect_delay", self._on_reconnect_delay)
         client.add_event_handler("stream_error", self._on_stream_error)
@@ -199,22 +201,37 @@ class XmppSession:
         if self._started is not None and not self._started.done():
             self._started.set_result(None)
 
-    def _on_failed_auth(self, _event: Any) -> None:
-        self._fail_start(
-            f"authentication failed for {self.jid}: check the password (and the JID)"
+    def _secure(self) -> bool:
+        client = self.client
+        return "starttls" in client.features or isinstance(
+            client.socket, (ssl.SSLSocket, ssl.SSLObject)
         )
 
-    def _on_no_auth(self, _event: Any) -> None:
-        if self.tls:
+    def _on_failed_auth(self, _event: Any) -> None:
+        if self.tls and not self._secure():
             self._fail_start(
                 "the server did not offer TLS, and the password is not sent over a plaintext "
                 "stream: use --no-tls only for a test server on loopback"
             )
         else:
-            self._fail_start("the server offered no login method that slixmpp supports")
+            self._fail_start(
+                f"authentication failed for {self.jid}: check the password (and the JID)"
+            )
+
+    def _on_no_auth(self, _event: Any) -> None:
+        self._on_failed_auth(_event)
+
+    def _on_invalid_certificate(self, error: Any) -> None:
+        self._fail_start(
+            f"the server's TLS certificate is not trusted ({getattr(error, 'reason', error)}): "
+            "for a private server, pass its CA with --ca-file PEM"
+        )
+        self.client.abort()
 
     def _on_connection_failed(self, error: Any) -> None:
         self._last_failure = str(error)
+        if isinstance(error, ssl.SSLCertVerificationError):
+            self._on_invalid_certificate(error)
 
     def _on_reconnect_delay(self, _delay: Any) -> None:
         # Every address was tried once: during start, that means "unreachable".
@@ -237,10 +254,13 @@ class XmppSession:
         if self.state != "stopping":
             self.state = "disconnected"
         if self._started is not None and not self._started.done():
-            self._fail_start(
+            # A more precise reason (bad certificate, failed auth) may be reported just
+            # after the connection is lost: let it win.
+            message = (
                 f"the server closed the connection before the session started"
                 f"{': ' + str(self._last_failure) if self._last_failure else ''}"
             )
+            asyncio.get_running_loop().call_later(0.1, self._fail_start, message)
 
     async def stop(self) -> None:
         """Close the stream and everything the client runs; safe to call twice."""

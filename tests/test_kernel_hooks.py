@@ -113,3 +113,38 @@ def test_several_items_in_one_event_each_fire_once(connected, publisher, node):
     # from the real service by publishing quickly, then compare counts and order.
     ids = publisher.publish_many(node, 50)
     assert connected.wait_for("seen", lambda v: len(v) >= 50, timeout=30) and sorted(connected.eval("seen")) == sorted(ids)
+
+
+def test_items_reach_each_hook_in_order_one_at_a_time(connected, publisher, node):
+    connected.run("order = []; running = [0]; overlap = [0]")
+    connected.run(
+        f"%%hook create -s pubsub.localhost -n {node}\n"
+        "import asyncio\n"
+        "running[0] += 1\n"
+        "overlap[0] = max(overlap[0], running[0])\n"
+        "await asyncio.sleep(0.02)\n"
+        "order.append(item['id'])\n"
+        "running[0] -= 1\n"
+    )
+    ids = [publisher.publish(node, item_id=f"o{i}") for i in range(10)]
+    assert connected.wait_for("order", lambda v: len(v) == 10) == ids
+    assert connected.eval("overlap[0]") == 1
+
+
+def test_host_runs_functions_on_the_kernel_loop(connected, publisher, node):
+    connected.run("import threading; where = []")
+    connected.run(
+        f"%%hook create -s pubsub.localhost -n {node}\n"
+        "where.append(threading.current_thread().name)\n"
+        "where.append(await host.run_in_kernel(lambda: threading.current_thread().name))\n"
+        "where.append(host.shell is get_ipython())\n"
+    )
+    publisher.publish(node)
+    assert connected.wait_for("where", lambda v: len(v) == 3) == ["pubsub-hook-session", "MainThread", True]
+
+
+def test_hook_code_keeps_dollar_and_braces(connected, publisher, node):
+    connected.run("got = []; x = 'notebook x'")
+    connected.run(f"%hook create -s pubsub.localhost -n {node} -t python_code got.append('$x {{x}}')")
+    publisher.publish(node)
+    assert connected.wait_for("got", lambda v: len(v) == 1) == ["$x {x}"]
