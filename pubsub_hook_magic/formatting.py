@@ -90,8 +90,13 @@ def status_text(status: dict[str, Any]) -> str:
     lines = [f"{status['state']} as {status['jid']}"]
     if status["server"]:
         lines[0] += f" via {status['server']}" + ("" if status["tls"] else " (no TLS)")
+    if status.get("last_error"):
+        lines.append(status["last_error"])
     if status["connected_since"]:
-        lines.append(f"session up since {ago(status['connected_since'])}")
+        lines.append(
+            f"session up since {ago(status['connected_since'])}"
+            + (f", {status['reconnects']} reconnection(s)" if status.get("reconnects") else "")
+        )
     lines.append(
         f"{status['hooks']} hook(s) ({status['persistent']} persistent) on "
         f"{status['nodes']} node(s); {status['events_received']} event(s) received, "

@@ -154,6 +154,7 @@ class HookManager:
                 tls=tls,
                 direct_tls=direct_tls,
                 ca_file=ca_file,
+                on_restored=self._restore,
             )
             await session.start(timeout)
             self.session, self.store = session, store
@@ -220,9 +221,28 @@ class HookManager:
     # ------------------------------------------------------------------ hooks
 
     def _require_session(self) -> XmppSession:
-        if self.session is None or not self.session.connected:
+        session = self.session
+        if session is None:
             raise HookError("not connected to an XMPP server: connect first (%hook connect JID)")
-        return self.session
+        if session.state == "reconnecting":
+            raise HookError(
+                "the session is reconnecting to the server: try again once %hook status "
+                "says connected"
+            )
+        if not session.connected:
+            raise HookError(session.last_error or f"the session is {session.state}: connect again")
+        return session
+
+    async def _restore(self) -> None:
+        """After a reconnection: make sure every hooked node still sends its events.
+
+        The recent-items memory is kept: a last item the server re-sends fires only if
+        it was published while the session was away (it is new to the hooks)."""
+        for service, node in sorted(self.registry.nodes()):
+            try:
+                await self._listen(service, node, seed=False)
+            except HookError as exc:
+                log.warning("after reconnecting, %s/%s: %s", service, node, exc)
 
     async def create_hook(
         self,
@@ -342,6 +362,8 @@ class HookManager:
                 f"{session.host}:{session.port}" if session and session.host else None
             ),
             "tls": session.tls if session else None,
+            "reconnects": session.reconnects if session else 0,
+            "last_error": session.last_error if session else None,
             "connected_since": self.connected_since,
             "hooks": len(self.registry),
             "persistent": sum(1 for h in self.registry if h.persistent),
@@ -382,14 +404,14 @@ class HookManager:
     def _is_pep(self, service: str) -> bool:
         return "@" in service
 
-    async def _listen(self, service: str, node: str) -> None:
+    async def _listen(self, service: str, node: str, *, seed: bool = True) -> None:
         """Make events of the node arrive, without firing hooks for old items."""
         session = self._require_session()
         pep = self._is_pep(service)
         # Remember the node's newest item: a copy the server re-sends on subscribe or
         # presence is then recognised as old, and fires nothing.
         try:
-            for item in await session.last_items(service, node, 1):
+            for item in await session.last_items(service, node, 1) if seed else ():
                 self._recent.seen(service, node, item)
         except RequestError as exc:
             if exc.condition == "item-not-found" and not pep:

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import re
 import ssl
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from .hooks import HookError
 
@@ -94,6 +95,8 @@ class XmppSession:
         tls: bool = True,
         direct_tls: bool = False,
         ca_file: str | None = None,
+        on_restored: Callable[[], Awaitable[None]] | None = None,
+        keepalive: float = 30.0,
     ):
         self.jid = jid
         self.host = host
@@ -102,7 +105,16 @@ class XmppSession:
         self.direct_tls = direct_tls
         self.ca_file = ca_file
         self.on_item = on_item
+        self.on_restored = on_restored
+        self.keepalive = keepalive
+        #: connecting, connected, reconnecting, failed (gave up: see last_error), stopping,
+        #: disconnected
         self.state = "disconnected"
+        self.last_error: str | None = None
+        self.reconnects = 0
+        self._attempt = 0
+        self._retry: asyncio.TimerHandle | None = None
+        self._keepalive_task: asyncio.Task[None] | None = None
         self.client: Any = None
         self.events_received = 0
         self._password = password
@@ -197,9 +209,58 @@ class XmppSession:
 
     async def _on_session_start(self, _event: Any) -> None:
         self.client.send_presence()
+        restored = self.state == "reconnecting"
         self.state = "connected"
+        self._attempt = 0
+        if self._keepalive_task is None or self._keepalive_task.done():
+            self._keepalive_task = asyncio.get_running_loop().create_task(self._ping_forever())
         if self._started is not None and not self._started.done():
             self._started.set_result(None)
+        if restored:
+            self.reconnects += 1
+            log.info("session of %s restored (reconnection %d)", self.bare, self.reconnects)
+            if self.on_restored is not None:
+                try:
+                    await self.on_restored()
+                except Exception:  # noqa: BLE001
+                    log.exception("restoring subscriptions after a reconnection failed")
+
+    async def _ping_forever(self) -> None:
+        """Ping the server now and then: a dead TCP connection is noticed and replaced."""
+        from slixmpp.exceptions import IqError, IqTimeout
+
+        while self.keepalive > 0:
+            await asyncio.sleep(self.keepalive)
+            client = self.client
+            if client is None or self.state != "connected":
+                continue
+            try:
+                await client.plugin["xep_0199"].send_ping(
+                    client.boundjid.domain, timeout=max(5.0, self.keepalive / 2)
+                )
+            except IqTimeout:
+                log.warning("the server did not answer a ping: reconnecting")
+                client.abort()
+            except IqError:
+                pass  # an error reply is still an answer
+
+    def _reconnect_later(self) -> None:
+        """Schedule the next attempt: 0.5 s, 1 s, 2 s… up to 30 s, with some jitter."""
+        delay = min(30.0, 0.5 * 2**self._attempt) * random.uniform(1.0, 1.2)
+        self._attempt += 1
+        if self._retry is not None:
+            self._retry.cancel()
+        self._retry = asyncio.get_running_loop().call_later(delay, self._reconnect_now)
+
+    def _reconnect_now(self) -> None:
+        self._retry = None
+        if self.state != "reconnecting" or self.client is None:
+            return
+        log.info("reconnecting %s (attempt %d)", self.jid, self._attempt)
+        if self.host and self.port:
+            self.client.connect(self.host, self.port)
+        else:
+            self.client.connect()
 
     def _secure(self) -> bool:
         client = self.client
@@ -208,6 +269,15 @@ class XmppSession:
         )
 
     def _on_failed_auth(self, _event: Any) -> None:
+        if self._started is not None and self._started.done():
+            # The password no longer works (changed on the server): stop retrying.
+            self.state = "failed"
+            self.last_error = (
+                f"authentication failed for {self.jid} while reconnecting: the password "
+                "may have changed; connect again with the new one"
+            )
+            log.error("%s", self.last_error)
+            return
         if self.tls and not self._secure():
             self._fail_start(
                 "the server did not offer TLS, and the password is not sent over a plaintext "
@@ -234,7 +304,12 @@ class XmppSession:
             self._on_invalid_certificate(error)
 
     def _on_reconnect_delay(self, _delay: Any) -> None:
-        # Every address was tried once: during start, that means "unreachable".
+        # Every address was tried once: during start, that means "unreachable"; while
+        # reconnecting, our own backoff replaces slixmpp's (which grows to 300 s).
+        if self.state == "reconnecting":
+            self.client.cancel_connection_attempt()
+            self._reconnect_later()
+            return
         if self._started is not None and not self._started.done():
             where = f"{self.host}:{self.port}" if self.host else self.bare.split("@")[-1]
             self.client.cancel_connection_attempt()
@@ -247,11 +322,17 @@ class XmppSession:
         self._last_failure = f"stream error: {error['condition']}"
 
     def _on_session_end(self, _event: Any) -> None:
-        if self.state == "connected":
-            self.state = "disconnected"
+        pass  # "disconnected" follows, and decides
 
     def _on_disconnected(self, reason: Any) -> None:
-        if self.state != "stopping":
+        if self.state in ("connected", "reconnecting"):
+            # An established session dropped (server restart, network, ping timeout).
+            if self.state == "connected":
+                log.warning("session of %s lost (%s): reconnecting", self.jid, reason or self._last_failure)
+            self.state = "reconnecting"
+            self._reconnect_later()
+            return
+        if self.state not in ("stopping", "failed"):
             self.state = "disconnected"
         if self._started is not None and not self._started.done():
             # A more precise reason (bad certificate, failed auth) may be reported just
@@ -264,8 +345,14 @@ class XmppSession:
 
     async def stop(self) -> None:
         """Close the stream and everything the client runs; safe to call twice."""
-        client, self.client = self.client, None
+        client = self.client
         self.state = "stopping"
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        if self._keepalive_task is not None:
+            self._keepalive_task.cancel()
+            self._keepalive_task = None
         if client is not None:
             client.cancel_connection_attempt()
             try:
