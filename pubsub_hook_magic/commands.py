@@ -176,6 +176,9 @@ def build_parser(prog: str = "%hook") -> _Parser:
     p.add_argument("-i", "--id", default="", help="item id (default: the service chooses)")
     p.add_argument("payload", nargs="*", metavar="XML", help="the item's payload")
 
+    p = sub.add_parser("nodes", help="list the nodes a service offers (service discovery)")
+    p.add_argument("service", nargs="?", default="", help="PubSub service JID (default: your own PEP)")
+
     sub.add_parser("status", help="the session's state and totals")
     return parser
 
@@ -200,8 +203,8 @@ def parse_command(line: str, cell: str | None = None) -> argparse.Namespace:
     first = next(tokens, None)
     if first is None:
         raise CommandError(
-            "%hook needs a sub-command: connect, create, list, delete, publish, status "
-            "or disconnect (see %hook -h)"
+            "%hook needs a sub-command: connect, create, list, delete, publish, nodes, "
+            "status or disconnect (see %hook -h)"
         )
     if first.text == "create":
         args = _parse_create(line, first, tokens, cell)

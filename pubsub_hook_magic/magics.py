@@ -218,6 +218,13 @@ class HookMagics(Magics):
         )
         print(f"Published item {item_id} to {args.node}.")
 
+    def _cmd_nodes(self, args: Any) -> None:
+        nodes = self._call(self.manager.nodes(args.service or None))
+        if not nodes:
+            print("No node found.")
+        for node, name in nodes:
+            print(f"{node}  ({name})" if name and name != node else node)
+
     def _cmd_status(self, args: Any) -> None:
         status = self._call(self._status())
         print(formatting.status_text(status))

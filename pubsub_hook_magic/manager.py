@@ -345,6 +345,16 @@ class HookManager:
         except RequestError as exc:
             raise HookError(str(exc)) from None
 
+    async def nodes(self, service: str | None = None) -> list[tuple[str, str]]:
+        """The nodes ``service`` offers (service discovery), as ``(node, name)``;
+        your own PEP nodes by default."""
+        session = self._require_session()
+        service = bare_jid(service, "service JID") if service else session.bare
+        try:
+            return sorted(await session.list_nodes(service))
+        except RequestError as exc:
+            raise HookError(str(exc)) from None
+
     def hooks(self) -> list[Hook]:
         """Every installed hook, persistent first."""
         return list(self.registry)

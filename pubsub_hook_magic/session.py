@@ -450,6 +450,18 @@ class XmppSession:
         )
         return iq["pubsub"]["publish"]["item"]["id"] or item_id or ""
 
+    async def list_nodes(self, service: str) -> list[tuple[str, str]]:
+        """The nodes a service lists in service discovery, as (node, name)."""
+        iq = await self._request(
+            f"listing the nodes of {service}",
+            self.client.plugin["xep_0030"].get_items(jid=service, timeout=15),
+        )
+        return [
+            (node, name or "")
+            for _jid, node, name in iq["disco_items"]["items"]
+            if node
+        ]
+
     async def set_pep_interest(self, node: str, interested: bool) -> None:
         """Add or remove ``node+notify`` in our caps, then tell the server (presence)."""
         disco = self.client.plugin["xep_0030"]

@@ -185,3 +185,8 @@ def test_unload_stops_everything_and_reload_leaves_one_session(connected, server
     connected.run("%load_ext pubsub_hook_magic")
     connected.run(connect_line(server))
     assert connected.eval(count_threads) == 1
+
+
+def test_nodes_lists_a_service_nodes(connected, node):
+    out = connected.run("%hook nodes pubsub.localhost").stdout.split()
+    assert node in out
