@@ -71,6 +71,7 @@ class HookManager:
         self._ours: set[tuple[str, str]] = set()  # subscriptions this extension made
         self._lock = asyncio.Lock()
         self._trigger_listeners: list[Callable[[HookRunner, Trigger], None]] = []
+        self._change_listeners: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ what hooks use
 
@@ -155,6 +156,7 @@ class HookManager:
                 direct_tls=direct_tls,
                 ca_file=ca_file,
                 on_restored=self._restore,
+                on_state=lambda _state: self._changed(),
             )
             await session.start(timeout)
             self.session, self.store = session, store
@@ -217,6 +219,7 @@ class HookManager:
             self._recent = RecentItems()
             self._ours = set()
             await session.stop()
+            self._changed()
 
     # ------------------------------------------------------------------ hooks
 
@@ -355,6 +358,15 @@ class HookManager:
         except RequestError as exc:
             raise HookError(str(exc)) from None
 
+    async def set_paused(self, hook_id: str, paused: bool) -> Hook:
+        """Pause or resume a hook. A paused hook records the items it skips."""
+        runner = self.runners.get(hook_id)
+        if runner is None:
+            raise HookError(f"no hook {hook_id!r}: %hook list shows the ids")
+        runner.paused = paused
+        self._changed()
+        return runner.hook
+
     def hooks(self) -> list[Hook]:
         """Every installed hook, persistent first."""
         return list(self.registry)
@@ -385,10 +397,33 @@ class HookManager:
         }
 
     def add_trigger_listener(self, listener: Callable[[HookRunner, Trigger], None]) -> None:
-        """Call ``listener(runner, trigger)`` after every run of every hook."""
+        """Call ``listener(runner, trigger)`` after every run of every hook (on the
+        session's loop: keep it short)."""
         self._trigger_listeners.append(listener)
         for runner in self.runners.values():
             runner.add_listener(listener)
+
+    def remove_trigger_listener(self, listener: Callable[[HookRunner, Trigger], None]) -> None:
+        if listener in self._trigger_listeners:
+            self._trigger_listeners.remove(listener)
+        for runner in self.runners.values():
+            runner.remove_listener(listener)
+
+    def add_change_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` when hooks are added, removed or paused, or the session's
+        state changes."""
+        self._change_listeners.append(listener)
+
+    def remove_change_listener(self, listener: Callable[[], None]) -> None:
+        if listener in self._change_listeners:
+            self._change_listeners.remove(listener)
+
+    def _changed(self) -> None:
+        for listener in list(self._change_listeners):
+            try:
+                listener()
+            except Exception:  # noqa: BLE001
+                log.exception("change listener failed")
 
     # ------------------------------------------------------------------ internals
 
@@ -404,12 +439,14 @@ class HookManager:
             runner.add_listener(listener)
         self.runners[hook.id] = runner
         runner.start()
+        self._changed()
 
     async def _uninstall(self, hook: Hook) -> None:
         self.registry.remove(hook)
         runner = self.runners.pop(hook.id, None)
         if runner is not None:
             await runner.stop()
+        self._changed()
 
     def _is_pep(self, service: str) -> bool:
         return "@" in service

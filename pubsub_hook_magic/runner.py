@@ -36,6 +36,7 @@ class Trigger:
     outcome: str = "pending"  # "ok", "error", "dropped"
     error: str | None = None  # "ValueError: message"
     traceback: str | None = None
+    payload: Any = None  # the item stanza (for display and replay; not in as_dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +68,9 @@ class HookRunner:
         self.count = 0
         self.errors = 0
         self.dropped = 0
+        self.skipped = 0
+        #: A paused hook does not run: the items it skips are recorded and counted.
+        self.paused = False
         self.total_duration = 0.0
         self.last_duration: float | None = None
         self.last_error: Trigger | None = None
@@ -97,11 +101,21 @@ class HookRunner:
         """Call ``listener(runner, trigger)`` after each run (on the session loop)."""
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: Callable[[HookRunner, Trigger], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     # ------------------------------------------------------------------ the hot path
 
     def submit(self, item: Any, item_id: str | None, publisher: str | None, received: float) -> None:
-        """Queue ``item`` for the hook; count it as dropped if the queue is full."""
-        trigger = Trigger(item_id, publisher, received)
+        """Queue ``item`` for the hook; count it as dropped if the queue is full, and
+        as skipped while the hook is paused."""
+        trigger = Trigger(item_id, publisher, received, payload=item)
+        if self.paused:
+            self.skipped += 1
+            trigger.outcome = "skipped"
+            self._record(trigger)
+            return
         try:
             self._queue.put_nowait((item, trigger))
         except asyncio.QueueFull:
@@ -188,11 +202,13 @@ class HookRunner:
             "arg": hook.arg,
             "persistent": hook.persistent,
             "created": hook.created,
-            "state": "broken" if hook.func is None else "active",
+            "state": "broken" if hook.func is None else ("paused" if self.paused else "active"),
             "load_error": hook.load_error,
             "triggers": self.count,
             "errors": self.errors,
             "dropped": self.dropped,
+            "skipped": self.skipped,
+            "paused": self.paused,
             "pending": self.pending,
             "last_trigger": last.as_dict() if last else None,
             "last_error": self.last_error.as_dict() if self.last_error else None,

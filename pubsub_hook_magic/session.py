@@ -96,6 +96,7 @@ class XmppSession:
         direct_tls: bool = False,
         ca_file: str | None = None,
         on_restored: Callable[[], Awaitable[None]] | None = None,
+        on_state: Callable[[str], None] | None = None,
         keepalive: float = 30.0,
     ):
         self.jid = jid
@@ -107,9 +108,8 @@ class XmppSession:
         self.on_item = on_item
         self.on_restored = on_restored
         self.keepalive = keepalive
-        #: connecting, connected, reconnecting, failed (gave up: see last_error), stopping,
-        #: disconnected
-        self.state = "disconnected"
+        self.on_state = on_state
+        self._state = "disconnected"
         self.last_error: str | None = None
         self.reconnects = 0
         self._attempt = 0
@@ -123,6 +123,19 @@ class XmppSession:
         self._interests: set[str] = set()
 
     # ------------------------------------------------------------------ connection
+
+    @property
+    def state(self) -> str:
+        """connecting, connected, reconnecting, failed (gave up: see ``last_error``),
+        stopping or disconnected."""
+        return self._state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        if value != self._state:
+            self._state = value
+            if self.on_state is not None:
+                self.on_state(value)
 
     @property
     def connected(self) -> bool:

@@ -64,7 +64,9 @@ rc=0
 "$PY" scripts/run_notebook.py notebooks/quickstart.ipynb \
     --output artifacts/quickstart.ipynb --cwd "$WORK/kernel" --timeout 60 || rc=$?
 
-if [ "$rc" -ne 0 ]; then
+if [ "$rc" -eq 130 ]; then
+    exit 130
+elif [ "$rc" -ne 0 ]; then
     echo "== the quickstart FAILED (exit $rc); Prosody's log:" >&2
     tail -n 30 "$XMPP_TEST_DATA_DIR/prosody.log" >&2 2>/dev/null || true
     exit "$rc"

@@ -3,8 +3,8 @@
     python scripts/run_notebook.py NOTEBOOK [--output OUT.ipynb] [--cwd DIR] [--timeout S]
 
 The kernel is ``python3`` of the interpreter running this script (the .venv's when run by
-scripts/quickstart.sh) and inherits this process's environment. Exits 1 if a cell fails;
-the notebook is saved either way, with the outputs up to the failing cell.
+scripts/quickstart.sh) and inherits this process's environment. Exits 1 if a cell fails
+(or the kernel dies); the notebook is saved either way, with the outputs so far.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ def execute(path: Path, cwd: Path, timeout: int) -> tuple[nbformat.NotebookNode,
         client.execute()
     except CellExecutionError as exc:
         return nb, str(exc)
+    except Exception as exc:  # noqa: BLE001 - e.g. DeadKernelError: report, keep the outputs
+        return nb, f"{type(exc).__name__}: {exc}"
     return nb, None
 
 
@@ -63,7 +65,11 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="pubsub-hook-notebook-") as tmp:
         cwd = args.cwd or Path(tmp)
-        nb, error = execute(args.notebook, cwd, args.timeout)
+        try:
+            nb, error = execute(args.notebook, cwd, args.timeout)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
 
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)

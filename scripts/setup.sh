@@ -16,6 +16,13 @@ fi
 
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
+    if ! "$PY" -c 'import ensurepip' >/dev/null 2>&1; then
+        # Debian's python3 makes venvs only with python3-venv (not installed by default).
+        echo "== installing python3-venv (apt)"
+        SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+    fi
     echo "== creating .venv"
     "$PY" -m venv .venv
 fi
