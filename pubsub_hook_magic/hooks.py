@@ -27,6 +27,7 @@ import itertools
 import linecache
 import os
 import secrets
+import sys
 import time
 import types
 from dataclasses import dataclass, field
@@ -169,8 +170,13 @@ def _load_module_hook(spec: str) -> Callable[..., Any]:
     attr = attr or "hook"
     if not module_name:
         raise HookLoadError("a python hook needs a module name, e.g. mypackage.hooks")
+    if not all(part.isidentifier() for part in module_name.split(".")) or not attr.isidentifier():
+        raise HookLoadError(
+            f"{spec!r} is not a module name (package.module or package.module:function); "
+            "for code, use -t python_code or a %%hook create cell"
+        )
     try:
-        module = importlib.import_module(module_name)
+        module = _import_fresh(module_name)
     except ModuleNotFoundError as exc:
         if exc.name is None or not (module_name + ".").startswith(exc.name + "."):
             raise HookLoadError(  # the module exists; something it imports does not
@@ -196,6 +202,29 @@ def _load_module_hook(spec: str) -> Callable[..., Any]:
             f"`def {attr}(host, client, item): ...`"
         )
     return func
+
+
+#: Source file modification times of the modules python hooks were loaded from.
+_module_mtimes: dict[str, float] = {}
+
+
+def _import_fresh(name: str) -> types.ModuleType:
+    """Import ``name``; reload it if its source changed since a hook last loaded it,
+    so that re-creating a hook after an edit runs the edited code."""
+    module = sys.modules.get(name)
+    if module is None:
+        module = importlib.import_module(name)
+    elif _source_mtime(module) != _module_mtimes.get(name, _source_mtime(module)):
+        module = importlib.reload(module)
+    _module_mtimes[name] = _source_mtime(module)
+    return module
+
+
+def _source_mtime(module: types.ModuleType) -> float:
+    try:
+        return os.stat(module.__file__ or "").st_mtime
+    except (OSError, TypeError):
+        return 0.0
 
 
 def _load_file_hook(path: str) -> Callable[..., Any]:

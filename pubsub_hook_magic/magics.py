@@ -112,7 +112,9 @@ class HookMagics(Magics):
             )
         args.jid = args.jid or os.environ.get("XMPP_JID")
         if not args.jid:
-            raise UsageError("give the account to connect: %hook connect user@domain")
+            raise UsageError(
+                "give the account to connect: %hook connect user@domain (or set $XMPP_JID)"
+            )
         args.host = args.host or os.environ.get("XMPP_HOST") or None
         if args.port is None and os.environ.get("XMPP_PORT"):
             try:

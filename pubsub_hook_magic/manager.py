@@ -30,6 +30,18 @@ from .store import HookStore, StoreError
 
 __all__ = ["HookManager"]
 
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine (resolving names that need it)."""
+    import ipaddress
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
+
 log = logging.getLogger(__name__)
 logging.getLogger("pubsub_hook_magic").addHandler(logging.NullHandler())
 
@@ -69,6 +81,7 @@ class HookManager:
         self.connected_since: float | None = None
         self._recent = RecentItems()
         self._ours: set[tuple[str, str]] = set()  # subscriptions this extension made
+        self._retired = [0, 0]  # triggers and errors of hooks deleted during the session
         self._lock = asyncio.Lock()
         self._trigger_listeners: list[Callable[[HookRunner, Trigger], None]] = []
         self._change_listeners: list[Callable[[], None]] = []
@@ -144,6 +157,11 @@ class HookManager:
             account = bare_jid(jid, "JID")
             if "@" not in account:
                 raise HookError(f"{jid!r} is not an account JID: give it as user@domain")
+            if not tls and not _is_loopback(host or account.split("@", 1)[1]):
+                raise HookError(
+                    "--no-tls sends the password in clear: it is only allowed with a server "
+                    "on this machine (loopback); drop it to use TLS"
+                )
             store = HookStore(account, self.data_dir)
             records = store.hooks()  # a damaged store is an error before we log in
             session = XmppSession(
@@ -218,6 +236,7 @@ class HookManager:
             self.connected_since = None
             self._recent = RecentItems()
             self._ours = set()
+            self._retired = [0, 0]
             await session.stop()
             self._changed()
 
@@ -303,6 +322,10 @@ class HookManager:
             if hook_id:
                 hook = self.registry.get(hook_id)
                 doomed = [hook] if hook is not None else []
+                if node and hook is not None and hook.node != node:
+                    raise HookError(
+                        f"hook {hook_id} is on node {hook.node!r}, not {node!r}: give --id alone"
+                    )
             else:
                 if not node:
                     raise HookError("give the node of the hooks to delete with -n NODE")
@@ -391,8 +414,8 @@ class HookManager:
             "persistent": sum(1 for h in self.registry if h.persistent),
             "nodes": len(self.registry.nodes()),
             "events_received": session.events_received if session else 0,
-            "triggers": sum(r.count for r in self.runners.values()),
-            "errors": sum(r.errors for r in self.runners.values()),
+            "triggers": self._retired[0] + sum(r.count for r in self.runners.values()),
+            "errors": self._retired[1] + sum(r.errors for r in self.runners.values()),
             "store": str(self.store.path) if self.store else None,
         }
 
@@ -446,6 +469,8 @@ class HookManager:
         runner = self.runners.pop(hook.id, None)
         if runner is not None:
             await runner.stop()
+            self._retired[0] += runner.count
+            self._retired[1] += runner.errors
         self._changed()
 
     def _is_pep(self, service: str) -> bool:

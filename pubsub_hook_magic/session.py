@@ -60,6 +60,9 @@ class _RedactAuth(logging.Filter):
 
 _redact = _RedactAuth()
 logging.getLogger("slixmpp.xmlstream.xmlstream").addFilter(_redact)
+# slixmpp logs errors (e.g. "No appropriate login method.") that we report ourselves;
+# without a handler of the application's, Python would print them into a random cell.
+logging.getLogger("slixmpp").addHandler(logging.NullHandler())
 
 
 class RequestError(SessionError):

@@ -27,7 +27,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 echo "== installing pubsub_hook_magic and its test extras into .venv"
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q -e '.[test]' 2>&1 | grep -v -e '^WARNING: Location' -e 'ignored: it is neither' || true
 .venv/bin/python -c "import pubsub_hook_magic, slixmpp, IPython, ipykernel, ipywidgets, nbclient" \
     || { echo "setup failed: the package or its dependencies do not import" >&2; exit 1; }
