@@ -56,6 +56,7 @@ def unload_ipython_extension(ipython: Any) -> None:
         return
     setattr(ipython, _ATTR, None)
     if _reloading():
+        magics.close_tables()
         setattr(ipython, _HANDOVER, (magics.loop_thread, magics.manager))
     else:
         magics.close()

@@ -162,6 +162,10 @@ def build_parser(prog: str = "%hook") -> _Parser:
     p.add_argument("-a", "--arg", default="", help="only hooks with this argument (a python_file path is made absolute)")
     p.add_argument("--id", default="", help="delete the one hook with this id")
 
+    for name, what in (("pause", "pause a hook: the items it skips are counted"), ("resume", "resume a paused hook")):
+        p = sub.add_parser(name, help=what)
+        p.add_argument("id", help="the hook's id (see %%hook list)")
+
     p = sub.add_parser("list", help="list the hooks, their triggers and errors")
     p.add_argument("-O", "--output", choices=_FORMATS, default=None, help="output format (default: table)")
 
@@ -203,8 +207,8 @@ def parse_command(line: str, cell: str | None = None) -> argparse.Namespace:
     first = next(tokens, None)
     if first is None:
         raise CommandError(
-            "%hook needs a sub-command: connect, create, list, delete, publish, nodes, "
-            "status or disconnect (see %hook -h)"
+            "%hook needs a sub-command: connect, create, list, delete, pause, resume, "
+            "publish, nodes, status or disconnect (see %hook -h)"
         )
     if first.text == "create":
         args = _parse_create(line, first, tokens, cell)

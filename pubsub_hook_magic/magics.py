@@ -13,7 +13,7 @@ from typing import Any
 
 from IPython.core.error import StdinNotImplementedError, UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from traitlets import Float, Integer, TraitError, validate
+from traitlets import Float, Integer, TraitError, Unicode, validate
 
 from . import commands, formatting
 from .hooks import HookError
@@ -34,6 +34,20 @@ class HookMagics(Magics):
     timeout = Float(
         30.0, help="Seconds a command waits for the XMPP server before giving up."
     ).tag(config=True)
+    table_refresh = Float(
+        0.3, help="Seconds between two refreshes of a live hooks table (coalesced updates)."
+    ).tag(config=True)
+    list_format = Unicode(
+        "table",
+        help="Default format of %hook list: table (live widget in a notebook, text "
+        "elsewhere), text or json.",
+    ).tag(config=True)
+
+    @validate("list_format")
+    def _valid_format(self, proposal: Any) -> str:
+        if proposal["value"] not in ("table", "text", "json"):
+            raise TraitError("list_format must be table, text or json")
+        return proposal["value"]
 
     @validate("history", "queue_size")
     def _positive_int(self, proposal: Any) -> int:
@@ -41,14 +55,15 @@ class HookMagics(Magics):
             raise TraitError(f"{proposal['trait'].name} must be at least 1")
         return proposal["value"]
 
-    @validate("timeout")
+    @validate("timeout", "table_refresh")
     def _positive_float(self, proposal: Any) -> float:
         if proposal["value"] <= 0:
-            raise TraitError("timeout must be positive")
+            raise TraitError(f"{proposal['trait'].name} must be positive")
         return proposal["value"]
 
     def __init__(self, shell: Any, handover: tuple[LoopThread, HookManager] | None = None, **kwargs: Any):
         super().__init__(shell, **kwargs)
+        self._tables: Any = None  # the TableHub, made at the first table
         if handover is not None and handover[0].alive:  # %reload_ext: keep the session
             self.loop_thread, self.manager = handover
             return
@@ -80,8 +95,14 @@ class HookMagics(Magics):
                 "or raise the limit with %config HookMagics.timeout = 60"
             ) from None
 
+    def close_tables(self) -> None:
+        if self._tables is not None:
+            self._tables.close()
+            self._tables = None
+
     def close(self) -> None:
         """Disconnect and stop the loop thread (``%unload_ext``)."""
+        self.close_tables()
         if self.loop_thread.alive:
             try:
                 self.loop_thread.run(self.manager.disconnect(), 10)
@@ -205,11 +226,31 @@ class HookMagics(Magics):
         print(f"{count} hook(s) have been deleted")
 
     def _cmd_list(self, args: Any) -> None:
+        output = args.output or self.list_format
         summaries = self._call(self._summaries())
-        if args.output == "json":
+        if output == "json":
             print(formatting.hooks_json(summaries))
+        elif output == "table" and self._has_frontend():
+            self._display_table(formatting.hooks_text(summaries))
         else:
             print(formatting.hooks_text(summaries))
+
+    def _has_frontend(self) -> bool:
+        """Whether widgets can be shown: a kernel with a front end, not a terminal."""
+        return getattr(self.shell, "kernel", None) is not None
+
+    def _display_table(self, text: str) -> None:
+        from IPython.display import display
+
+        from .table import TableHub
+
+        if self._tables is None:
+            self._tables = TableHub(self.manager, self.loop_thread, interval=self.table_refresh)
+        self._tables.interval = self.table_refresh
+        table = self._tables.new_table()
+        bundle = table.box._repr_mimebundle_()
+        bundle["text/plain"] = text  # what nbconvert and plain front ends show
+        display(bundle, raw=True)
 
     async def _summaries(self) -> list[dict[str, Any]]:
         return self.manager.list_hooks()  # read on the session loop: no torn statistics
@@ -219,6 +260,14 @@ class HookMagics(Magics):
             self.manager.publish(args.service or None, args.node, args.payload, args.id or None)
         )
         print(f"Published item {item_id} to {args.node}.")
+
+    def _cmd_pause(self, args: Any) -> None:
+        hook = self._call(self.manager.set_paused(args.id, True))
+        print(f"Paused hook {hook.id}.")
+
+    def _cmd_resume(self, args: Any) -> None:
+        hook = self._call(self.manager.set_paused(args.id, False))
+        print(f"Resumed hook {hook.id}.")
 
     def _cmd_nodes(self, args: Any) -> None:
         nodes = self._call(self.manager.nodes(args.service or None))

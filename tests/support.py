@@ -178,9 +178,13 @@ class Kernel:
         self.kc = self.km.client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=60)
+        self.iopub: list[dict[str, Any]] = []
 
     def run(self, code: str, timeout: float = 60, allow_error: bool = False) -> CellResult:
-        """Execute a cell; return its outputs. Raises if it errors, unless allowed."""
+        """Execute a cell; return its outputs. Raises if it errors, unless allowed.
+
+        Every iopub message seen meanwhile (widget updates sent from background
+        threads included) is appended to ``self.iopub``."""
         result = CellResult(status="")
 
         def on_output(msg: dict[str, Any]) -> None:
@@ -195,7 +199,25 @@ class Kernel:
             elif kind in ("execute_result", "display_data"):
                 result.data.append(content["data"])
 
-        reply = self.kc.execute_interactive(code, output_hook=on_output, timeout=timeout, allow_stdin=False)
+        msg_id = self.kc.execute(code, allow_stdin=False)
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"cell did not finish in {timeout} s: {code[:80]}")
+            try:
+                msg = self.kc.get_iopub_msg(timeout=remaining)
+            except queue.Empty:
+                continue
+            self.iopub.append(msg)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+            on_output(msg)
+        reply = self.kc.get_shell_msg(timeout=timeout)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = self.kc.get_shell_msg(timeout=timeout)
         result.status = reply["content"]["status"]
         if result.status == "error" and result.error is None:
             result.error = (reply["content"].get("ename", ""), reply["content"].get("evalue", ""))
@@ -203,6 +225,18 @@ class Kernel:
         if result.status != "ok" and not allow_error:
             raise AssertionError(f"cell failed: {result.error}\n{result.text}\n--- code:\n{code}")
         return result
+
+    def drain_iopub(self, seconds: float) -> list[dict[str, Any]]:
+        """Collect iopub messages for ``seconds`` (background widget updates)."""
+        deadline = time.monotonic() + seconds
+        got = []
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                got.append(self.kc.get_iopub_msg(timeout=remaining))
+            except queue.Empty:
+                break
+        self.iopub.extend(got)
+        return got
 
     def usage_error(self, code: str) -> str:
         """Run a cell that must fail with a UsageError; return its message."""
