@@ -31,6 +31,9 @@ class HookMagics(Magics):
     queue_size = Integer(
         1000, help="How many items may wait for a busy hook before it drops some."
     ).tag(config=True)
+    time_limit = Float(
+        60.0, help="Seconds one run of a hook may take; past it the run is stopped."
+    ).tag(config=True)
     timeout = Float(
         30.0, help="Seconds a command waits for the XMPP server before giving up."
     ).tag(config=True)
@@ -55,7 +58,7 @@ class HookMagics(Magics):
             raise TraitError(f"{proposal['trait'].name} must be at least 1")
         return proposal["value"]
 
-    @validate("timeout", "table_refresh")
+    @validate("timeout", "table_refresh", "time_limit")
     def _positive_float(self, proposal: Any) -> float:
         if proposal["value"] <= 0:
             raise TraitError(f"{proposal['trait'].name} must be positive")
@@ -78,6 +81,7 @@ class HookMagics(Magics):
             kernel_loop=kernel_loop,
             history=self.history,
             queue_size=self.queue_size,
+            time_limit=self.time_limit,
         )
 
     # ------------------------------------------------------------------ plumbing
@@ -145,7 +149,7 @@ class HookMagics(Magics):
         if args.host and not args.port:
             args.port = 5223 if args.direct_tls else 5222
         password = self._password(args)
-        self.manager.history, self.manager.queue_size = self.history, self.queue_size
+        self._apply_config()
         timeout = args.timeout or self.timeout
         warnings = self._call(
             self.manager.connect(
@@ -199,7 +203,14 @@ class HookMagics(Magics):
         self._call(self.manager.disconnect())
         print(f"Disconnected {jid}.")
 
+    def _apply_config(self) -> None:
+        """Hand the current %config values to the manager (new hooks use them)."""
+        manager = self.manager
+        manager.history, manager.queue_size = self.history, self.queue_size
+        manager.time_limit = self.time_limit
+
     def _cmd_create(self, args: Any) -> None:
+        self._apply_config()
         hook = self._call(
             self.manager.create_hook(
                 args.service or None,

@@ -27,6 +27,7 @@ from .registry import HookRegistry
 from .runner import HookRunner, Trigger
 from .session import RequestError, SessionError, XmppSession, bare_jid
 from .store import HookStore, StoreError
+from .watchdog import Watchdog
 
 __all__ = ["HookManager"]
 
@@ -56,6 +57,7 @@ class HookManager:
     :param data_dir: where persistent hooks are stored (default: see :mod:`.store`).
     :param history: how many recent triggers each hook keeps.
     :param queue_size: how many items may wait for a busy hook before it drops some.
+    :param time_limit: seconds one run of a hook may take before it is stopped.
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class HookManager:
         data_dir: str | None = None,
         history: int = 50,
         queue_size: int = 1000,
+        time_limit: float | None = 60.0,
     ):
         self.namespace = namespace if namespace is not None else {}
         self.shell = shell
@@ -74,6 +77,8 @@ class HookManager:
         self.data_dir = data_dir
         self.history = history
         self.queue_size = queue_size
+        self.time_limit = time_limit
+        self.watchdog = Watchdog()
         self.registry = HookRegistry()
         self.runners: dict[str, HookRunner] = {}
         self.session: XmppSession | None = None
@@ -457,6 +462,8 @@ class HookManager:
             lambda: (self, self.client),
             history=self.history,
             queue_size=self.queue_size,
+            time_limit=self.time_limit,
+            watchdog=self.watchdog,
         )
         for listener in self._trigger_listeners:
             runner.add_listener(listener)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .hooks import Hook
+from .watchdog import HookTimeout, Watchdog
 
 __all__ = ["Trigger", "HookRunner"]
 
@@ -61,8 +62,15 @@ class HookRunner:
         *,
         history: int = 50,
         queue_size: int = 1000,
+        time_limit: float | None = None,
+        watchdog: Watchdog | None = None,
     ):
         self.hook = hook
+        #: Seconds one run may take; past it the run is stopped and recorded as "timeout".
+        self.time_limit = time_limit
+        self.watchdog = watchdog or Watchdog()
+        #: perf_counter() when the current run started (None when idle).
+        self.running_since: float | None = None
         self._call_args = call_args  # -> (host, client), read at each run
         self.triggers: collections.deque[Trigger] = collections.deque(maxlen=max(1, history))
         self.count = 0
@@ -138,14 +146,26 @@ class HookRunner:
         """Run the hook once for ``item``, recording the outcome on ``trigger``."""
         func = self.hook.func
         host, client = self._call_args()
+        limit = self.time_limit
         trigger.started = time.time()
-        start = time.perf_counter()
+        self.running_since = start = time.perf_counter()
         try:
             if func is None:
                 raise RuntimeError(self.hook.load_error or "the hook's code is not loaded")
-            result = func(host, client, item)
+            with self.watchdog.guard(limit):
+                result = func(host, client, item)
             if inspect.isawaitable(result):
-                await result
+                if limit:
+                    async with asyncio.timeout(limit - (time.perf_counter() - start)):
+                        await result
+                else:
+                    await result
+        except (HookTimeout, TimeoutError) as exc:
+            if isinstance(exc, TimeoutError) and time.perf_counter() - start < (limit or 0):
+                self._fail(trigger, exc)  # the hook's own TimeoutError
+            else:
+                self._fail(trigger, exc, outcome="timeout")
+                trigger.error = f"ran longer than its time limit ({limit:g} s): stopped"
         except asyncio.CancelledError:
             if _cancelling():
                 raise  # the runner is stopping
@@ -155,6 +175,7 @@ class HookRunner:
         else:
             trigger.outcome = "ok"
         finally:
+            self.running_since = None
             trigger.duration = duration = time.perf_counter() - start
             self.count += 1
             self.total_duration += duration
@@ -162,10 +183,10 @@ class HookRunner:
             self._record(trigger)
         return trigger
 
-    def _fail(self, trigger: Trigger, exc: BaseException) -> None:
+    def _fail(self, trigger: Trigger, exc: BaseException, outcome: str = "error") -> None:
         self.errors += 1
         self.last_error = trigger
-        trigger.outcome = "error"
+        trigger.outcome = outcome
         trigger.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         # Drop our own frame: the traceback starts in the hook's code.
         tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
@@ -210,6 +231,9 @@ class HookRunner:
             "skipped": self.skipped,
             "paused": self.paused,
             "pending": self.pending,
+            "running_for": (
+                time.perf_counter() - self.running_since if self.running_since is not None else None
+            ),
             "last_trigger": last.as_dict() if last else None,
             "last_error": self.last_error.as_dict() if self.last_error else None,
             "last_duration": self.last_duration,
