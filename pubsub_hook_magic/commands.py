@@ -148,6 +148,13 @@ def build_parser(prog: str = "%hook") -> _Parser:
         help="hook type (default: python; python_code for %%%%hook)",
     )
     p.add_argument("-P", "--persistent", action="store_true", help="store the hook: installed again at every connect")
+    p.add_argument(
+        "--no-catch-up",
+        dest="catch_up",
+        action="store_false",
+        help="do not run the items published while the session was away (at connect, "
+        "after a reconnection)",
+    )
     p.add_argument("arg", nargs="*", metavar="ARG", help="module, file or code")
 
     p = sub.add_parser(

@@ -10,6 +10,7 @@ under the same id with a new payload (``current`` in PEP nodes) is new, and fire
 from __future__ import annotations
 
 import collections
+import hashlib
 from typing import Any
 
 from xml.etree.ElementTree import tostring
@@ -17,12 +18,13 @@ from xml.etree.ElementTree import tostring
 __all__ = ["RecentItems", "payload_digest"]
 
 
-def payload_digest(item: Any) -> int:
-    """A digest of an item's payload: the same for an event item and a retrieved item."""
+def payload_digest(item: Any) -> str:
+    """A digest of an item's payload: the same for an event item and a retrieved item,
+    and from one process to the next (positions are stored)."""
     children = list(item.xml)
     if not children:
-        return 0
-    return hash(tostring(children[0]))
+        return ""
+    return hashlib.blake2b(tostring(children[0]), digest_size=8).hexdigest()
 
 
 class RecentItems:
@@ -30,17 +32,16 @@ class RecentItems:
 
     def __init__(self, size: int = 512):
         self.size = size
-        self._nodes: dict[tuple[str, str], collections.OrderedDict[str, int]] = {}
+        self._nodes: dict[tuple[str, str], collections.OrderedDict[str, str]] = {}
 
-    def seen(self, service: str, node: str, item: Any) -> bool:
-        """Record ``item``; True if it is a copy of one already recorded."""
-        item_id = item["id"]
+    def seen(self, service: str, node: str, item_id: str, digest: str) -> bool:
+        """Record an item (its id and :func:`payload_digest`); True if it is a copy of
+        one already recorded."""
         if not item_id:
             return False  # nothing to match it by
         recent = self._nodes.get((service, node))
         if recent is None:
             recent = self._nodes[(service, node)] = collections.OrderedDict()
-        digest = payload_digest(item)
         if recent.get(item_id) == digest:
             return True
         recent[item_id] = digest

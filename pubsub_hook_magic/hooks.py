@@ -101,6 +101,9 @@ class Hook:
     persistent: bool = False
     id: str = ""
     created: float = field(default_factory=time.time)
+    #: Run the items published while the session was away (at connect, after a
+    #: reconnection), from the node's stored items.
+    catch_up: bool = True
     #: The loaded callable ``f(host, client, item)``; None while it cannot load.
     func: Callable[..., Any] | None = field(default=None, repr=False)
     #: Why the code could not be loaded (a persistent hook that broke since it was stored).
@@ -131,6 +134,7 @@ class Hook:
             "type": self.type.value,
             "arg": self.arg,
             "created": self.created,
+            "catch_up": self.catch_up,
         }
 
     @classmethod
@@ -143,6 +147,7 @@ class Hook:
             persistent=True,
             id=str(record["id"]),
             created=float(record.get("created") or time.time()),
+            catch_up=bool(record.get("catch_up", True)),
         )
 
 

@@ -218,6 +218,7 @@ class HookMagics(Magics):
                 args.type,
                 args.arg,
                 persistent=args.persistent,
+                catch_up=args.catch_up,
             )
         )
         print(f"Created {hook.describe()}.")

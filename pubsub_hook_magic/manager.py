@@ -21,12 +21,12 @@ import logging
 import time
 from typing import Any, Callable
 
-from .dedupe import RecentItems
+from .dedupe import RecentItems, payload_digest
 from .hooks import Hook, HookError, HookType, load_hook, new_hook_id, normalize_arg
 from .registry import HookRegistry
 from .runner import HookRunner, Trigger
 from .session import RequestError, SessionError, XmppSession, bare_jid
-from .store import HookStore, StoreError
+from .store import HookStore, PositionStore, StoreDamaged, StoreError
 from .watchdog import Watchdog
 
 __all__ = ["HookManager"]
@@ -87,6 +87,12 @@ class HookManager:
         self._recent = RecentItems()
         self._ours: set[tuple[str, str]] = set()  # subscriptions this extension made
         self._retired = [0, 0]  # triggers and errors of hooks deleted during the session
+        self.positions: PositionStore | None = None
+        self._unsaved_positions: dict[str, tuple[str, str]] = {}
+        #: The newest item seen per node: where a new hook's catch-up starts.
+        self._node_position: dict[tuple[str, str], tuple[str, str]] = {}
+        #: Nodes catching up: their live items wait here, to run after the older ones.
+        self._held: dict[tuple[str, str], list[tuple[Any, str, str]]] = {}
         self._lock = asyncio.Lock()
         self._trigger_listeners: list[Callable[[HookRunner, Trigger], None]] = []
         self._change_listeners: list[Callable[[], None]] = []
@@ -168,7 +174,17 @@ class HookManager:
                     "on this machine (loopback); drop it to use TLS"
                 )
             store = HookStore(account, self.data_dir)
-            records = store.hooks()  # a damaged store is an error before we log in
+            warnings = []
+            try:
+                records = store.hooks()  # a refused store is an error before we log in
+            except StoreDamaged as exc:
+                aside = store.set_aside()
+                records = []
+                warnings.append(
+                    f"{exc.args[0].split(';')[0]}: it was moved to {aside}, untouched; no "
+                    "persistent hook was installed. Repair that file and move it back (or "
+                    "re-create the hooks)"
+                )
             session = XmppSession(
                 jid,
                 password,
@@ -183,37 +199,47 @@ class HookManager:
             )
             await session.start(timeout)
             self.session, self.store = session, store
+            self.positions = PositionStore(account, store.data_dir)
             self.connected_since = time.time()
             try:
                 self._ours = store.subscriptions()
             except StoreError as exc:
                 log.warning("%s", exc)
-            return await self._install_persistent(records)
+            return warnings + await self._install_persistent(records)
 
     async def _install_persistent(self, records: list[dict[str, Any]]) -> list[str]:
         warnings = []
+        hooks = []
         for record in records:
             try:
                 hook = Hook.from_record(record)
             except (KeyError, TypeError, ValueError, HookError) as exc:
                 warnings.append(f"a stored hook is unreadable ({exc}): {record!r}")
                 continue
-            if hook.id in self.registry:
-                continue
+            if hook.id not in self.registry:
+                hooks.append(hook)
+        # Live items of these nodes wait until the items missed meanwhile have run.
+        for hook in hooks:
+            self._held.setdefault(hook.key, [])
+        for hook in hooks:
             try:
                 hook.func = load_hook(hook, self.namespace)
             except HookError as exc:
                 hook.load_error = str(exc)
-            if hook.func is not None:
+            if hook.func is not None and not self.registry.for_node(*hook.key):
                 try:
-                    await self._listen(hook.service, hook.node)
+                    await self._listen(hook.service, hook.node, seed=False)
                 except HookError as exc:
                     hook.load_error = str(exc)
             self._install(hook)
+            if self.positions is not None:
+                self.runners[hook.id].set_position(self.positions.load(hook.id))
             if hook.load_error:
                 warnings.append(
                     f"persistent {hook.describe()} is not running: {hook.load_error}"
                 )
+        for key in sorted({h.key for h in hooks}):
+            await self._catch_up(*key)
         # Subscriptions we made for hooks that are gone (e.g. a crashed kernel's
         # temporary hooks): remove them now.
         for service, node in sorted(self._ours - self.registry.nodes()):
@@ -237,7 +263,10 @@ class HookManager:
                         log.warning("leaving %s/%s: %s", service, node, exc)
             for hook in list(self.registry):
                 await self._uninstall(hook)
-            self.session, self.store = None, None
+            self.save_positions()
+            self.session, self.store, self.positions = None, None, None
+            self._node_position.clear()
+            self._held.clear()
             self.connected_since = None
             self._recent = RecentItems()
             self._ours = set()
@@ -260,16 +289,65 @@ class HookManager:
             raise HookError(session.last_error or f"the session is {session.state}: connect again")
         return session
 
-    async def _restore(self) -> None:
-        """After a reconnection: make sure every hooked node still sends its events.
+    def _restore(self) -> None:
+        """After a reconnection (called before any event of the new session): hold the
+        live items, then make sure every node still sends its events and run what was
+        published meanwhile, in order."""
+        for key in self.registry.nodes():
+            self._held.setdefault(key, [])
+        asyncio.get_running_loop().create_task(self._restore_nodes())
 
-        The recent-items memory is kept: a last item the server re-sends fires only if
-        it was published while the session was away (it is new to the hooks)."""
+    async def _restore_nodes(self) -> None:
         for service, node in sorted(self.registry.nodes()):
             try:
                 await self._listen(service, node, seed=False)
             except HookError as exc:
                 log.warning("after reconnecting, %s/%s: %s", service, node, exc)
+            await self._catch_up(service, node)
+
+    async def _catch_up(self, service: str, node: str) -> None:
+        """Run, for each hook of the node, the stored items after the last one it got;
+        then the live items held meanwhile. A hook whose last item is no longer on the
+        node gets a "gap" trigger: what was published in between is lost."""
+        key = (service, node)
+        try:
+            hooks = [
+                h for h in self.registry.for_node(service, node)
+                if h.catch_up and h.func is not None
+                and self.runners[h.id].submitted_position is not None
+            ]
+            if not hooks or self.session is None or not self.session.connected:
+                return
+            try:
+                items = await self.session.last_items(service, node, None)
+            except RequestError as exc:
+                log.warning("catching up on %s/%s: %s", service, node, exc)
+                return
+            keyed = [(item, item["id"] or "", payload_digest(item)) for item in items]
+            now = time.time()
+            for hook in hooks:
+                runner = self.runners.get(hook.id)
+                if runner is None or runner.submitted_position is None:
+                    continue
+                last_id, last_digest = runner.submitted_position
+                start = 0
+                if last_id:
+                    index = next(
+                        (i for i in range(len(keyed) - 1, -1, -1) if keyed[i][1] == last_id), None
+                    )
+                    if index is None:
+                        runner.report_gap(last_id, len(keyed))
+                    else:  # the same id with another payload was published again: run it
+                        start = index + 1 if keyed[index][2] == last_digest else index
+                for item, item_id, digest in keyed[start:]:
+                    runner.submit(item, item_id or None, item["publisher"] or None, now, digest, "catch-up")
+            for _item, item_id, digest in keyed:
+                self._recent.seen(service, node, item_id, digest)
+            if keyed:
+                self._node_position[key] = (keyed[-1][1], keyed[-1][2])
+        finally:
+            for item, item_id, digest in self._held.pop(key, ()):
+                self._dispatch(service, node, item, item_id, digest)
 
     async def create_hook(
         self,
@@ -279,6 +357,7 @@ class HookManager:
         arg: str,
         *,
         persistent: bool = False,
+        catch_up: bool = True,
     ) -> Hook:
         """Check the hook's code, make sure the node's events arrive, install the hook
         and store it if persistent. On any error nothing is installed or stored."""
@@ -295,15 +374,23 @@ class HookManager:
                 arg=normalize_arg(kind, arg),
                 persistent=persistent,
                 id=new_hook_id(lambda i: i in self.registry),
+                catch_up=catch_up,
             )
             hook.func = load_hook(hook, self.namespace)
             new_node = not self.registry.for_node(service, node)
             if new_node:
                 await self._listen(service, node)
             self._install(hook)
+            # Catch-up starts after the newest item the node had when the hook was made
+            # (from its first item if it had none).
+            position = self._node_position.get(hook.key)
+            runner = self.runners[hook.id]
+            runner.set_position(position if position is not None else ("", ""))
             if persistent:
                 try:
                     self.store.add_hook(hook.to_record())  # type: ignore[union-attr]
+                    if self.positions is not None and runner.position is not None:
+                        self.positions.save(hook.id, runner.position)
                 except BaseException:
                     await self._uninstall(hook)
                     if new_node:
@@ -343,6 +430,10 @@ class HookManager:
             stored = {h.id for h in doomed if h.persistent}
             if stored and self.store is not None:
                 self.store.remove_hooks(stored)  # fails before anything is removed
+                for hook_id in stored:
+                    self._unsaved_positions.pop(hook_id, None)
+                    if self.positions is not None:
+                        self.positions.remove(hook_id)
             for hook in doomed:
                 await self._uninstall(hook)
             for key in {h.key for h in doomed}:
@@ -465,6 +556,8 @@ class HookManager:
             time_limit=self.time_limit,
             watchdog=self.watchdog,
         )
+        if hook.persistent and hook.catch_up:
+            runner.add_listener(self._position_moved)
         for listener in self._trigger_listeners:
             runner.add_listener(listener)
         self.runners[hook.id] = runner
@@ -491,7 +584,9 @@ class HookManager:
         # presence is then recognised as old, and fires nothing.
         try:
             for item in await session.last_items(service, node, 1) if seed else ():
-                self._recent.seen(service, node, item)
+                item_id, digest = item["id"] or "", payload_digest(item)
+                self._recent.seen(service, node, item_id, digest)
+                self._node_position[(service, node)] = (item_id, digest)
         except RequestError as exc:
             if exc.condition == "item-not-found" and not pep:
                 raise HookError(
@@ -525,6 +620,7 @@ class HookManager:
         """Stop the events of a node that no hook uses any more."""
         session = self.session
         self._recent.forget(service, node)
+        self._node_position.pop((service, node), None)
         if session is None or not session.connected:
             return
         if self._is_pep(service):
@@ -550,12 +646,45 @@ class HookManager:
 
     def _on_item(self, service: str, node: str, item: Any) -> None:
         """The event path: one published item, from ``service`` (the sender)."""
+        key = (service, node)
+        if key not in self._held:
+            if not self.registry.for_node(service, node):
+                return
+            self._dispatch(service, node, item, item["id"] or "", payload_digest(item))
+        else:
+            self._held[key].append((item, item["id"] or "", payload_digest(item)))
+
+    def _dispatch(self, service: str, node: str, item: Any, item_id: str, digest: str) -> None:
         hooks = self.registry.for_node(service, node)
-        if not hooks or self._recent.seen(service, node, item):
+        if not hooks or self._recent.seen(service, node, item_id, digest):
             return
+        if item_id:
+            self._node_position[(service, node)] = (item_id, digest)
         received = time.time()
-        item_id = item["id"] or None
         publisher = item["publisher"] or None
         runners = self.runners
         for hook in hooks:
-            runners[hook.id].submit(item, item_id, publisher, received)
+            runners[hook.id].submit(item, item_id or None, publisher, received, digest)
+
+    # ------------------------------------------------------------------ positions
+
+    def _position_moved(self, runner: HookRunner, _trigger: Trigger) -> None:
+        if runner.position is None:
+            return
+        if not self._unsaved_positions:
+            asyncio.get_running_loop().call_soon(self.save_positions)
+        self._unsaved_positions[runner.hook.id] = runner.position
+
+    def save_positions(self) -> None:
+        """Write the positions of persistent hooks that moved (coalesced per loop turn;
+        also called at disconnect and at exit)."""
+        unsaved, self._unsaved_positions = self._unsaved_positions, {}
+        positions = self.positions
+        if positions is None:
+            return
+        for hook_id, position in unsaved.items():
+            if hook_id in self.registry:
+                try:
+                    positions.save(hook_id, position)
+                except OSError as exc:
+                    log.warning("cannot save the position of hook %s: %s", hook_id, exc)

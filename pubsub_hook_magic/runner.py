@@ -38,6 +38,8 @@ class Trigger:
     error: str | None = None  # "ValueError: message"
     traceback: str | None = None
     payload: Any = None  # the item stanza (for display and replay; not in as_dict)
+    digest: str = ""  # of the payload (see dedupe.payload_digest)
+    kind: str = "live"  # live, catch-up, replay, test
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +51,7 @@ class Trigger:
             "outcome": self.outcome,
             "error": self.error,
             "traceback": self.traceback,
+            "kind": self.kind,
         }
 
 
@@ -77,6 +80,12 @@ class HookRunner:
         self.errors = 0
         self.dropped = 0
         self.skipped = 0
+        self.gaps = 0
+        #: (item id, digest) of the last item run (or skipped): where catch-up resumes
+        #: after a restart. ("", "") means "from the node's first item".
+        self.position: tuple[str, str] | None = None
+        #: The same for the last item queued: where catch-up resumes after a reconnection.
+        self.submitted_position: tuple[str, str] | None = None
         #: A paused hook does not run: the items it skips are recorded and counted.
         self.paused = False
         self.total_duration = 0.0
@@ -115,13 +124,25 @@ class HookRunner:
 
     # ------------------------------------------------------------------ the hot path
 
-    def submit(self, item: Any, item_id: str | None, publisher: str | None, received: float) -> None:
+    def submit(
+        self,
+        item: Any,
+        item_id: str | None,
+        publisher: str | None,
+        received: float,
+        digest: str = "",
+        kind: str = "live",
+    ) -> None:
         """Queue ``item`` for the hook; count it as dropped if the queue is full, and
         as skipped while the hook is paused."""
-        trigger = Trigger(item_id, publisher, received, payload=item)
+        trigger = Trigger(item_id, publisher, received, payload=item, digest=digest, kind=kind)
+        if item_id:
+            self.submitted_position = (item_id, digest)
         if self.paused:
             self.skipped += 1
             trigger.outcome = "skipped"
+            if item_id:
+                self.position = (item_id, digest)
             self._record(trigger)
             return
         try:
@@ -176,12 +197,28 @@ class HookRunner:
             trigger.outcome = "ok"
         finally:
             self.running_since = None
+            if trigger.item_id and trigger.kind in ("live", "catch-up"):
+                self.position = (trigger.item_id, trigger.digest)
             trigger.duration = duration = time.perf_counter() - start
             self.count += 1
             self.total_duration += duration
             self.last_duration = duration
             self._record(trigger)
         return trigger
+
+    def set_position(self, position: tuple[str, str] | None) -> None:
+        """Where catch-up starts for this hook (a stored or initial position)."""
+        self.position = self.submitted_position = position
+
+    def report_gap(self, last_id: str, kept: int) -> None:
+        """Record that items may have been missed: the node no longer holds ``last_id``."""
+        self.gaps += 1
+        trigger = Trigger(None, None, time.time(), outcome="gap", kind="catch-up")
+        trigger.error = (
+            f"the node no longer holds item {last_id!r}, the last one this hook ran (it keeps "
+            f"{kept} item(s)): items published in between were lost"
+        )
+        self._record(trigger)
 
     def _fail(self, trigger: Trigger, exc: BaseException, outcome: str = "error") -> None:
         self.errors += 1
@@ -229,6 +266,8 @@ class HookRunner:
             "errors": self.errors,
             "dropped": self.dropped,
             "skipped": self.skipped,
+            "gaps": self.gaps,
+            "catch_up": hook.catch_up,
             "paused": self.paused,
             "pending": self.pending,
             "running_for": (

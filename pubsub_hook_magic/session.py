@@ -17,7 +17,7 @@ import logging
 import random
 import re
 import ssl
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 from .hooks import HookError
 
@@ -98,7 +98,7 @@ class XmppSession:
         tls: bool = True,
         direct_tls: bool = False,
         ca_file: str | None = None,
-        on_restored: Callable[[], Awaitable[None]] | None = None,
+        on_restored: Callable[[], None] | None = None,
         on_state: Callable[[str], None] | None = None,
         keepalive: float = 30.0,
     ):
@@ -223,13 +223,16 @@ class XmppSession:
         if self._started is not None and not self._started.done():
             self._started.set_exception(SessionError(message))
 
-    async def _on_session_start(self, _event: Any) -> None:
+    def _on_session_start(self, _event: Any) -> None:
+        # Synchronous on purpose: it runs before the stanzas that follow are handled,
+        # so on_restored sees the new session before any of its events.
         self.client.send_presence()
         restored = self.state == "reconnecting"
         self.state = "connected"
         self._attempt = 0
+        loop = asyncio.get_running_loop()
         if self._keepalive_task is None or self._keepalive_task.done():
-            self._keepalive_task = asyncio.get_running_loop().create_task(self._ping_forever())
+            self._keepalive_task = loop.create_task(self._ping_forever())
         if self._started is not None and not self._started.done():
             self._started.set_result(None)
         if restored:
@@ -237,7 +240,7 @@ class XmppSession:
             log.info("session of %s restored (reconnection %d)", self.bare, self.reconnects)
             if self.on_restored is not None:
                 try:
-                    await self.on_restored()
+                    self.on_restored()
                 except Exception:  # noqa: BLE001
                     log.exception("restoring subscriptions after a reconnection failed")
 
@@ -450,11 +453,12 @@ class XmppSession:
             self._pubsub().unsubscribe(service, node, bare=True, timeout=15),
         )
 
-    async def last_items(self, service: str, node: str, max_items: int = 1) -> list[Any]:
-        """The newest ``max_items`` items of the node (oldest first)."""
+    async def last_items(self, service: str, node: str, max_items: int | None = 1) -> list[Any]:
+        """The newest ``max_items`` items of the node (all it keeps with None), oldest
+        first."""
         iq = await self._request(
             f"reading items of {node!r} on {service}",
-            self._pubsub().get_items(service, node, max_items=max_items, timeout=15),
+            self._pubsub().get_items(service, node, max_items=max_items, timeout=30),
         )
         return [i for i in iq["pubsub"]["items"].iterables if i.name == "item"]
 

@@ -15,19 +15,52 @@ import fcntl
 import json
 import os
 import tempfile
+import time
 import urllib.parse
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .hooks import HookError
 
-__all__ = ["HookStore", "StoreError", "default_data_dir"]
+__all__ = ["HookStore", "PositionStore", "StoreDamaged", "StoreError", "default_data_dir"]
 
 FORMAT_VERSION = 1
 
 
 class StoreError(HookError):
     """The store cannot be read or written; the message says what to do."""
+
+
+class StoreDamaged(StoreError):
+    """The store file is not valid JSON of ours (truncated, edited by hand…)."""
+
+    def __init__(self, message: str, path: Path):
+        super().__init__(message)
+        self.path = path
+
+
+def check_private(path: Path, what: str) -> None:
+    """Refuse a store file or directory that someone else could write (like ssh's
+    StrictModes): the store holds code that runs at every connect."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror}") from None
+    if info.st_uid != os.getuid():
+        raise StoreError(
+            f"the hook store {what} {path} belongs to another user (uid {info.st_uid}): it "
+            "holds code that runs at every connect; use a directory of your own "
+            "(PUBSUB_HOOK_DATA_DIR)"
+        )
+    if info.st_mode & 0o022:
+        fix = "chmod 700" if what == "directory" else "chmod 600"
+        raise StoreError(
+            f"the hook store {what} {path} is writable by other users (mode "
+            f"{oct(info.st_mode & 0o777)}): it holds code that runs at every connect; "
+            f"fix it with: {fix} {path}"
+        )
 
 
 def default_data_dir() -> Path:
@@ -58,6 +91,8 @@ class HookStore:
 
     def load(self) -> dict[str, Any]:
         """The stored data (hooks and the subscriptions we made); empty if no file."""
+        check_private(self.data_dir, "directory")
+        check_private(self.path, "file")
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -69,15 +104,28 @@ class HookStore:
             if not isinstance(data, dict) or not isinstance(data.get("hooks"), list):
                 raise ValueError("not a hook store")
         except ValueError as exc:
-            raise StoreError(
+            raise StoreDamaged(
                 f"the hook store {self.path} is damaged ({exc}); move it aside to start "
-                "afresh, or repair it"
+                "afresh, or repair it",
+                self.path,
             ) from None
         data.setdefault("subscriptions", [])
         return data
 
     def hooks(self) -> list[dict[str, Any]]:
         return list(self.load()["hooks"])
+
+    def set_aside(self) -> Path:
+        """Move a damaged store file out of the way (kept, never overwritten); return
+        where it went."""
+        with self._locked():
+            aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+            n = 1
+            while aside.exists():
+                aside = aside.with_name(f"{aside.name}.{n}")
+                n += 1
+            os.replace(self.path, aside)
+            return aside
 
     # ------------------------------------------------------------------ writing
 
@@ -158,3 +206,43 @@ class HookStore:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+
+
+class PositionStore:
+    """The last item each persistent hook processed, one tiny file per hook.
+
+    Written after each run (coalesced by the caller), atomically and without fsync: a
+    killed kernel loses nothing the operating system already has, so after a crash only
+    the items in flight run again.
+    """
+
+    def __init__(self, account: str, data_dir: Path | str | None = None):
+        base = Path(data_dir) if data_dir is not None else default_data_dir()
+        self.dir = base / f"positions-{urllib.parse.quote(account, safe='@.-_')}"
+
+    def _path(self, hook_id: str) -> Path:
+        return self.dir / f"{urllib.parse.quote(hook_id, safe='')}.json"
+
+    def load(self, hook_id: str) -> tuple[str, str] | None:
+        """``(item id, payload digest)``; ``("", "")`` means "from the node's start"."""
+        try:
+            data = json.loads(self._path(hook_id).read_text(encoding="utf-8"))
+            return (str(data["id"]), str(data["digest"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def save(self, hook_id: str, position: tuple[str, str]) -> None:
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".pos-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as file:
+                json.dump({"id": position[0], "digest": position[1]}, file)
+            os.replace(tmp, self._path(hook_id))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def remove(self, hook_id: str) -> None:
+        with contextlib.suppress(OSError):
+            self._path(hook_id).unlink()

@@ -37,8 +37,8 @@ __all__ = ["TableHub", "HookTable"]
 log = logging.getLogger(__name__)
 
 _COLUMNS = ("id", "node", "type", "argument", "lifetime", "state · triggers · errors · last · duration", "")
-_STATS_WIDTHS = (70, 70, 60, 90, 130)  # px of the cells inside the stats column
-_GRID_COLUMNS = "70px 260px 90px 260px 85px 440px 230px"
+_STATS_WIDTHS = (70, 100, 60, 90, 130)  # px of the cells inside the stats column
+_GRID_COLUMNS = "70px 230px 90px 260px 85px 470px 270px"
 
 
 def _stats_html(summary: dict[str, Any], now: float) -> str:
