@@ -51,12 +51,18 @@ class Publisher:
     def run(self, coro: Any, timeout: float = 30) -> Any:
         return self.thread.run(coro, timeout)
 
-    def create_node(self, node: str, service: str = "pubsub.localhost", **config: Any) -> None:
+    def create_node(self, node: str, service: str = "pubsub.localhost", max_items: int | None = None) -> None:
         from slixmpp.exceptions import IqError
+
+        form = None
+        if max_items is not None:
+            form = self.client.plugin["xep_0004"].make_form("submit")
+            form.add_field(var="FORM_TYPE", ftype="hidden", value="http://jabber.org/protocol/pubsub#node_config")
+            form.add_field(var="pubsub#max_items", value=str(max_items))
 
         async def create() -> None:
             try:
-                await self.client.plugin["xep_0060"].create_node(service, node)
+                await self.client.plugin["xep_0060"].create_node(service, node, config=form)
             except IqError as exc:
                 if exc.iq["error"]["condition"] != "conflict":
                     raise
