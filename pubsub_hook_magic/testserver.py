@@ -226,6 +226,8 @@ class TestServer:
             storage,
             f"allow_registration = {'true' if self.allow_registration else 'false'}",
             "min_seconds_between_registrations = 0",
+            "-- Room for the 1 MB payloads of the hostile-input tests.",
+            "c2s_stanza_size_limit = 4 * 1024 * 1024",
             "",
             f"VirtualHost {_lua_str(self.domain)}",
             "",

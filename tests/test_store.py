@@ -61,3 +61,56 @@ def test_remove_hooks_counts(tmp_path):
         store.add_hook(record(i))
     assert store.remove_hooks({"h0", "h2", "zz"}) == 2
     assert [h["id"] for h in json.loads(store.path.read_text())["hooks"]] == ["h1"]
+
+
+def _add_many(args):
+    data_dir, start = args
+    store = HookStore("alice@localhost", data_dir)
+    for i in range(start, start + 20):
+        store.add_hook(record(i))
+
+
+def test_two_processes_writing_at_once_lose_nothing(tmp_path):
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        pool.map(_add_many, [(str(tmp_path), 0), (str(tmp_path), 1000)])
+    assert len(HookStore("alice@localhost", tmp_path).hooks()) == 40
+
+
+def test_a_store_others_can_write_is_refused(tmp_path):
+    store = HookStore("alice@localhost", tmp_path / "d")
+    store.add_hook(record(1))
+    os.chmod(store.path, 0o666)
+    with pytest.raises(StoreError, match=r"writable by other users .*chmod 600"):
+        store.hooks()
+    os.chmod(store.path, 0o600)
+    os.chmod(tmp_path / "d", 0o777)
+    with pytest.raises(StoreError, match=r"directory .* writable by other users .*chmod 700"):
+        store.hooks()
+
+
+def test_an_unwritable_data_dir_is_a_clear_error(tmp_path):
+    store = HookStore("alice@localhost", "/proc/pubsub-hook-test")
+    with pytest.raises(StoreError, match="PUBSUB_HOOK_DATA_DIR"):
+        store.add_hook(record(1))
+
+
+def test_a_damaged_store_is_set_aside_untouched(tmp_path):
+    store = HookStore("alice@localhost", tmp_path)
+    store.path.write_text('{"hooks": [{"id": "h1", "ser')
+    aside = store.set_aside()
+    assert aside.read_text() == '{"hooks": [{"id": "h1", "ser'
+    assert not store.path.exists() and store.hooks() == []
+
+
+def test_positions_round_trip(tmp_path):
+    from pubsub_hook_magic.store import PositionStore
+
+    positions = PositionStore("alice@localhost", tmp_path)
+    assert positions.load("h1") is None
+    positions.save("h1", ("item-7", "abcd"))
+    assert PositionStore("alice@localhost", tmp_path).load("h1") == ("item-7", "abcd")
+    assert stat.S_IMODE(os.stat(positions._path("h1")).st_mode) == 0o600
+    positions.remove("h1")
+    assert positions.load("h1") is None
