@@ -162,6 +162,9 @@ class HookRunner:
         while True:
             item, trigger = await queue.get()
             await self.run(item, trigger)
+            # Queue.get() does not yield while items wait: give the loop a turn, so a
+            # backlog of one hook never starves the others, the stream or the writes.
+            await asyncio.sleep(0)
 
     async def run(self, item: Any, trigger: Trigger) -> Trigger:
         """Run the hook once for ``item``, recording the outcome on ``trigger``."""

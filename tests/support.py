@@ -270,6 +270,18 @@ class Kernel:
             time.sleep(0.1)
         raise AssertionError(f"{expr} never satisfied the condition; last value: {value!r}")
 
+    def crash(self) -> None:
+        """Kill the kernel process with SIGKILL, as a crash would."""
+        import signal
+
+        os.kill(self.km.provisioner.pid, signal.SIGKILL)
+        self._closed = True
+        self.kc.stop_channels()
+        try:
+            self.km.shutdown_kernel(now=True)
+        except Exception:  # noqa: BLE001 - already dead
+            pass
+
     def close(self) -> None:
         """Shut the kernel down gracefully (idempotent)."""
         if getattr(self, "_closed", False):

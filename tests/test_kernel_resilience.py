@@ -222,3 +222,47 @@ def wait_until(predicate, timeout: float = 20) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.1)
+
+
+def test_after_a_kernel_crash_items_run_at_least_once_with_few_repeats(kernel_factory, server, publisher, tmp_path):
+    node = f"crash{time.monotonic_ns()}"
+    publisher.create_node(node, max_items=200)  # keeps every item of the test
+    out = tmp_path / "ran.txt"
+    hook = tmp_path / "slow_hook.py"
+    hook.write_text(
+        "import time\n"
+        f"def hook(host, client, item):\n    time.sleep(0.02)\n    with open({str(out)!r}, 'a') as f:\n        f.write(item['id'] + '\\n')\n"
+    )
+    lines = lambda: out.read_text().split() if out.exists() else []  # noqa: E731
+    first = kernel_factory()
+    first.run(connect_line(server))
+    first.run(f"%hook create -s pubsub.localhost -n {node} -t python_file -P {hook}")
+    ids = publisher.publish_many(node, 60)
+    wait_until(lambda: len(lines()) >= 20)
+    first.crash()
+    second = kernel_factory()
+    second.run(connect_line(server))
+    wait_until(lambda: set(lines()) >= set(ids), timeout=30)
+    ran = lines()
+    repeats = len(ran) - len(set(ran))
+    assert repeats <= 3, (repeats, ran)  # only the items in flight at the crash
+
+
+def test_a_hook_stuck_in_a_loop_is_stopped_at_the_configured_limit(connected, publisher, node):
+    connected.run("%config HookMagics.time_limit = 0.5")
+    connected.run("done = []")
+    connected.run(
+        f"%%hook create -s pubsub.localhost -n {node}\n"
+        "if item['id'] == 'stuck':\n    while True:\n        pass\n"
+        "done.append(item['id'])\n"
+    )
+    connected.run("other = []")
+    connected.run(f"%hook create -s pubsub.localhost -n {node} -t python_code other.append(item['id'])")
+    for item_id in ("a", "stuck", "b"):
+        publisher.publish(node, item_id=item_id)
+    assert connected.wait_for("done", lambda v: v == ["a", "b"])
+    assert connected.eval("other") == ["a", "stuck", "b"]
+    hooks = json.loads(connected.run("%hook list -O json").stdout)
+    [stuck] = [h for h in hooks if "while True" in h["arg"]]
+    [timeout] = [t for t in stuck["recent"] if t["outcome"] == "timeout"]
+    assert timeout["item_id"] == "stuck" and "time limit (0.5 s)" in timeout["error"]

@@ -136,3 +136,27 @@ def test_paused_hook_skips_and_counts():
 
     runner = asyncio.run(main())
     assert seen == ["c"] and runner.skipped == 2
+
+
+def test_a_backlog_of_one_hook_does_not_starve_another():
+    done = {}
+
+    def slow(host, client, item):
+        time.sleep(0.01)
+        done.setdefault("slow", []).append(time.monotonic())
+
+    def fast(host, client, item):
+        done.setdefault("fast", []).append(time.monotonic())
+
+    async def main():
+        a, b = make_runner(slow), make_runner(fast)
+        a.start()
+        b.start()
+        feed(a, [str(i) for i in range(30)])
+        feed(b, [str(i) for i in range(30)])
+        await until(lambda: a.count == 30 and b.count == 30)
+        await a.stop()
+        await b.stop()
+
+    asyncio.run(main())
+    assert done["fast"][-1] < done["slow"][-1] - 0.1  # interleaved, not after the backlog
