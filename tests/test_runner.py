@@ -159,4 +159,4 @@ def test_a_backlog_of_one_hook_does_not_starve_another():
         await b.stop()
 
     asyncio.run(main())
-    assert done["fast"][-1] < done["slow"][-1] - 0.1  # interleaved, not after the backlog
+    assert done["fast"][9] < done["slow"][-1] - 0.1  # interleaved, not after the backlog
