@@ -169,6 +169,26 @@ def build_parser(prog: str = "%hook") -> _Parser:
     p.add_argument("-a", "--arg", default="", help="only hooks with this argument (a python_file path is made absolute)")
     p.add_argument("--id", default="", help="delete the one hook with this id")
 
+    p = sub.add_parser(
+        "replay",
+        help="run a hook again on an item it saw (recorded as a replay)",
+        description="Run hook ID again: on its last item, on --item ITEM_ID (from its "
+        "recent triggers or the node), or on the node's --last N stored items.",
+    )
+    p.add_argument("id", help="the hook's id (see %%hook list)")
+    p.add_argument("--item", default="", metavar="ITEM_ID", help="the item to run it on")
+    p.add_argument("--last", type=int, default=0, metavar="N", help="the node's last N stored items")
+
+    p = sub.add_parser(
+        "test",
+        help="run a hook on an item built here (no network)",
+        description="Run hook ID on an item whose payload is the XML after the id, or the "
+        "cell of %%hook test ID.",
+    )
+    p.add_argument("id", help="the hook's id (see %%hook list)")
+    p.add_argument("--item-id", default="", help="the test item's id")
+    p.add_argument("payload", nargs="*", metavar="XML", help="the item's payload")
+
     for name, what in (("pause", "pause a hook: the items it skips are counted"), ("resume", "resume a paused hook")):
         p = sub.add_parser(name, help=what)
         p.add_argument("id", help="the hook's id (see %%hook list)")
@@ -215,12 +235,12 @@ def parse_command(line: str, cell: str | None = None) -> argparse.Namespace:
     if first is None:
         raise CommandError(
             "%hook needs a sub-command: connect, create, list, delete, pause, resume, "
-            "publish, nodes, status or disconnect (see %hook -h)"
+            "replay, test, publish, nodes, status or disconnect (see %hook -h)"
         )
     if first.text == "create":
         args = _parse_create(line, first, tokens, cell)
-    elif first.text == "publish":
-        args = _parse_publish(line, tokens, cell)
+    elif first.text in ("publish", "test"):
+        args = _parse_with_payload(first.text, line, tokens, cell)
     else:
         words = [first.text, *(t.text for t in tokens)]
         args = top.parse_args(words)
@@ -288,12 +308,18 @@ def _parse_create(line: str, first: Token, tokens: Iterator[Token], cell: str | 
     return args
 
 
-def _parse_publish(line: str, tokens: Iterator[Token], cell: str | None) -> argparse.Namespace:
-    """``publish``: options, then the XML payload verbatim (or the cell)."""
-    actions = _subparser("publish")._option_string_actions  # noqa: SLF001
+def _parse_with_payload(command: str, line: str, tokens: Iterator[Token], cell: str | None) -> argparse.Namespace:
+    """``publish`` and ``test``: options (and the hook id), then the XML payload
+    verbatim, or the cell."""
+    actions = _subparser(command)._option_string_actions  # noqa: SLF001
     options: list[str] = []
     payload_start: int | None = None
+    positional = 1 if command == "test" else 0  # the hook id comes before the payload
     for token in tokens:
+        if positional and not token.text.startswith("-"):
+            options.append(token.text)
+            positional -= 1
+            continue
         name = token.text.split("=", 1)[0]
         if token.text.startswith("-") and name in actions:
             options.append(token.text)
@@ -304,11 +330,11 @@ def _parse_publish(line: str, tokens: Iterator[Token], cell: str | None) -> argp
             continue
         payload_start = token.start
         break
-    args = parser().parse_args(["publish", *options])
+    args = parser().parse_args([command, *options])
     payload = line[payload_start:].strip() if payload_start is not None else ""
     if cell is not None and cell.strip():
         if payload:
-            raise CommandError("%%hook publish takes its payload from the cell: give none on the line")
+            raise CommandError(f"%%hook {command} takes its payload from the cell: give none on the line")
         payload = cell.strip()
     if not payload:
         raise CommandError("give the item's payload, one XML element, after the options")

@@ -40,7 +40,9 @@ __all__ = [
     "HookError",
     "HookLoadError",
     "load_hook",
+    "missing_names",
     "normalize_arg",
+    "source_path",
     "new_hook_id",
 ]
 
@@ -362,6 +364,51 @@ def _load_code_hook(code: str, namespace: dict[str, Any], name: str) -> Callable
     run_code.is_async = is_async  # type: ignore[attr-defined]
     run_code.code = compiled  # type: ignore[attr-defined]
     return run_code
+
+
+def missing_names(code: str, namespace: dict[str, Any]) -> list[str]:
+    """The names ``python_code`` reads but neither defines nor finds in ``namespace``
+    or the builtins: in a notebook, variables the code expects the notebook to define.
+    (A cheap over-approximation of definitions: any name assigned anywhere counts.)"""
+    import builtins
+
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return []
+    loaded: set[str] = set()
+    defined: set[str] = set(CODE_HOOK_NAMES)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (loaded if isinstance(node.ctx, ast.Load) else defined).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+            args = node.args if not isinstance(node, ast.ClassDef) else None
+            if args is not None:
+                for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg):
+                    if arg is not None:
+                        defined.add(arg.arg)
+        elif isinstance(node, ast.Lambda):
+            for arg in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs):
+                defined.add(arg.arg)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                defined.add((alias.asname or alias.name).split(".")[0])
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            defined.add(node.name)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            pass
+    return sorted(n for n in loaded - defined if n not in namespace and not hasattr(builtins, n))
+
+
+def source_path(hook: Hook) -> str | None:
+    """The file a ``python_file`` or ``python`` hook's code comes from (None for code)."""
+    if hook.type is HookType.PYTHON_FILE:
+        return hook.arg
+    if hook.type is HookType.PYTHON:
+        module = sys.modules.get(hook.arg.partition(":")[0])
+        return getattr(module, "__file__", None)
+    return None
 
 
 def _exc_line(exc: BaseException) -> str:

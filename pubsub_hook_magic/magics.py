@@ -16,7 +16,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from traitlets import Float, Integer, TraitError, Unicode, validate
 
 from . import commands, formatting
-from .hooks import HookError
+from .hooks import HookError, HookType, missing_names
 from .loopthread import LoopThread
 from .manager import HookManager
 
@@ -222,6 +222,10 @@ class HookMagics(Magics):
             )
         )
         print(f"Created {hook.describe()}.")
+        if hook.type is HookType.PYTHON_CODE:
+            names = missing_names(hook.arg, self.shell.user_ns)
+            if names:
+                print(f"Note: the code uses {', '.join(names)}, not defined in the notebook yet.")
 
     def _cmd_delete(self, args: Any) -> None:
         if not args.node and not args.id:
@@ -272,6 +276,28 @@ class HookMagics(Magics):
             self.manager.publish(args.service or None, args.node, args.payload, args.id or None)
         )
         print(f"Published item {item_id} to {args.node}.")
+
+    def _cmd_replay(self, args: Any) -> None:
+        if args.item and args.last:
+            raise UsageError("give --item or --last, not both")
+        triggers = self._call(self.manager.replay(args.id, args.item or None, args.last or None))
+        for trigger in triggers:
+            self._print_run("replay", trigger)
+
+    def _cmd_test(self, args: Any) -> None:
+        trigger = self._call(self.manager.test(args.id, args.payload, args.item_id or None))
+        self._print_run("test", trigger)
+
+    @staticmethod
+    def _print_run(what: str, trigger: Any) -> None:
+        print(
+            f"{what} of item {trigger.item_id}: {trigger.outcome} "
+            f"({formatting.seconds(trigger.duration)})"
+        )
+        if trigger.traceback:
+            print(trigger.traceback.rstrip())
+        elif trigger.error:
+            print(trigger.error)
 
     def _cmd_pause(self, args: Any) -> None:
         hook = self._call(self.manager.set_paused(args.id, True))

@@ -22,7 +22,16 @@ import time
 from typing import Any, Callable
 
 from .dedupe import RecentItems, payload_digest
-from .hooks import Hook, HookError, HookType, load_hook, new_hook_id, normalize_arg
+from .hooks import (
+    Hook,
+    HookError,
+    HookLoadError,
+    HookType,
+    load_hook,
+    missing_names,
+    new_hook_id,
+    normalize_arg,
+)
 from .registry import HookRegistry
 from .runner import HookRunner, Trigger
 from .session import RequestError, SessionError, XmppSession, bare_jid
@@ -58,6 +67,8 @@ class HookManager:
     :param history: how many recent triggers each hook keeps.
     :param queue_size: how many items may wait for a busy hook before it drops some.
     :param time_limit: seconds one run of a hook may take before it is stopped.
+    :param strict_names: refuse python_code that reads names nothing defines (outside
+        a notebook, where no notebook variables exist).
     """
 
     def __init__(
@@ -70,6 +81,7 @@ class HookManager:
         history: int = 50,
         queue_size: int = 1000,
         time_limit: float | None = 60.0,
+        strict_names: bool = False,
     ):
         self.namespace = namespace if namespace is not None else {}
         self.shell = shell
@@ -78,6 +90,7 @@ class HookManager:
         self.history = history
         self.queue_size = queue_size
         self.time_limit = time_limit
+        self.strict_names = strict_names
         self.watchdog = Watchdog()
         self.registry = HookRegistry()
         self.runners: dict[str, HookRunner] = {}
@@ -223,7 +236,7 @@ class HookManager:
             self._held.setdefault(hook.key, [])
         for hook in hooks:
             try:
-                hook.func = load_hook(hook, self.namespace)
+                hook.func = self._load(hook)
             except HookError as exc:
                 hook.load_error = str(exc)
             if hook.func is not None and not self.registry.for_node(*hook.key):
@@ -376,7 +389,7 @@ class HookManager:
                 id=new_hook_id(lambda i: i in self.registry),
                 catch_up=catch_up,
             )
-            hook.func = load_hook(hook, self.namespace)
+            hook.func = self._load(hook)
             new_node = not self.registry.for_node(service, node)
             if new_node:
                 await self._listen(service, node)
@@ -486,6 +499,62 @@ class HookManager:
         self._changed()
         return runner.hook
 
+    def _runner(self, hook_id: str) -> HookRunner:
+        runner = self.runners.get(hook_id)
+        if runner is None:
+            raise HookError(f"no hook {hook_id!r}: %hook list shows the ids")
+        return runner
+
+    async def replay(
+        self, hook_id: str, item_id: str | None = None, last: int | None = None
+    ) -> list[Trigger]:
+        """Run a hook again on items it saw: its last one, the item ``item_id`` (from
+        its recent triggers, else from the node), or the node's ``last`` stored items.
+        Each run is recorded as a trigger of kind "replay"."""
+        runner = self._runner(hook_id)
+        hook = runner.hook
+        if last:
+            items = await self._node_items(hook, last)
+        elif item_id:
+            seen = [t.payload for t in runner.triggers if t.item_id == item_id and t.payload is not None]
+            items = seen[-1:] or [i for i in await self._node_items(hook, None) if i["id"] == item_id]
+            if not items:
+                raise HookError(f"item {item_id!r} is neither in hook {hook_id}'s recent triggers nor on its node")
+        else:
+            seen = [t.payload for t in runner.triggers if t.payload is not None and t.kind in ("live", "catch-up")]
+            if not seen:
+                raise HookError(
+                    f"hook {hook_id} has no item to replay yet: use --item ID or --last N to "
+                    "take items from the node"
+                )
+            items = seen[-1:]
+        return [await runner.run_now(item, "replay", publisher=item["publisher"] or None) for item in items]
+
+    async def _node_items(self, hook: Hook, last: int | None) -> list[Any]:
+        session = self._require_session()
+        try:
+            return await session.last_items(hook.service, hook.node, last)
+        except RequestError as exc:
+            raise HookError(str(exc)) from None
+
+    async def test(self, hook_id: str, payload: str, item_id: str | None = None) -> Trigger:
+        """Run a hook on an item built here from ``payload`` (XML), without the network."""
+        from xml.etree.ElementTree import ParseError, fromstring
+
+        from slixmpp.plugins.xep_0060.stanza.pubsub_event import EventItem
+
+        runner = self._runner(hook_id)
+        try:
+            element = fromstring(payload)
+        except ParseError as exc:
+            raise HookError(f"the payload is not XML ({exc}): give one element") from None
+        item = EventItem()
+        item["id"] = item_id or f"test-{int(time.time() * 1000)}"
+        item["payload"] = element
+        if self.jid:
+            item["publisher"] = self.jid
+        return await runner.run_now(item, "test")
+
     def hooks(self) -> list[Hook]:
         """Every installed hook, persistent first."""
         return list(self.registry)
@@ -546,6 +615,18 @@ class HookManager:
 
     # ------------------------------------------------------------------ internals
 
+    def _load(self, hook: Hook) -> Callable[..., Any]:
+        """Load a hook's code; with ``strict_names``, python_code that reads names
+        nobody defines (notebook variables, outside a notebook) is refused."""
+        if self.strict_names and hook.type is HookType.PYTHON_CODE:
+            names = missing_names(hook.arg, self.namespace)
+            if names:
+                raise HookLoadError(
+                    f"the code uses {', '.join(names)}, which nothing defines here (notebook "
+                    "variables?): define them in the code, or move the hook to a python_file"
+                )
+        return load_hook(hook, self.namespace)
+
     def _install(self, hook: Hook) -> None:
         self.registry.add(hook)
         runner = HookRunner(
@@ -555,6 +636,7 @@ class HookManager:
             queue_size=self.queue_size,
             time_limit=self.time_limit,
             watchdog=self.watchdog,
+            loader=self._load,
         )
         if hook.persistent and hook.catch_up:
             runner.add_listener(self._position_moved)

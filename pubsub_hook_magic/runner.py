@@ -12,12 +12,13 @@ import asyncio
 import collections
 import inspect
 import logging
+import os
 import time
 import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .hooks import Hook
+from .hooks import Hook, HookError, source_path
 from .watchdog import HookTimeout, Watchdog
 
 __all__ = ["Trigger", "HookRunner"]
@@ -67,8 +68,18 @@ class HookRunner:
         queue_size: int = 1000,
         time_limit: float | None = None,
         watchdog: Watchdog | None = None,
+        loader: Callable[[Hook], Callable[..., Any]] | None = None,
     ):
         self.hook = hook
+        #: Reloads the hook's code when its file changes on disk (None: never).
+        self.loader = loader
+        self._source = source_path(hook) if loader is not None else None
+        self._source_mtime = _mtime(self._source)
+        #: Why the last edit of the hook's file could not be loaded (the previous
+        #: version keeps running).
+        self.reload_error: str | None = None
+        self.reloads = 0
+        self._run_lock = asyncio.Lock()
         #: Seconds one run may take; past it the run is stopped and recorded as "timeout".
         self.time_limit = time_limit
         self.watchdog = watchdog or Watchdog()
@@ -159,15 +170,53 @@ class HookRunner:
 
     async def _work(self) -> None:
         queue = self._queue
+        lock = self._run_lock
         while True:
             item, trigger = await queue.get()
-            await self.run(item, trigger)
+            async with lock:
+                await self.run(item, trigger)
             # Queue.get() does not yield while items wait: give the loop a turn, so a
             # backlog of one hook never starves the others, the stream or the writes.
             await asyncio.sleep(0)
 
+    async def run_now(self, item: Any, kind: str, item_id: str | None = None, publisher: str | None = None) -> Trigger:
+        """Run the hook on ``item`` now, between two queued items (replay, test)."""
+        from .dedupe import payload_digest
+
+        trigger = Trigger(
+            item_id if item_id is not None else (item["id"] or None),
+            publisher,
+            time.time(),
+            payload=item,
+            digest=payload_digest(item),
+            kind=kind,
+        )
+        async with self._run_lock:
+            return await self.run(item, trigger)
+
+    def _check_source(self) -> None:
+        """Reload the hook if its file changed; a broken edit keeps the old code."""
+        mtime = _mtime(self._source)
+        if mtime == self._source_mtime:
+            return
+        self._source_mtime = mtime
+        if mtime is None:
+            self.reload_error = f"{self._source} is gone; the loaded version keeps running"
+            return
+        try:
+            self.hook.func = self.loader(self.hook)  # type: ignore[misc]
+        except HookError as exc:
+            self.reload_error = f"the edited code does not load ({exc}); the previous version keeps running"
+            log.warning("hook %s: %s", self.hook.id, self.reload_error)
+        else:
+            self.reload_error = None
+            self.reloads += 1
+            log.info("hook %s reloaded from %s", self.hook.id, self._source)
+
     async def run(self, item: Any, trigger: Trigger) -> Trigger:
         """Run the hook once for ``item``, recording the outcome on ``trigger``."""
+        if self._source is not None:
+            self._check_source()
         func = self.hook.func
         host, client = self._call_args()
         limit = self.time_limit
@@ -270,6 +319,8 @@ class HookRunner:
             "dropped": self.dropped,
             "skipped": self.skipped,
             "gaps": self.gaps,
+            "reloads": self.reloads,
+            "reload_error": self.reload_error,
             "catch_up": hook.catch_up,
             "paused": self.paused,
             "pending": self.pending,
@@ -287,3 +338,12 @@ class HookRunner:
 def _cancelling() -> bool:
     task = asyncio.current_task()
     return bool(task is not None and task.cancelling())
+
+
+def _mtime(path: str | None) -> int | None:
+    if path is None:
+        return None
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None

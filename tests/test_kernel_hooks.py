@@ -148,3 +148,48 @@ def test_hook_code_keeps_dollar_and_braces(connected, publisher, node):
     connected.run(f"%hook create -s pubsub.localhost -n {node} -t python_code got.append('$x {{x}}')")
     publisher.publish(node)
     assert connected.wait_for("got", lambda v: len(v) == 1) == ["$x {x}"]
+
+
+def test_replay_and_test_run_a_hook_again(connected, publisher, node):
+    connected.run("got = []")
+    connected.run(f"%hook create -s pubsub.localhost -n {node} -t python_code got.append(item['id'])")
+    [hook_id] = [h["id"] for h in json.loads(connected.run("%hook list -O json").stdout)]
+    assert "no item to replay yet" in connected.usage_error(f"%hook replay {hook_id}")
+    for i in range(3):
+        publisher.publish(node, item_id=f"r{i}")
+    connected.wait_for("got", lambda v: len(v) == 3)
+    assert "replay of item r2: ok" in connected.run(f"%hook replay {hook_id}").stdout
+    assert "replay of item r0: ok" in connected.run(f"%hook replay {hook_id} --item r0").stdout
+    out = connected.run(f"%hook replay {hook_id} --last 2").stdout
+    assert "item r1: ok" in out and "item r2: ok" in out
+    out = connected.run(f"%%hook test {hook_id} --item-id t1\n<x xmlns='urn:x'>local</x>").stdout
+    assert "test of item t1: ok" in out
+    assert connected.eval("got") == ["r0", "r1", "r2", "r2", "r0", "r1", "r2", "t1"]
+    kinds = [t["kind"] for t in json.loads(connected.run("%hook list -O json").stdout)[0]["recent"]]
+    assert kinds == ["live"] * 3 + ["replay"] * 4 + ["test"]
+
+
+def test_a_test_run_shows_the_hook_traceback(connected, node):
+    connected.run(f"%hook create -s pubsub.localhost -n {node} -t python_code 1 / int(item['payload'].text)")
+    [hook_id] = [h["id"] for h in json.loads(connected.run("%hook list -O json").stdout)]
+    out = connected.run(f"%hook test {hook_id} <n xmlns='urn:x'>0</n>").stdout
+    assert "error" in out and "ZeroDivisionError" in out and "1 / int(item['payload'].text)" in out
+
+
+def test_an_edited_hook_file_is_reloaded_and_a_broken_edit_keeps_the_old_code(connected, publisher, node, tmp_path):
+    path = tmp_path / "edit_hook.py"
+    path.write_text("def hook(host, client, item):\n    host.shell.user_ns['v'].append(1)\n")
+    connected.run("v = []")
+    connected.run(f"%hook create -s pubsub.localhost -n {node} -t python_file {path}")
+    publisher.publish(node)
+    connected.wait_for("v", lambda v: v == [1])
+    time.sleep(0.01)
+    path.write_text("def hook(host, client, item):\n    host.shell.user_ns['v'].append(2)\n")
+    publisher.publish(node)
+    connected.wait_for("v", lambda v: v == [1, 2])
+    path.write_text("def hook(host, client, item):\n    return (\n")
+    publisher.publish(node)
+    connected.wait_for("v", lambda v: v == [1, 2, 2])
+    [summary] = json.loads(connected.run("%hook list -O json").stdout)
+    assert "SyntaxError" in summary["reload_error"] and "previous version keeps running" in summary["reload_error"]
+    assert summary["reloads"] == 1
