@@ -103,18 +103,7 @@ def build_parser(prog: str = "%hook") -> _Parser:
         "it is never stored, printed or logged.",
     )
     p.add_argument("jid", nargs="?", default=None, help="the account, user@domain (default: $XMPP_JID)")
-    p.add_argument("--password-env", metavar="VAR", help="environment variable holding the password")
-    p.add_argument("--host", help="server address (default: $XMPP_HOST, else the JID's domain via DNS SRV)")
-    p.add_argument("--port", type=int, help="server port (default: $XMPP_PORT, else 5222 or DNS SRV)")
-    p.add_argument(
-        "--no-tls",
-        action="store_true",
-        help="allow a plaintext stream (only for a test server on loopback); TLS is "
-        "otherwise required and its certificate verified",
-    )
-    p.add_argument("--direct-tls", action="store_true", help="TLS from the first byte (port 5223 style) instead of STARTTLS")
-    p.add_argument("--ca-file", metavar="PEM", help="trust this CA certificate (a private server's)")
-    p.add_argument("--timeout", type=float, default=None, metavar="S", help="seconds to wait for the session")
+    add_connect_arguments(p)
 
     sub.add_parser(
         "disconnect",
@@ -138,24 +127,7 @@ def build_parser(prog: str = "%hook") -> _Parser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("-s", "--service", default="", help="PubSub service JID (default: your own JID, i.e. PEP)")
-    p.add_argument("-n", "--node", required=True, help="node to hook")
-    p.add_argument(
-        "-t",
-        "--type",
-        default=None,
-        choices=[t.value for t in HookType],
-        help="hook type (default: python; python_code for %%%%hook)",
-    )
-    p.add_argument("-P", "--persistent", action="store_true", help="store the hook: installed again at every connect")
-    p.add_argument(
-        "--no-catch-up",
-        dest="catch_up",
-        action="store_false",
-        help="do not run the items published while the session was away (at connect, "
-        "after a reconnection)",
-    )
-    p.add_argument("arg", nargs="*", metavar="ARG", help="module, file or code")
+    add_create_arguments(p)
 
     p = sub.add_parser(
         "delete",
@@ -163,11 +135,7 @@ def build_parser(prog: str = "%hook") -> _Parser:
         description="Delete the hooks on NODE of SERVICE; -t and -a narrow the selection "
         "(empty matches all). Persistent hooks are removed from the store too.",
     )
-    p.add_argument("-s", "--service", default="", help="PubSub service JID (default: your own JID)")
-    p.add_argument("-n", "--node", default="", help="node of the hooks")
-    p.add_argument("-t", "--type", default="", choices=["", *(t.value for t in HookType)], help="only hooks of this type")
-    p.add_argument("-a", "--arg", default="", help="only hooks with this argument (a python_file path is made absolute)")
-    p.add_argument("--id", default="", help="delete the one hook with this id")
+    add_delete_arguments(p)
 
     p = sub.add_parser(
         "replay",
@@ -212,6 +180,53 @@ def build_parser(prog: str = "%hook") -> _Parser:
 
     sub.add_parser("status", help="the session's state and totals")
     return parser
+
+
+def add_connect_arguments(p: argparse.ArgumentParser) -> None:
+    """Where and how to log in (shared by ``%hook connect`` and ``pubsub-hook``)."""
+    p.add_argument("--password-env", metavar="VAR", help="environment variable holding the password")
+    p.add_argument("--host", help="server address (default: $XMPP_HOST, else the JID's domain via DNS SRV)")
+    p.add_argument("--port", type=int, help="server port (default: $XMPP_PORT, else 5222 or DNS SRV)")
+    p.add_argument(
+        "--no-tls",
+        action="store_true",
+        help="allow a plaintext stream (only for a test server on loopback); TLS is "
+        "otherwise required and its certificate verified",
+    )
+    p.add_argument("--direct-tls", action="store_true", help="TLS from the first byte (port 5223 style) instead of STARTTLS")
+    p.add_argument("--ca-file", metavar="PEM", help="trust this CA certificate (a private server's)")
+    p.add_argument("--timeout", type=float, default=None, metavar="S", help="seconds to wait for the session")
+
+
+def add_create_arguments(p: argparse.ArgumentParser) -> None:
+    """Libervia's flags of ``create``."""
+    p.add_argument("-s", "--service", default="", help="PubSub service JID (default: your own JID, i.e. PEP)")
+    p.add_argument("-n", "--node", required=True, help="node to hook")
+    p.add_argument(
+        "-t",
+        "--type",
+        default=None,
+        choices=[t.value for t in HookType],
+        help="hook type (default: python; python_code for %%%%hook)",
+    )
+    p.add_argument("-P", "--persistent", action="store_true", help="store the hook: installed again at every connect")
+    p.add_argument(
+        "--no-catch-up",
+        dest="catch_up",
+        action="store_false",
+        help="do not run the items published while the session was away (at connect, "
+        "after a reconnection)",
+    )
+    p.add_argument("arg", nargs="*", metavar="ARG", help="module, file or code")
+
+
+def add_delete_arguments(p: argparse.ArgumentParser) -> None:
+    """Libervia's flags of ``delete``."""
+    p.add_argument("-s", "--service", default="", help="PubSub service JID (default: your own JID)")
+    p.add_argument("-n", "--node", default="", help="node of the hooks")
+    p.add_argument("-t", "--type", default="", choices=["", *(t.value for t in HookType)], help="only hooks of this type")
+    p.add_argument("-a", "--arg", default="", help="only hooks with this argument (a python_file path is made absolute)")
+    p.add_argument("--id", default="", help="delete the one hook with this id")
 
 
 _PARSER: _Parser | None = None

@@ -24,6 +24,7 @@ from .watchdog import HookTimeout, Watchdog
 __all__ = ["Trigger", "HookRunner"]
 
 log = logging.getLogger(__name__)
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 @dataclass(slots=True)
@@ -277,8 +278,10 @@ class HookRunner:
         self.last_error = trigger
         trigger.outcome = outcome
         trigger.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        # Drop our own frame: the traceback starts in the hook's code.
-        tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+        # Drop our own frames: the traceback starts in the hook's code.
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+            tb = tb.tb_next
         trigger.traceback = "".join(traceback.format_exception(type(exc), exc, tb))
         log.warning("hook %s failed on item %s: %s", self.hook.id, trigger.item_id, trigger.error)
 

@@ -20,7 +20,6 @@ import threading
 import time
 import weakref
 from typing import TYPE_CHECKING, Any
-from xml.etree.ElementTree import tostring
 
 import ipywidgets as widgets
 from ipywidgets.widgets import widget_string
@@ -38,7 +37,7 @@ log = logging.getLogger(__name__)
 
 _COLUMNS = ("id", "node", "type", "argument", "lifetime", "state · triggers · errors · last · duration", "")
 _STATS_WIDTHS = (70, 100, 60, 90, 130)  # px of the cells inside the stats column
-_GRID_COLUMNS = "70px 230px 90px 260px 85px 470px 270px"
+_GRID_COLUMNS = "70px minmax(120px, 230px) 90px minmax(120px, 260px) 85px 470px 270px"
 
 
 def _stats_html(summary: dict[str, Any], now: float) -> str:
@@ -70,8 +69,10 @@ def payload_text(item: Any, limit: int = 400) -> str:
     if item is None:
         return ""
     try:
+        from slixmpp.xmlstream import tostring as xmpp_tostring
+
         children = list(item.xml)
-        text = tostring(children[0], encoding="unicode") if children else ""
+        text = xmpp_tostring(children[0]) if children else ""  # with xmlns, no ns0: prefixes
     except Exception:  # noqa: BLE001 - a display helper must not fail
         return ""
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -98,7 +99,7 @@ def triggers_html(summary: dict[str, Any], triggers: list[Trigger]) -> str:
         )
     head = "".join(f"<th style='text-align:left'>{h}</th>" for h in ("time", "item", "publisher", "duration", "outcome", "payload"))
     return (
-        f"<b>{title}</b><table class='phm-triggers' style='border-collapse:collapse;font-size:90%'>"
+        f"<b>{title}</b><table class='phm-triggers' style='border-collapse:separate;border-spacing:10px 2px;font-size:90%'>"
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
 
@@ -213,6 +214,9 @@ class HookTable:
         self.trigger_detail.add_class("phm-trigger-detail")
         self.detail_box = widgets.VBox([self.details, self.trigger_pick, self.trigger_detail], layout=widgets.Layout(display="none"))
         self.box = widgets.VBox([self.header, self.message, self.grid, self.detail_box], layout=s.box)
+        s.box.width = "max-content"
+        s.box.max_width = "100%"
+        s.box.overflow = "auto"
         self.box.add_class("phm-table")
         self.rows: dict[str, _Row] = {}
         self.selected: str | None = None

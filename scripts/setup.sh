@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian machine for pubsub_hook_magic: Prosody (Debian's package, for the
-# private test server; its system service is not started) and a virtualenv in .venv with
-# the package and its test extras from PyPI. Idempotent: run it as often as you like.
+# private test server; its system service is not started), Chromium (Debian's package, for
+# the browser test) and a virtualenv in .venv with the package and its test and browser
+# extras from PyPI. Idempotent: run it as often as you like.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,15 @@ if ! command -v prosody >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq prosody >/dev/null
     # Debian starts the system service on install; we run private servers only.
     $SUDO systemctl stop prosody >/dev/null 2>&1 || $SUDO service prosody stop >/dev/null 2>&1 || true
+fi
+
+if [ ! -x /usr/bin/chromium ]; then
+    # For tests/test_browser_table.py: Playwright drives Debian's Chromium through
+    # executable_path (`playwright install` downloads browsers, which cannot work here).
+    echo "== installing Chromium (apt)"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 
 PY=${PYTHON:-python3}
@@ -26,8 +36,9 @@ if [ ! -x .venv/bin/python ]; then
     echo "== creating .venv"
     "$PY" -m venv .venv
 fi
-echo "== installing pubsub_hook_magic and its test extras into .venv"
+echo "== installing pubsub_hook_magic and its test and browser extras into .venv"
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install -q -e '.[test]' 2>&1 | grep -v -e '^WARNING: Location' -e 'ignored: it is neither' || true
-.venv/bin/python -c "import pubsub_hook_magic, slixmpp, IPython, ipykernel, ipywidgets, nbclient" \
+# PYTHONWARNINGS: setuptools' build backend warns about every editable install.
+PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q -e '.[test,browser]' 2>&1 | grep -v -e '^WARNING: Location' -e 'ignored: it is neither' || true
+.venv/bin/python -c "import pubsub_hook_magic, slixmpp, IPython, ipykernel, ipywidgets, nbclient, playwright, jupyterlab" \
     || { echo "setup failed: the package or its dependencies do not import" >&2; exit 1; }

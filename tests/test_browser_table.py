@@ -1,0 +1,554 @@
+"""The live hooks table in a real JupyterLab, in a real browser (headless Chromium).
+
+JupyterLab runs headless on a free port with everything of its own (config, data,
+runtime, IPython dir, notebooks) in a temp dir; Playwright drives Debian's
+/usr/bin/chromium (``playwright install`` downloads browsers, which cannot work here).
+The notebook loads the extension, connects as alice, creates two hooks and shows
+``%hook list``; the test then publishes items and checks what a person would see:
+counts rising, the triggers panel, pause, delete, and hostile item ids shown as text.
+The recipe (flags, the kernel-ready wait) is the one in the project's stack facts.
+
+Outside CI a machine without Chromium or Playwright skips this test; with CI=true it
+fails instead (scripts/setup.sh installs both).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from .conftest import PASSWORDS
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+REPO = Path(__file__).resolve().parent.parent
+EVIL = "<img src=x onerror=alert(1)>"
+EVIL_PAYLOAD = (
+    "<p xmlns='urn:x' title='&quot;&gt;&lt;script&gt;alert(2)&lt;/script&gt;'>"
+    "&lt;img src=x onerror=alert(1)&gt;</p>"
+)
+TIMEOUT_MS = 30_000
+
+
+def _missing() -> list[str]:
+    missing = []
+    if not os.access(CHROMIUM, os.X_OK):
+        missing.append(f"{CHROMIUM} (apt-get install chromium)")
+    if importlib.util.find_spec("playwright") is None:
+        missing.append("playwright (pip install -e '.[browser]')")
+    return missing
+
+
+MISSING = _missing()
+WHY = "the browser test needs " + " and ".join(MISSING) + ": run scripts/setup.sh"
+IN_CI = os.environ.get("CI") == "true"
+# A machine without the browser skips (before the fixtures start anything); CI fails.
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(bool(MISSING) and not IN_CI, reason=WHY)]
+
+
+def _require_browser() -> None:
+    if MISSING:
+        pytest.fail(WHY)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------------- processes
+
+
+def _children() -> dict[int, int]:
+    """pid -> parent pid, for every process visible in /proc."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        parents[int(entry)] = int(fields[1])
+    return parents
+
+
+def _descendants(root: int) -> set[int]:
+    parents = _children()
+    found: set[int] = set()
+    frontier = {root}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - found
+        found |= frontier
+    return found
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time (tells a pid reused later apart), None if gone or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def _pss_kib(pids: set[int]) -> dict[str, int]:
+    """Proportional set size (shared pages counted once), KiB, per program name."""
+    sizes: dict[str, int] = {}
+    for pid in pids:
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    sizes[name] = sizes.get(name, 0) + int(line.split()[1])
+                    break
+        except OSError:
+            pass
+    return sizes
+
+
+# ---------------------------------------------------------------------- JupyterLab
+
+
+class Lab:
+    """A headless JupyterLab server of its own, in a temp dir."""
+
+    def __init__(self, base: Path, env_extra: dict[str, str]):
+        self.base = base
+        self.root = base / "notebooks"
+        self.root.mkdir(parents=True)
+        self.port = _free_port()
+        self.token = secrets.token_hex(16)
+        config = base / "jupyter-config"
+        # No news, no update check: nothing asks for the network or puts up a toast.
+        settings = config / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+        settings.mkdir(parents=True)
+        (settings / "notification.jupyterlab-settings").write_text(
+            json.dumps({"fetchNews": "false", "checkForUpdates": False})
+        )
+        (config / "labconfig").mkdir()
+        (config / "labconfig" / "page_config.json").write_text(
+            json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("JPY_", "PYTEST_", "JUPYTER", "XMPP_"))}
+        env.update(
+            JUPYTER_CONFIG_DIR=str(config),
+            JUPYTER_DATA_DIR=str(base / "jupyter-data"),
+            JUPYTER_RUNTIME_DIR=str(base / "jupyter-runtime"),
+            IPYTHONDIR=str(base / "ipython"),
+            JUPYTER_PLATFORM_DIRS="1",
+            PYDEVD_DISABLE_FILE_VALIDATION="1",
+        )
+        env.update(env_extra)
+        self.before = _descendants(os.getpid())  # Prosody and the like: not ours
+        self.log = open(base / "jupyterlab.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "jupyterlab",
+                "--no-browser", "--allow-root",
+                "--ip=127.0.0.1", f"--port={self.port}",
+                "--ServerApp.port_retries=0",
+                f"--IdentityProvider.token={self.token}",
+                f"--ServerApp.root_dir={self.root}",
+                "--LabApp.expose_app_in_browser=True",
+                "--LabApp.news_url=None",
+                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                "--LabApp.extension_manager=readonly",
+            ],
+            env=env,
+            cwd=str(self.root),
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.shut_down = False  # by POST /api/shutdown
+        try:
+            self._wait_ready(30)
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def api(self, method: str, path: str, timeout: float = 5) -> Any:
+        request = urllib.request.Request(
+            self.url + path, method=method, headers={"Authorization": f"token {self.token}"}
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"JupyterLab exited with {self.proc.returncode}:\n{self.logs()}")
+            try:
+                self.api("GET", "/api/status", timeout=2)
+                return
+            except (OSError, urllib.error.URLError):
+                time.sleep(0.2)
+        raise AssertionError(f"JupyterLab not ready in {timeout} s:\n{self.logs()}")
+
+    def logs(self) -> str:
+        if not self.log.closed:
+            self.log.flush()
+        return (self.base / "jupyterlab.log").read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        """POST /api/shutdown (which shuts the kernels down too), then wait for the exit."""
+        if self.proc.poll() is None:
+            try:
+                self.api("POST", "/api/shutdown", timeout=10)
+            except (OSError, urllib.error.URLError):
+                pass
+            try:
+                self.proc.wait(20)
+                self.shut_down = True
+            except subprocess.TimeoutExpired:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(5)
+        self.log.close()
+
+
+def _notebook(cells: list[str]) -> dict[str, Any]:
+    return {
+        "cells": [
+            {"cell_type": "code", "execution_count": None, "id": f"cell{i}", "metadata": {}, "outputs": [], "source": src}
+            for i, src in enumerate(cells)
+        ],
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+# ---------------------------------------------------------------------- page helpers
+
+KERNEL_READY = """() => {
+    const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+    const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+    return !!k && k.connectionStatus === 'connected' && k.status === 'idle';
+}"""
+
+# Each row of the table, read from the page, keyed by the class of its buttons' box
+# (phm-row-<id>): the id label, the five stats cells, the pause button's text. The cells
+# of a row are siblings in the grid; while rows come and go (each widget is removed on
+# its own), a row not yet whole is left out.
+ROWS = """() => {
+    const table = document.querySelector('.phm-table');
+    if (!table) return null;
+    const rows = [];
+    for (const box of table.querySelectorAll('.phm-grid > [class*="phm-row-"]')) {
+        const id = Array.from(box.classList).find(c => c.startsWith('phm-row-')).slice(8);
+        const stats = box.previousElementSibling;
+        let label = stats;
+        for (let i = 0; i < 5 && label; i++) label = label.previousElementSibling;
+        if (!stats || !stats.classList.contains('phm-stats') || !label || !label.classList.contains('phm-id')) continue;
+        const pause = box.querySelector('.phm-pause');
+        rows.push({
+            id,
+            label: label.textContent.trim(),
+            stats: Array.from(stats.querySelector('.widget-html-content').children).map(c => c.textContent.trim()),
+            pause: pause ? pause.textContent.trim() : null,
+        });
+    }
+    return rows;
+}"""
+
+
+# The table's geometry: buttons whose text is cut, grid columns whose cells do not start
+# at the same x in every row, cells of one row that overlap. Scrolls the grid back to
+# its left edge and drops the focus (a click scrolls an overflowing grid sideways).
+# (The header cells keep ipywidgets' 2 px margin, the row cells do not: 3 px of slack.)
+LAYOUT = """() => {
+    const grid = document.querySelector('.phm-grid');
+    if (document.activeElement) document.activeElement.blur();
+    grid.scrollLeft = 0;
+    const clipped = Array.from(grid.querySelectorAll('button'))
+        .filter(b => b.scrollWidth > b.clientWidth + 1).map(b => b.textContent.trim());
+    const cols = getComputedStyle(grid).gridTemplateColumns.split(' ').length;
+    const cells = Array.from(grid.children).map(c => c.getBoundingClientRect());
+    const misaligned = [], overlaps = [];
+    for (let i = cols; i < cells.length; i++) {
+        if (Math.abs(cells[i].left - cells[i % cols].left) > 3) misaligned.push([i, cells[i].left, cells[i % cols].left]);
+        if (i % cols && cells[i - 1].right > cells[i].left + 1) overlaps.push([i, cells[i - 1].right, cells[i].left]);
+    }
+    return {clipped, misaligned, overlaps, cols, scroll: [grid.scrollWidth, grid.clientWidth]};
+}"""
+
+
+class Page:
+    def __init__(self, page: Any):
+        self.page = page
+
+    def rows(self) -> dict[str, dict[str, Any]]:
+        return {row["id"]: row for row in (self.page.evaluate(ROWS) or [])}
+
+    def wait_rows(self, predicate: Any, what: str, timeout: float = 15) -> dict[str, dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        rows: dict[str, dict[str, Any]] = {}
+        while time.monotonic() < deadline:
+            rows = self.rows()
+            if rows and predicate(rows):
+                return rows
+            self.page.wait_for_timeout(100)
+        raise AssertionError(f"the table never showed {what}; last seen: {rows}")
+
+    def run_cell(self, source: str, timeout_ms: int = TIMEOUT_MS) -> str:
+        """Append a code cell, run it from the page, return the text it printed."""
+        index = self.page.evaluate(
+            """(source) => {
+                const nb = window.jupyterapp.shell.currentWidget.content;
+                const n = nb.model.sharedModel.cells.length;
+                nb.model.sharedModel.insertCell(n, {cell_type: 'code', source});
+                nb.activeCellIndex = n;
+                nb.deselectAll();
+                return n;
+            }""",
+            source,
+        )
+        self.page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-cell')")
+        handle = self.page.wait_for_function(
+            """(n) => {
+                const cell = window.jupyterapp.shell.currentWidget.content.widgets[n];
+                if (!cell || cell.model.executionCount === null) return false;
+                const out = cell.node.querySelector('.jp-OutputArea');
+                return out ? [out.innerText] : false;
+            }""",
+            arg=index,
+            timeout=timeout_ms,
+        )
+        return handle.json_value()[0]
+
+
+def _screenshot(page: Any, path: Path) -> None:
+    """The table, as wide as its grid (the box itself spans the whole output area)."""
+    box = page.locator(".phm-table").bounding_box()
+    width = page.evaluate(
+        "() => getComputedStyle(document.querySelector('.phm-grid')).gridTemplateColumns"
+        ".split(' ').reduce((sum, w) => sum + parseFloat(w), 0)"
+    )
+    page.screenshot(
+        path=str(path),
+        clip={"x": box["x"] - 6, "y": box["y"] - 6, "width": min(box["width"], width + 12) + 12, "height": box["height"] + 12},
+    )
+
+
+# ---------------------------------------------------------------------- the test
+
+
+@pytest.fixture
+def lab(tmp_path: Path, server: Any, node: str) -> Iterator[Lab]:
+    _require_browser()
+    lab = Lab(
+        tmp_path,
+        {
+            "PUBSUB_HOOK_DATA_DIR": str(tmp_path / "store"),
+            "XMPP_JID": "alice@localhost",
+            "XMPP_HOST": "127.0.0.1",
+            "XMPP_PORT": str(server.port),
+            "XMPP_PASSWORD": PASSWORDS["alice"],
+        },
+    )
+    try:
+        yield lab
+    finally:
+        lab.stop()
+
+
+def test_hooks_table_live_in_jupyterlab(lab: Lab, publisher: Any, node: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    started = time.monotonic()
+    before = lab.before
+    create = f"%hook create -s pubsub.localhost -n {node} -t python_code"
+    (lab.root / "table.ipynb").write_text(
+        json.dumps(
+            _notebook(
+                [
+                    "%load_ext pubsub_hook_magic",
+                    "%hook connect --no-tls",
+                    f"{create} pass",
+                    f"{create} if item['id'] == 'bad': raise ValueError('bad item ' + item['id'])",
+                    "%hook list",
+                ]
+            )
+        )
+    )
+    artifacts = REPO / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    dialogs: list[str] = []
+    ours: dict[int, str | None] = {}  # pid -> start time, of every process this test started
+
+    def track() -> None:
+        for process in _descendants(os.getpid()) - before:
+            ours.setdefault(process, _start_time(process))
+
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            track()
+            try:
+                # Wide enough for the whole grid (about 1480 px); the left sidebar is closed below.
+                page = browser.new_page(viewport={"width": 1920, "height": 1080})
+                page.set_default_timeout(TIMEOUT_MS)
+                page.on("dialog", lambda d: (dialogs.append(f"{d.type}: {d.message}"), d.dismiss()))
+                page.goto(f"{lab.url}/lab/tree/table.ipynb?token={lab.token}")
+                page.wait_for_function(KERNEL_READY, timeout=TIMEOUT_MS, polling=100)
+                page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
+                page.evaluate("() => window.jupyterapp.commands.execute('runmenu:run-all')")
+                page.wait_for_selector(".phm-table", state="visible")
+                p = Page(page)
+                rows = p.wait_rows(lambda r: len(r) == 2, "two hooks")
+                # Which row is which: the hook that raises is the one created last.
+                hooks = json.loads(p.run_cell("%hook list -O json"))
+                by_arg = {h["arg"]: h["id"] for h in hooks}
+                quiet, raiser = by_arg["pass"], next(i for a, i in by_arg.items() if a != "pass")
+                assert set(rows) == {quiet, raiser}, (rows, hooks)
+                assert all(r["label"] == i for i, r in rows.items()), rows
+                assert all(r["stats"][:3] == ["active", "0", "0"] for r in rows.values()), rows
+                track()
+
+                # Items published from outside: the counts rise in the page.
+                for item_id in ("a", "bad", "b"):
+                    publisher.publish(node, item_id=item_id)
+                rows = p.wait_rows(
+                    lambda r: r[quiet]["stats"][1] == "3" and r[raiser]["stats"][1:3] == ["3", "1"],
+                    "3 triggers each and 1 error",
+                )
+                assert rows[quiet]["stats"][2] == "0" and "ago" in rows[quiet]["stats"][3], rows
+                header = page.inner_text(".phm-header")
+                assert "connected" in header and "6 trigger(s)" in header and "1 error(s)" in header, header
+
+                # Pause one hook: its state says paused and its button says resume.
+                page.click(f".phm-row-{quiet} .phm-pause")
+                rows = p.wait_rows(
+                    lambda r: r[quiet]["stats"][0] == "paused" and r[quiet]["pause"] == "resume",
+                    "the paused hook",
+                )
+                assert rows[raiser]["stats"][0] == "active" and rows[raiser]["pause"] == "pause", rows
+
+                # The triggers of the other hook: the failed item and its traceback.
+                page.click(f".phm-row-{raiser} .phm-details")
+                panel = page.locator(".phm-triggers-panel")
+                panel.wait_for(state="visible")
+                page.wait_for_function(
+                    "() => document.querySelector('.phm-trigger-detail').innerText.includes('ValueError')"
+                )
+                assert raiser in panel.inner_text()
+                assert [c.strip() for c in page.locator(".phm-triggers-panel tbody tr td:nth-child(2)").all_inner_texts()] == ["b", "bad", "a"]
+                detail = page.inner_text(".phm-trigger-detail")
+                assert "bad" in detail and "Traceback" in detail and "ValueError: bad item bad" in detail, detail
+
+                # What a person sees: every column in line, no clipped button; the picture.
+                layout = page.evaluate(LAYOUT)
+                assert layout["clipped"] == [], layout
+                assert layout["misaligned"] == [], layout
+                assert layout["overlaps"] == [], layout
+                _screenshot(page, artifacts / "hooks-table.png")
+
+                # A hostile item id and payload reach the page as text, never as markup.
+                publisher.publish(node, item_id=EVIL, payload=EVIL_PAYLOAD)
+                rows = p.wait_rows(
+                    lambda r: r[raiser]["stats"][1] == "4" and "1 skipped" in r[quiet]["stats"][1],
+                    "the hostile item counted (and skipped by the paused hook)",
+                )
+                page.wait_for_function(
+                    "(evil) => document.querySelector('.phm-triggers-panel').innerText.includes(evil)", arg=EVIL
+                )
+                assert EVIL in page.locator(".phm-triggers-panel tbody tr td:nth-child(2)").first.inner_text()
+                assert "<img src=x onerror=alert(1)>" in page.inner_text(".phm-triggers-panel")
+                page.select_option(".phm-trigger-pick select", index=0)  # the newest: the hostile item
+                page.wait_for_function(
+                    "(evil) => document.querySelector('.phm-trigger-detail').innerText.includes(evil)", arg=EVIL
+                )
+                detail = page.inner_text(".phm-trigger-detail")
+                assert "&lt;img src=x onerror=alert(1)&gt;" in detail, detail  # the payload, as XML text
+                assert page.locator(".phm-table img").count() == 0
+                assert page.locator('img[src="x"]').count() == 0
+                assert page.locator(".phm-table script").count() == 0
+                page.wait_for_timeout(300)  # an onerror handler would have fired by now
+                assert dialogs == [], dialogs
+
+                _screenshot(page, artifacts / "hooks-table-hostile.png")
+
+                # Delete a row: it leaves the page, and the kernel has no such hook any more.
+                page.click(f".phm-row-{quiet} .phm-delete")
+                rows = p.wait_rows(lambda r: quiet not in r, "the deleted row gone")
+                assert list(rows) == [raiser], rows
+                page.wait_for_selector(f".phm-row-{quiet}", state="detached")
+                page.wait_for_function(
+                    "(id) => !Array.from(document.querySelectorAll('.phm-id')).some(e => e.textContent.trim() === id)",
+                    arg=quiet,
+                )
+                assert page.locator(".phm-table .phm-stats").count() == 1
+                hooks = json.loads(p.run_cell("%hook list -O json"))
+                assert [h["id"] for h in hooks] == [raiser], hooks
+                assert hooks[0]["triggers"] == 4 and hooks[0]["errors"] == 1, hooks
+                assert dialogs == [], dialogs
+
+                track()
+                sizes = _pss_kib(set(ours))
+                pss = sum(sizes.values())
+                print(
+                    f"\nbrowser test: {len(ours)} processes, PSS {pss / 1024:.0f} MiB "
+                    f"({', '.join(f'{k} {v / 1024:.0f}' for k, v in sorted(sizes.items()))}), "
+                    f"{time.monotonic() - started:.1f} s to here; pytest itself "
+                    f"{sum(_pss_kib({os.getpid()}).values()) / 1024:.0f} MiB"
+                )
+                assert pss < 1024 * 1024, f"JupyterLab, kernel and browser use {pss / 1024:.0f} MiB"
+            finally:
+                track()
+                browser.close()
+    finally:
+        track()
+        lab.stop()
+        # Nothing this test started may outlive it: server, kernel, browser, driver.
+        deadline = time.monotonic() + 10
+        left = {}
+        while time.monotonic() < deadline:
+            left = {pid: st for pid, st in ours.items() if st is not None and _start_time(pid) == st}
+            if not left:
+                break
+            time.sleep(0.1)
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    assert lab.shut_down and lab.proc.returncode == 0, (lab.proc.returncode, lab.logs())
+    assert not left, f"processes left running: {left}"
