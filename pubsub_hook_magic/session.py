@@ -288,7 +288,7 @@ class XmppSession:
         )
 
     def _on_failed_auth(self, _event: Any) -> None:
-        if self._started is not None and self._started.done():
+        if self.state == "reconnecting":
             # The password no longer works (changed on the server): stop retrying.
             self.state = "failed"
             self.last_error = (

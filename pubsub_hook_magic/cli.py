@@ -1,0 +1,225 @@
+"""``pubsub-hook``: the same hooks without Jupyter.
+
+Libervia's CLI shape (``li pubsub hook``) over the per-account store the notebook uses::
+
+    pubsub-hook create --jid alice@example.org -n urn:xmpp:microblog:0 -t python_file ~/hook.py
+    pubsub-hook list --jid alice@example.org [-O json]
+    pubsub-hook delete --jid alice@example.org -n urn:xmpp:microblog:0
+    pubsub-hook run alice@example.org      # runs the persistent hooks until SIGTERM / Ctrl-C
+
+Hooks made here are persistent (there is no session to keep temporary ones in). The
+password comes from ``--password-env VAR``, else ``$XMPP_PASSWORD``, else a prompt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+from . import formatting
+from .commands import add_connect_arguments, add_create_arguments, add_delete_arguments
+from .hooks import Hook, HookError
+from .manager import HookManager
+from .runner import HookRunner, Trigger
+from .session import bare_jid
+from .store import HookStore
+
+__all__ = ["main"]
+
+log = logging.getLogger("pubsub_hook_magic.cli")
+
+
+class _Fail(Exception):
+    """A one-line error for the user; exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pubsub-hook",
+        description="XMPP PubSub hooks without Jupyter: manage an account's persistent "
+        "hooks, and run them.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def account(p: argparse.ArgumentParser, positional: bool = False) -> None:
+        if positional:
+            p.add_argument("jid", nargs="?", default=None, help="the account (default: $XMPP_JID)")
+        else:
+            p.add_argument("--jid", default=None, help="the account (default: $XMPP_JID)")
+
+    p = sub.add_parser("create", help="create a persistent hook (validated, subscribed)")
+    account(p)
+    add_connect_arguments(p)
+    add_create_arguments(p)
+
+    p = sub.add_parser("delete", help="delete hooks (all those on the node, narrowed by -t and -a)")
+    account(p)
+    add_connect_arguments(p)
+    add_delete_arguments(p)
+
+    p = sub.add_parser("list", help="list the account's persistent hooks (no connection)")
+    account(p)
+    p.add_argument("-O", "--output", choices=("text", "json"), default="text")
+
+    p = sub.add_parser("run", help="connect and run the account's persistent hooks until stopped")
+    account(p, positional=True)
+    add_connect_arguments(p)
+    p.add_argument("--grace", type=float, default=5.0, metavar="S", help="seconds in-flight hooks get to finish at stop")
+    p.add_argument("-q", "--quiet", action="store_true", help="log errors only, not every trigger")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+    )
+    # What slixmpp logs as errors (a failed login…) is reported by us, in one line.
+    logging.getLogger("slixmpp").setLevel(logging.CRITICAL)
+    try:
+        args.jid = args.jid or os.environ.get("XMPP_JID")
+        if not args.jid:
+            raise _Fail("give the account with --jid user@domain (or set $XMPP_JID)")
+        if args.command == "list":
+            return _list(args)
+        return asyncio.run(_COMMANDS[args.command](args))
+    except (_Fail, HookError) as exc:
+        print(f"pubsub-hook: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _password(args: Any) -> str:
+    if args.password_env:
+        password = os.environ.get(args.password_env)
+        if not password:
+            raise _Fail(f"the environment variable {args.password_env} is not set")
+        return password
+    password = os.environ.get("XMPP_PASSWORD")
+    if password:
+        return password
+    if not sys.stdin.isatty():
+        raise _Fail("no password: use --password-env VAR or set XMPP_PASSWORD")
+    return getpass.getpass(f"Password for {args.jid}: ")
+
+
+async def _connect(args: Any) -> tuple[HookManager, list[str]]:
+    manager = HookManager({}, strict_names=True)
+    port = args.port or (int(os.environ["XMPP_PORT"]) if os.environ.get("XMPP_PORT") else None)
+    host = args.host or os.environ.get("XMPP_HOST") or None
+    if host and not port:
+        port = 5223 if args.direct_tls else 5222
+    warnings = await manager.connect(
+        args.jid,
+        _password(args),
+        host=host,
+        port=port,
+        tls=not args.no_tls,
+        direct_tls=args.direct_tls,
+        ca_file=args.ca_file,
+        timeout=args.timeout or 30.0,
+    )
+    return manager, warnings
+
+
+async def _create(args: Any) -> int:
+    if not args.arg:
+        raise _Fail("give the hook's module, file or code after the options")
+    manager, _warnings = await _connect(args)
+    try:
+        hook = await manager.create_hook(
+            args.service or None,
+            args.node,
+            args.type or "python",
+            " ".join(args.arg),
+            persistent=True,
+            catch_up=args.catch_up,
+        )
+        print(f"Created {hook.describe()}.")
+    finally:
+        await manager.disconnect()
+    return 0
+
+
+async def _delete(args: Any) -> int:
+    if not args.node and not args.id:
+        raise _Fail("give the node of the hooks to delete (-n NODE), or --id ID")
+    manager, _warnings = await _connect(args)
+    try:
+        count = await manager.delete_hooks(
+            args.service or None, args.node or None, args.type or None, args.arg or None, hook_id=args.id or None
+        )
+        print(f"{count} hook(s) have been deleted")
+    finally:
+        await manager.disconnect()
+    return 0
+
+
+def _list(args: Any) -> int:
+    records = HookStore(bare_jid(args.jid)).hooks()
+    summaries = []
+    for record in records:
+        hook = Hook.from_record(record)
+        summaries.append(HookRunner(hook, lambda: (None, None)).summary())
+    print(formatting.hooks_json(summaries) if args.output == "json" else formatting.hooks_text(summaries))
+    return 0
+
+
+async def _run(args: Any) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    manager, warnings = await _connect(args)
+    for warning in warnings:
+        log.warning("%s", warning)
+
+    def on_trigger(runner: HookRunner, trigger: Trigger) -> None:
+        what = f"hook {runner.hook.id} ({runner.hook.node}) item {trigger.item_id}: {trigger.outcome}"
+        if trigger.outcome == "ok":
+            log.info("%s in %s", what, formatting.seconds(trigger.duration))
+        else:
+            log.error("%s: %s", what, trigger.error)
+
+    manager.add_trigger_listener(on_trigger)
+    running = [h for h in manager.hooks() if h.func is not None]
+    log.info(
+        "connected as %s: running %d persistent hook(s); stop with SIGTERM or Ctrl-C",
+        manager.jid,
+        len(running),
+    )
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        await _finish_in_flight(manager, args.grace)
+        await manager.disconnect()
+        log.info("stopped")
+    return 0
+
+
+async def _finish_in_flight(manager: HookManager, grace: float) -> None:
+    """Let running hooks finish for up to ``grace`` seconds; say which are cancelled."""
+    deadline = asyncio.get_running_loop().time() + grace
+    while any(r.running_since is not None for r in manager.runners.values()):
+        if asyncio.get_running_loop().time() >= deadline:
+            for runner in manager.runners.values():
+                if runner.running_since is not None:
+                    log.warning("hook %s was still running: cancelled", runner.hook.id)
+            return
+        await asyncio.sleep(0.05)
+
+
+_COMMANDS = {"create": _create, "delete": _delete, "run": _run}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

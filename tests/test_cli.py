@@ -1,0 +1,84 @@
+"""``pubsub-hook``: the hooks of a notebook, run without Jupyter."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .conftest import PASSWORDS, connect_line
+
+pytestmark = pytest.mark.kernel
+
+
+def cli_env(server, data_dir, user="alice"):
+    env = dict(os.environ)
+    env.update(
+        PUBSUB_HOOK_DATA_DIR=str(data_dir),
+        XMPP_JID=f"{user}@localhost",
+        XMPP_HOST=server.host,
+        XMPP_PORT=str(server.port),
+        XMPP_PASSWORD=PASSWORDS[user],
+    )
+    return env
+
+
+def cli(*args, env, timeout=60):
+    return subprocess.run(
+        [sys.executable, "-m", "pubsub_hook_magic.cli", *args, *(["--no-tls"] if args[0] in ("create", "delete", "run") else [])], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def wait_until(predicate, timeout=20):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+def test_a_notebook_hook_runs_under_pubsub_hook_run(kernel, server, publisher, node, data_dir, tmp_path):
+    out = tmp_path / "ran.txt"
+    hook = tmp_path / "service_hook.py"
+    hook.write_text(f"def hook(host, client, item):\n    open({str(out)!r}, 'a').write(item['id'] + '\\n')\n")
+    kernel.run(connect_line(server))
+    kernel.run(f"%hook create -s pubsub.localhost -n {node} -t python_file -P {hook}")
+    kernel.run(f"%hook create -s pubsub.localhost -n {node} -t python_code -P seen.append(item['id'])")
+    kernel.close()
+    env = cli_env(server, data_dir)
+    listed = json.loads(cli("list", "-O", "json", env=env).stdout)
+    assert sorted(h["type"] for h in listed) == ["python_code", "python_file"]
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pubsub_hook_magic.cli", "run", "--no-tls"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        time.sleep(2.0)
+        publisher.publish(node, item_id="headless1")
+        wait_until(lambda: out.exists() and "headless1" in out.read_text())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, output
+    assert "uses seen, which nothing defines here" in output  # the notebook-only hook
+    assert "item headless1: ok" in output and "stopped" in output
+
+
+def test_create_list_delete_from_the_command_line(server, node, data_dir, tmp_path):
+    env = cli_env(server, data_dir)
+    hook = tmp_path / "h.py"
+    hook.write_text("def hook(host, client, item):\n    pass\n")
+    result = cli("create", "-s", "pubsub.localhost", "-n", node, "-t", "python_file", str(hook), env=env)
+    assert result.returncode == 0 and "persistent" in result.stdout, result.stderr
+    assert node in cli("list", env=env).stdout
+    result = cli("create", "-s", "pubsub.localhost", "-n", node, "-t", "python_code", "print(undefined_name)", env=env)
+    assert result.returncode == 2 and "undefined_name" in result.stderr
+    result = cli("delete", "-s", "pubsub.localhost", "-n", node, env=env)
+    assert result.stdout.strip() == "1 hook(s) have been deleted"
+    assert cli("list", env=env).stdout.strip() == "No hook found."
+    bad = cli("create", "-s", "pubsub.localhost", "-n", node, "-t", "python_file", str(tmp_path / "nope.py"), env=env)
+    assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
