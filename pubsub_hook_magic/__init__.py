@@ -6,6 +6,7 @@ hooks; :class:`Hook`, :class:`HookType` describe them. See the README.
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
@@ -44,6 +45,9 @@ def load_ipython_extension(ipython: Any) -> None:
     magics = HookMagics(ipython, handover=handover)
     ipython.register_magics(magics)
     setattr(ipython, _ATTR, magics)
+    for key in ("%hook", "%%hook"):
+        ipython.set_hook("complete_command", _completer, str_key=key)
+    _wrap_config_magic(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
@@ -65,6 +69,11 @@ def unload_ipython_extension(ipython: Any) -> None:
         if getattr(registered[kind].get("hook"), "__self__", None) is magics:
             del registered[kind]["hook"]
     ipython.magics_manager.registry.pop(type(magics).__name__, None)
+    _unwrap_config_magic(ipython)
+    completers = ipython.strdispatchers.get("complete_command")
+    if completers is not None:
+        for key in ("%hook", "%%hook"):
+            completers.strs.pop(key, None)
     if magics in ipython.configurables:
         ipython.configurables.remove(magics)
 
@@ -79,3 +88,58 @@ def _reloading() -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+def _completer(shell: Any, event: Any) -> list[str]:
+    magics = getattr(shell, _ATTR, None)
+    if magics is None:
+        from IPython.core.error import TryNext
+
+        raise TryNext()
+    return magics.complete(event)
+
+
+_CONFIG_LINE = re.compile(r"^\s*HookMagics\.(\w+)\s*=\s*(.+?)\s*$", re.S)
+
+
+def _wrap_config_magic(ipython: Any) -> None:
+    """``%config HookMagics.x = v``: IPython's %config only logs a rejected value (the
+    cell succeeds and the value stays in ``shell.config``); for our traits a bad value
+    is a ``UsageError`` and changes nothing. Every other %config line is IPython's."""
+    line_magics = ipython.magics_manager.magics["line"]
+    original = line_magics.get("config")
+    if original is None or getattr(original, "_pubsub_hook_original", None) is not None:
+        return
+
+    def config(line: str = "") -> Any:
+        match = _CONFIG_LINE.match(line)
+        magics = getattr(ipython, _ATTR, None)
+        if match is None or magics is None:
+            return original(line)
+        from IPython.core.error import UsageError
+        from traitlets import TraitError
+
+        name, expression = match.groups()
+        if name not in magics.traits(config=True):
+            choices = ", ".join(sorted(magics.traits(config=True)))
+            raise UsageError(f"HookMagics has no option {name!r}: use one of {choices}")
+        try:
+            value = eval(expression, ipython.user_ns)  # what %config does with the value
+        except Exception as exc:  # noqa: BLE001
+            raise UsageError(f"HookMagics.{name}: cannot evaluate {expression!r}: {exc}") from None
+        try:
+            setattr(magics, name, value)
+        except TraitError as exc:
+            raise UsageError(f"HookMagics.{name}: {exc}") from None
+        ipython.config.HookMagics[name] = value  # as %config records it
+
+    config.__doc__ = original.__doc__
+    config._pubsub_hook_original = original  # type: ignore[attr-defined]
+    line_magics["config"] = config
+
+
+def _unwrap_config_magic(ipython: Any) -> None:
+    line_magics = ipython.magics_manager.magics["line"]
+    original = getattr(line_magics.get("config"), "_pubsub_hook_original", None)
+    if original is not None:
+        line_magics["config"] = original

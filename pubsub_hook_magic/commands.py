@@ -385,3 +385,53 @@ def full_help() -> str:
             for sub in action.choices.values():
                 parts.append(sub.format_help())
     return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------- completion
+
+
+def complete(
+    text_until_cursor: str,
+    hooks: list[tuple[str, str, str, str, str]],
+    own_jid: str | None = None,
+) -> list[str] | None:
+    """Completions for a ``%hook`` line up to the cursor; None means "complete a path".
+
+    ``hooks`` are ``(id, service, node, type, arg)`` of the installed hooks.
+    """
+    words = text_until_cursor.split()
+    current = "" if text_until_cursor[-1:].isspace() else (words.pop() if words else "")
+    sub_names = list(_subparsers())
+    if len(words) <= 1:
+        return [name for name in sub_names if name.startswith(current)]
+    sub = words[1]
+    prev = words[-1] if len(words) > 2 else ""
+    subparser = _subparsers().get(sub)
+    if subparser is None:
+        return []
+    if prev in ("-t", "--type"):
+        choices = [t.value for t in HookType]
+    elif prev in ("-s", "--service"):
+        choices = sorted({h[1] for h in hooks} | ({own_jid} if own_jid else set()))
+    elif prev in ("-n", "--node"):
+        choices = sorted({h[2] for h in hooks})
+    elif prev in ("-a", "--arg"):
+        choices = sorted({h[4] for h in hooks})
+    elif prev in ("-O", "--output"):
+        choices = list(_FORMATS)
+    elif prev == "--id" or (sub in ("pause", "resume", "replay", "test") and len(words) == 2):
+        choices = [h[0] for h in hooks]
+    elif current.startswith("-"):
+        choices = sorted(subparser._option_string_actions)  # noqa: SLF001
+    elif sub == "create" and any(w == "python_file" for w in words):
+        return None  # a path: let IPython complete file names
+    else:
+        choices = []
+    return [c for c in choices if c.startswith(current)]
+
+
+def _subparsers() -> dict[str, _Parser]:
+    for action in parser()._subparsers._group_actions:  # noqa: SLF001
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            return dict(action.choices)
+    return {}

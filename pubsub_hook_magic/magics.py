@@ -99,6 +99,16 @@ class HookMagics(Magics):
                 "or raise the limit with %config HookMagics.timeout = 60"
             ) from None
 
+    def complete(self, event: Any) -> list[str]:
+        """Tab completion after ``%hook`` (registered by the extension)."""
+        from IPython.core.error import TryNext
+
+        hooks = [(h.id, h.service, h.node, h.type.value, h.arg) for h in self.manager.hooks()]
+        choices = commands.complete(event.text_until_cursor, hooks, self.manager.jid)
+        if choices is None:
+            raise TryNext()
+        return choices
+
     def close_tables(self) -> None:
         if self._tables is not None:
             self._tables.close()
