@@ -107,7 +107,7 @@ def _wrap_config_magic(ipython: Any) -> None:
     cell succeeds and the value stays in ``shell.config``); for our traits a bad value
     is a ``UsageError`` and changes nothing. Every other %config line is IPython's."""
     line_magics = ipython.magics_manager.magics["line"]
-    original = line_magics.get("config")
+    original = ipython.find_line_magic("config")  # loads it if IPython registered it lazily
     if original is None or getattr(original, "_pubsub_hook_original", None) is not None:
         return
 
