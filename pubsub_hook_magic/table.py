@@ -212,7 +212,14 @@ class HookTable:
         self.trigger_pick.add_class("phm-trigger-pick")
         self.trigger_detail = widgets.HTML(style=s.html)
         self.trigger_detail.add_class("phm-trigger-detail")
-        self.detail_box = widgets.VBox([self.details, self.trigger_pick, self.trigger_detail], layout=widgets.Layout(display="none"))
+        self.replay_button = widgets.Button(
+            description="replay", icon="redo", tooltip="run the hook again on this trigger's item",
+            layout=s.button, style=s.button_style,
+        )
+        self.replay_button.add_class("phm-replay")
+        self.replay_button.on_click(lambda _b: self._replay())
+        self.pick_box = widgets.HBox([self.trigger_pick, self.replay_button])
+        self.detail_box = widgets.VBox([self.details, self.pick_box, self.trigger_detail], layout=widgets.Layout(display="none"))
         self.box = widgets.VBox([self.header, self.message, self.grid, self.detail_box], layout=s.box)
         s.box.width = "max-content"
         s.box.max_width = "100%"
@@ -290,6 +297,16 @@ class HookTable:
         if runner is not None:
             self.hub.submit(self.hub.manager.set_paused(hook_id, not runner.paused), self)
 
+    def _replay(self) -> None:
+        index = self.trigger_pick.value
+        trigger = self._trigger_list[index] if index is not None and index < len(self._trigger_list) else None
+        if self.selected is None or trigger is None or trigger.payload is None:
+            self.message.value = "<i>Pick a trigger that has an item to replay.</i>"
+            return
+        runner = self.hub.manager.runners.get(self.selected)
+        if runner is not None:
+            self.hub.submit(runner.run_now(trigger.payload, "replay", publisher=trigger.publisher), self)
+
     def _delete(self, hook_id: str) -> None:
         self.hub.submit(self.hub.manager.delete_hooks(hook_id=hook_id), self)
 
@@ -309,8 +326,9 @@ class HookTable:
         for row in self.rows.values():
             row.close()
         self.rows.clear()
-        for w in (self.header, self.message, *self._head_cells, self.grid, self.details, self.trigger_pick, self.trigger_detail, self.detail_box, self.box):
+        for w in (self.header, self.message, *self._head_cells, self.grid, self.details, self.trigger_pick, self.replay_button, self.pick_box, self.trigger_detail, self.detail_box, self.box):
             w.close()
+        self.pick_box.layout.close()
         self.detail_box.layout.close()
         self.trigger_pick.style.close()
         self.trigger_pick.layout.close()

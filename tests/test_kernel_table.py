@@ -178,3 +178,20 @@ def test_deleted_rows_leave_no_widget_behind(connected, node):
     connected.run(f"%hook delete -s pubsub.localhost -n {node}")
     settle(connected, 0.5)
     assert connected.eval(count) == baseline
+
+
+def test_a_trigger_can_be_replayed_from_the_table(connected, publisher, node):
+    connected.run("got = []")
+    connected.run(f"%hook create -s pubsub.localhost -n {node} -t python_code got.append(item['id'])")
+    connected.run("%hook list")
+    w = settle(connected, 0.3)
+    [details] = w.with_class("phm-details")
+    click(connected, details)
+    publisher.publish(node, item_id="again")
+    connected.wait_for("got", lambda v: v == ["again"])
+    w = settle(connected)
+    [replay] = w.with_class("phm-replay")
+    click(connected, replay)
+    assert connected.wait_for("got", lambda v: len(v) == 2) == ["again", "again"]
+    [summary] = json.loads(connected.run("%hook list -O json").stdout)
+    assert [t["kind"] for t in summary["recent"]] == ["live", "replay"]
