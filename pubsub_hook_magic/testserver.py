@@ -117,6 +117,9 @@ class TestServer:
         with openssl into the data dir) so STARTTLS is offered.  Default: plaintext only.
     allow_registration:
         Allow in-band registration (XEP-0077), without rate limit.
+    autocreate:
+        Let any user's first publish to a missing node on ``pubsub.localhost`` create it
+        (``autocreate_on_publish``), so that a tour can publish without admin rights.
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -134,6 +137,7 @@ class TestServer:
         admins=("admin@localhost",),
         tls: bool = False,
         allow_registration: bool = False,
+        autocreate: bool = False,
     ) -> None:
         if storage not in ("memory", "file"):
             raise ValueError(f"storage must be 'memory' or 'file', not {storage!r}")
@@ -143,6 +147,7 @@ class TestServer:
         self.admins = tuple(admins)
         self.tls = bool(tls)
         self.allow_registration = bool(allow_registration)
+        self.autocreate = bool(autocreate)
         self.port: int = int(port) if port else free_port(self.host)
         self._owns_dir = data_dir is None
         if data_dir is None:
@@ -233,6 +238,7 @@ class TestServer:
             "",
             f"Component {_lua_str(self.pubsub)} \"pubsub\"",
             "    pubsub_max_items = 10000",
+            f"    autocreate_on_publish = {'true' if self.autocreate else 'false'}",
             f"    admins = {_lua_list(self.admins)}",
             "",
         ]
@@ -461,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--admin", action="append", default=None, metavar="JID",
                     help="admin JID (repeatable; default admin@localhost)")
     ap.add_argument("--tls", action="store_true", help="offer STARTTLS (self-signed cert)")
+    ap.add_argument("--autocreate", action="store_true",
+                    help="a publish to a missing node on pubsub.localhost creates it")
     ap.add_argument("--env-file", default=None, metavar="PATH",
                     help="also write the export lines here once ready (removed at exit)")
     args = ap.parse_args(argv)
@@ -480,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
 
     srv = TestServer(storage=args.storage, port=args.port, data_dir=args.data_dir,
                      admins=tuple(args.admin) if args.admin else ("admin@localhost",),
-                     tls=args.tls)
+                     tls=args.tls, autocreate=args.autocreate)
     rc = 0
     try:
         srv.start()
