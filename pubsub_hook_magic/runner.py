@@ -303,8 +303,9 @@ class HookRunner:
     def mean_duration(self) -> float | None:
         return self.total_duration / self.count if self.count else None
 
-    def summary(self) -> dict[str, Any]:
-        """The hook and its statistics, JSON-ready (``%hook list -O json``)."""
+    def summary(self, recent: bool = True) -> dict[str, Any]:
+        """The hook and its statistics, JSON-ready (``%hook list -O json``); without
+        the recent triggers when ``recent`` is false (the table's cheap refresh)."""
         hook = self.hook
         last = self.last_trigger
         return {
@@ -334,7 +335,7 @@ class HookRunner:
             "last_error": self.last_error.as_dict() if self.last_error else None,
             "last_duration": self.last_duration,
             "mean_duration": self.mean_duration,
-            "recent": [t.as_dict() for t in self.triggers],
+            "recent": [t.as_dict() for t in self.triggers] if recent else [],
         }
 
 

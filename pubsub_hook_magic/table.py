@@ -433,7 +433,7 @@ class TableHub:
     def _render_now(self, tables: list[HookTable], full: bool, dirty: set[str]) -> None:
         manager = self.manager
         now = time.time()
-        summaries = {h.id: self._summary(h.id) for h in manager.registry}
+        summaries = {h.id: manager.runners[h.id].summary(recent=False) for h in manager.registry}
         header = self._header(now)
         with self.lock:
             for table in tables:
@@ -450,28 +450,6 @@ class TableHub:
                         )
                 except Exception:  # noqa: BLE001 - a display bug must not stop the session
                     log.exception("rendering a hooks table failed")
-
-    def _summary(self, hook_id: str) -> dict[str, Any]:
-        runner = self.manager.runners[hook_id]
-        hook = runner.hook
-        last = runner.last_trigger
-        return {
-            "id": hook.id,
-            "service": hook.service,
-            "node": hook.node,
-            "type": hook.type.value,
-            "arg": hook.arg,
-            "persistent": hook.persistent,
-            "paused": runner.paused,
-            "state": "broken" if hook.func is None else ("paused" if runner.paused else "active"),
-            "triggers": runner.count,
-            "errors": runner.errors,
-            "skipped": runner.skipped,
-            "dropped": runner.dropped,
-            "last_trigger": {"received": last.received} if last else None,
-            "last_duration": runner.last_duration,
-            "mean_duration": runner.mean_duration,
-        }
 
     def _header(self, now: float) -> str:
         manager = self.manager
