@@ -27,10 +27,12 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 PASSWORD=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(18))')
+BOB_PASSWORD=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(18))')
 ENV_FILE="$WORK/server.env"
 
 echo "== starting a private Prosody on 127.0.0.1"
-"$PY" -m pubsub_hook_magic.testserver --user "alice:$PASSWORD" --env-file "$ENV_FILE" \
+"$PY" -m pubsub_hook_magic.testserver --user "alice:$PASSWORD" --user "bob:$BOB_PASSWORD" \
+    --admin bob@localhost --autocreate --env-file "$ENV_FILE" \
     >"$WORK/server.out" 2>"$WORK/server.err" &
 SERVER_PID=$!
 
@@ -56,6 +58,7 @@ export XMPP_JID="$XMPP_TEST_ALICE_JID"
 export XMPP_HOST="$XMPP_TEST_HOST"
 export XMPP_PORT="$XMPP_TEST_PORT"
 export XMPP_PASSWORD="$XMPP_TEST_ALICE_PASSWORD"
+export BOB_JID="$XMPP_TEST_BOB_JID" BOB_PASSWORD="$XMPP_TEST_BOB_PASSWORD"  # the second account
 export PUBSUB_HOOK_DATA_DIR="$WORK/hook-store"
 mkdir -p "$WORK/kernel"
 

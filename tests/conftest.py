@@ -22,7 +22,7 @@ _nodes = itertools.count(1)
 def server() -> Iterator[TestServer]:
     if shutil.which("prosody") is None:
         pytest.fail("Prosody is not installed: run .ci/run, or apt-get install prosody")
-    with TestServer(storage="memory") as srv:
+    with TestServer(storage="memory", autocreate=True) as srv:
         for user, password in PASSWORDS.items():
             srv.register(user, password)
         yield srv
