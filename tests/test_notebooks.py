@@ -1,4 +1,5 @@
-"""notebooks/quickstart.ipynb, executed headless in a fresh kernel against the private Prosody."""
+"""The notebooks (quickstart.ipynb, microblog.ipynb), each executed headless in a fresh
+kernel against the private Prosody, as a fresh user."""
 
 from __future__ import annotations
 
@@ -12,13 +13,17 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
+from .conftest import PASSWORDS
 from nbclient import NotebookClient
 
 from pubsub_hook_magic.testserver import TestServer
 
 pytestmark = pytest.mark.kernel
 
-QUICKSTART = Path(__file__).resolve().parent.parent / "notebooks" / "quickstart.ipynb"
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+QUICKSTART = NOTEBOOKS / "quickstart.ipynb"
+MICROBLOG = NOTEBOOKS / "microblog.ipynb"
 _users = itertools.count(1)
 
 
@@ -58,9 +63,11 @@ class Executed:
         return [cell_text(c) for c in self.cells if fragment in c.source]
 
 
-@pytest.fixture
-def quickstart(server: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Runs the quickstart as a fresh user; returns (Executed, jid, store dir)."""
+def execute_notebook(
+    path: Path, server: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[nbformat.NotebookNode, str, Path]:
+    """Runs the notebook as a fresh user, the account and the store given by the
+    environment; returns (the executed notebook, jid, store dir)."""
     user = f"nbuser{next(_users)}"
     password = secrets.token_urlsafe(12)
     jid = server.register(user, password)
@@ -73,12 +80,16 @@ def quickstart(server: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("XMPP_PORT", str(server.port))
     monkeypatch.setenv("XMPP_PASSWORD", password)
     monkeypatch.setenv("PUBSUB_HOOK_DATA_DIR", str(store))
+    # The second account of the quickstart: it publishes to pubsub.localhost, where only
+    # admins create nodes (as the quickstart's own server makes bob one).
+    monkeypatch.setenv("BOB_JID", "admin@localhost")
+    monkeypatch.setenv("BOB_PASSWORD", PASSWORDS["admin"])
     monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     for name in list(os.environ):
         if name.startswith("JPY_"):
             monkeypatch.delenv(name)
 
-    nb = nbformat.read(QUICKSTART, as_version=4)
+    nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb,
         kernel_name="python3",
@@ -86,7 +97,21 @@ def quickstart(server: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPat
         resources={"metadata": {"path": str(workdir)}},
     )
     client.execute()  # raises CellExecutionError if any cell fails
+    return nb, jid, store
+
+
+@pytest.fixture
+def quickstart(server: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Runs the quickstart as a fresh user; returns (Executed, jid, store dir)."""
+    nb, jid, store = execute_notebook(QUICKSTART, server, tmp_path, monkeypatch)
     return Executed(nb), jid, store
+
+
+@pytest.fixture
+def microblog(server: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Runs the microblog notebook as a fresh user; returns (Executed, notebook, jid)."""
+    nb, jid, _store = execute_notebook(MICROBLOG, server, tmp_path, monkeypatch)
+    return Executed(nb), nb, jid
 
 
 @pytest.mark.timeout(300)
@@ -126,8 +151,10 @@ def test_quickstart_notebook_runs_and_shows_each_step(quickstart):
         ("urn:example:notes", "python_file", False, 1, 0),
         ("urn:example:notes", "python", False, 1, 0),
         ("urn:example:notes", "python_code", False, 1, 0),
+        ("news", "python_code", False, 2, 0),
     ]
-    assert all(h["service"] == jid and h["state"] == "active" for h in hooks)
+    assert all(h["service"] == jid and h["state"] == "active" for h in hooks[:-1])
+    assert hooks[-1]["service"] == "pubsub.localhost"
     by_type = {h["type"]: h for h in hooks if h["node"] == "urn:example:notes"}
     assert by_type["python_file"]["arg"].endswith("/hook_file.py")
     assert os.path.isabs(by_type["python_file"]["arg"])
@@ -140,7 +167,11 @@ def test_quickstart_notebook_runs_and_shows_each_step(quickstart):
     # the plain table lists the same hooks
     table = run.exact("%hook list")
     assert table.splitlines()[0].split()[:4] == ["id", "service", "node", "type"]
-    assert len(table.splitlines()) == 1 + 5
+    assert len(table.splitlines()) == 1 + 6
+
+    # the second account's items on the PubSub service: not its old one, both new ones
+    assert "headlines: [('h2', 'news 2'), ('h3', 'news 3')]" in run.output("for n in (2, 3):")
+    assert run.output("%hook delete -s pubsub.localhost -n news").strip() == "1 hook(s) have been deleted"
 
     # the raising hook: its error, with the item id, in %hook list
     [after_error] = run.containing("len(cell_hits) == 2")
@@ -167,3 +198,67 @@ def test_quickstart_notebook_runs_and_shows_each_step(quickstart):
     assert stat.S_IMODE(stored.stat().st_mode) == 0o600
     assert stat.S_IMODE(store.stat().st_mode) == 0o700
     assert json.loads(stored.read_text())["hooks"] == []
+
+
+def widget_values(nb: nbformat.NotebookNode) -> list[str]:
+    """The ``value`` of every widget in the state nbclient saved with the notebook."""
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    return [m["state"]["value"] for m in state.values() if isinstance(m["state"].get("value"), str)]
+
+
+@pytest.mark.timeout(300)
+def test_microblog_notebook_parses_posts_and_shows_them_escaped(microblog):
+    run, nb, jid = microblog
+    assert run.output("%hook connect --no-tls").strip() == f"Connected as {jid}."
+
+    # parse_entry, tried alone: a bare entry and a non-Atom payload give defaults
+    empty = "{'id': '', 'title': '(no title)', 'author': '(unknown)', 'uri': '', 'published': ''}"
+    assert run.output("import xml.etree.ElementTree as ET").splitlines() == [empty, empty]
+
+    created = run.output("%hook create -n urn:xmpp:microblog:0")
+    assert re.fullmatch(
+        rf"Created hook \w+: python_file on node 'urn:xmpp:microblog:0' of {re.escape(jid)} \(temporary\)\.\n",
+        created,
+    ), created
+    published = run.outputs("%%hook publish -n urn:xmpp:microblog:0")
+    assert [p.strip() for p in published] == [
+        f"Published item post-{i} to urn:xmpp:microblog:0." for i in range(1, 7)
+    ]
+
+    # the hook parsed the six posts, in order, missing <published> included; per-author counts
+    assert run.output("assert await wait_until(lambda: len(posts) == 6)").splitlines() == [
+        "6 posts:",
+        "  post-1  2024-05-01T09:00:00Z  Alice  Hello, microblog!",
+        "  post-2  2024-05-01T09:05:00Z  Bob    First post from Bob",
+        "  post-3  2024-05-01T09:10:00Z  Alice  <b>not bold</b> (markup stays text)",
+        "  post-4  (no date)             Carol  Carol was here",
+        "  post-5  2024-05-01T09:20:00Z  Bob    Bob again",
+        "  post-6  2024-05-01T09:25:00Z  Alice  Three posts for Alice",
+        "posts per author:",
+        "  Alice: 3",
+        "  Bob: 2",
+        "  Carol: 1",
+    ]
+
+    # the title with markup is escaped in the HTML table
+    escaped = "&lt;b&gt;not bold&lt;/b&gt; (markup stays text)"
+    row = run.output("[row] = [line for line in table.value.splitlines()")
+    assert row.strip() == f"<tr><td>2024-05-01T09:10:00Z</td><td>Alice</td><td>{escaped}</td></tr>"
+
+    # the live view, as saved with the notebook: the widgets hold all six posts, escaped,
+    # and a bar per author
+    [view] = [c for c in run.cells if c.source.strip().endswith("display(view)") and "send_state" in c.source]
+    assert [o["output_type"] for o in view.outputs] == ["display_data"]
+    assert "application/vnd.jupyter.widget-view+json" in view.outputs[0]["data"]
+    values = widget_values(nb)
+    [table] = [v for v in values if v.startswith("<table")]
+    assert escaped in table and "<b>not bold" not in table
+    assert table.count("<tr>") == 1 + 6
+    assert table.index("Three posts for Alice") < table.index("Hello, microblog!")  # newest first
+    [bars] = [v for v in values if "background:" in v]
+    assert re.findall(r">(\w+)</span>.*?<span>(\d+)</span>", bars) == [("Alice", "3"), ("Bob", "2"), ("Carol", "1")]
+
+    assert run.output("%hook delete -n urn:xmpp:microblog:0").strip() == "1 hook(s) have been deleted"
+    assert run.output("%hook disconnect").strip() == f"Disconnected {jid}."
+    # no cell showed an error or wrote to stderr
+    assert not [o for c in run.cells for o in c.outputs if o["output_type"] == "error" or o.get("name") == "stderr"]
