@@ -7,6 +7,7 @@ thread, print the result. Bad input and failures become one-line ``UsageError``s
 from __future__ import annotations
 
 import asyncio
+import atexit
 import getpass
 import os
 from typing import Any
@@ -75,6 +76,7 @@ class HookMagics(Magics):
         except RuntimeError:
             kernel_loop = None
         self.loop_thread = LoopThread()
+        atexit.register(self._at_exit)  # a kernel shutdown: keep where each hook got to
         self.manager = HookManager(
             shell.user_ns,
             shell=shell,
@@ -109,6 +111,16 @@ class HookMagics(Magics):
             raise TryNext()
         return choices
 
+    def _at_exit(self) -> None:
+        if self.loop_thread.alive:
+            try:
+                self.loop_thread.run(self._save_positions(), 2)
+            except Exception:  # noqa: BLE001 - exiting anyway
+                pass
+
+    async def _save_positions(self) -> None:
+        self.manager.save_positions()
+
     def close_tables(self) -> None:
         if self._tables is not None:
             self._tables.close()
@@ -117,6 +129,7 @@ class HookMagics(Magics):
     def close(self) -> None:
         """Disconnect and stop the loop thread (``%unload_ext``)."""
         self.close_tables()
+        atexit.unregister(self._at_exit)
         if self.loop_thread.alive:
             try:
                 self.loop_thread.run(self.manager.disconnect(), 10)
