@@ -229,17 +229,18 @@ class HookRunner:
             with self.watchdog.guard(limit):
                 result = func(host, client, item)
             if inspect.isawaitable(result):
-                if limit:
-                    async with asyncio.timeout(limit - (time.perf_counter() - start)):
+                guard = self.watchdog.guard_await(limit and limit - (time.perf_counter() - start))
+                try:
+                    with guard:
                         await result
-                else:
-                    await result
-        except (HookTimeout, TimeoutError) as exc:
-            if isinstance(exc, TimeoutError) and time.perf_counter() - start < (limit or 0):
-                self._fail(trigger, exc)  # the hook's own TimeoutError
-            else:
-                self._fail(trigger, exc, outcome="timeout")
-                trigger.error = f"ran longer than its time limit ({limit:g} s): stopped"
+                except asyncio.CancelledError:
+                    if not guard.fired:
+                        raise
+                    asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                    raise HookTimeout() from None
+        except HookTimeout as exc:
+            self._fail(trigger, exc, outcome="timeout")
+            trigger.error = f"ran longer than its time limit ({limit:g} s): stopped"
         except asyncio.CancelledError:
             if _cancelling():
                 raise  # the runner is stopping

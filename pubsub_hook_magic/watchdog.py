@@ -1,18 +1,23 @@
-"""Stopping a synchronous hook that runs past its time limit.
+"""Stopping a hook run that goes past its time limit.
 
 Synchronous hooks run on the session's loop thread (they may use ``client``), so one
-stuck in a loop would stop every other hook. A :class:`Watchdog` thread watches each
-guarded call; past its deadline it raises :class:`HookTimeout` inside the loop thread
-(CPython's ``PyThreadState_SetAsyncExc``), which stops Python code at its next
-bytecode. A call blocked inside C (``time.sleep(3600)``, a socket read) is stopped only
-when that call returns: such hooks should be ``async``.
+stuck in a loop would stop every other hook. A :class:`Watchdog` thread looks at the
+guarded runs a few times a second:
 
-The exception is only ever delivered while the guarded call runs: a guard that ends
-first withdraws it, under the same lock the watchdog fires with.
+- a synchronous call past its deadline gets :class:`HookTimeout` raised inside the
+  loop thread (CPython's ``PyThreadState_SetAsyncExc``), which stops Python code at its
+  next bytecode. A call blocked inside C (``time.sleep(3600)``, a socket read) is
+  stopped only when that call returns: such hooks should be ``async``;
+- an awaited coroutine past its deadline has its task cancelled, from the loop.
+
+The hot path costs a lock and a set operation per run: no timer and no thread wake-up
+per item. An exception is only ever delivered while the guarded call runs: a guard
+that ends first withdraws it, under the same lock the watchdog fires with.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import threading
 import time
@@ -33,6 +38,8 @@ def _set_async_exc(thread_id: int, exc: type[BaseException] | None) -> None:
 
 
 class _Guard:
+    """A synchronous call on this thread, interrupted past its deadline."""
+
     __slots__ = ("watchdog", "thread_id", "deadline", "fired")
 
     def __init__(self, watchdog: Watchdog, limit: float):
@@ -46,17 +53,45 @@ class _Guard:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self.watchdog._remove(self, delivered=exc_type is HookTimeout)
+        with self.watchdog._lock:
+            self.watchdog._guards.discard(self)
+            if self.fired and exc_type is not HookTimeout:
+                _set_async_exc(self.thread_id, None)  # withdraw: the call already ended
+
+    def fire(self) -> None:
+        _set_async_exc(self.thread_id, HookTimeout)
+
+
+class _TaskGuard(_Guard):
+    """An await in the current task, cancelled past its deadline."""
+
+    __slots__ = ("task", "loop")
+
+    def __init__(self, watchdog: Watchdog, limit: float):
+        super().__init__(watchdog, limit)
+        self.task = asyncio.current_task()
+        self.loop = asyncio.get_running_loop()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        with self.watchdog._lock:
+            self.watchdog._guards.discard(self)
+
+    def fire(self) -> None:
+        self.loop.call_soon_threadsafe(self._cancel)
+
+    def _cancel(self) -> None:
+        with self.watchdog._lock:
+            if self in self.watchdog._guards and self.task is not None:
+                self.task.cancel()
 
 
 class Watchdog:
-    """One thread that interrupts guarded calls past their deadline."""
+    """One thread that stops guarded runs past their deadline."""
 
     def __init__(self, poll: float = 0.05):
         self.poll = poll
         self._lock = threading.Lock()
         self._guards: set[_Guard] = set()
-        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.fired = 0
 
@@ -66,36 +101,37 @@ class Watchdog:
             return _NO_GUARD
         return _Guard(self, limit)
 
+    def guard_await(self, limit: float | None) -> _TaskGuard | _NoGuard:
+        """``with watchdog.guard_await(limit): await coro``; the task is cancelled past
+        the limit (``guard.fired`` then tells a timeout from another cancellation)."""
+        if not limit:
+            return _NO_GUARD
+        return _TaskGuard(self, max(limit, 0.0))
+
     def _add(self, guard: _Guard) -> None:
         with self._lock:
             self._guards.add(guard)
-            if self._thread is None or not self._thread.is_alive():
+            if self._thread is None:
                 self._thread = threading.Thread(target=self._main, name="pubsub-hook-watchdog", daemon=True)
                 self._thread.start()
-        self._wake.set()
-
-    def _remove(self, guard: _Guard, delivered: bool) -> None:
-        with self._lock:
-            self._guards.discard(guard)
-            if guard.fired and not delivered:
-                _set_async_exc(guard.thread_id, None)  # withdraw: the call already ended
 
     def _main(self) -> None:
         while True:
-            self._wake.wait(self.poll if self._guards else None)
-            self._wake.clear()
+            time.sleep(self.poll)
             now = time.monotonic()
             with self._lock:
                 for guard in self._guards:
                     if not guard.fired and now >= guard.deadline:
                         guard.fired = True
                         self.fired += 1
-                        _set_async_exc(guard.thread_id, HookTimeout)
+                        guard.fire()
 
 
 class _NoGuard:
-    def __enter__(self) -> None:
-        return None
+    fired = False
+
+    def __enter__(self) -> _NoGuard:
+        return self
 
     def __exit__(self, *exc: Any) -> None:
         return None
