@@ -1,0 +1,941 @@
+"""The benchmark of issue 5: our hook path against bare slixmpp, side by side.
+
+Run from the repository root::
+
+    python -m benchmarks            # full mode (about 6-9 min on 2 cores), writes RESULTS.md
+    python -m benchmarks --quick    # tiny N, under a minute: proves it runs (CI smoke)
+
+See benchmarks/README.md for what each row measures and how.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import importlib.metadata
+import itertools
+import json
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+if __package__ in (None, ""):  # `python benchmarks/run.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    __package__ = "benchmarks"  # noqa: A001
+
+from benchmarks import workers  # noqa: E402
+from benchmarks.kernel import BenchKernel, kernel_env  # noqa: E402
+from benchmarks.profile import Spy  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+SERVICE = workers.SERVICE
+USERS = {
+    "admin": "admin-bench",  # the publisher: owner of nodes on pubsub.localhost
+    "bob": "bob-bench",  # the bare slixmpp client
+    "alice": "alice-bench",  # HookManager (rows 1-3)
+    "carol": "carol-bench",  # HookManager with 1,000 other hooks (row 3)
+    "dave": "dave-bench",  # HookManager, memory (row 6)
+    "kern": "kern-bench",  # the IPython kernel (rows 4, 5, 7)
+}
+ROW_NAMES = {
+    1: "Throughput",
+    2: "Added latency",
+    3: "Scale with hooks",
+    4: "Kernel responsiveness",
+    5: "Table cost",
+    6: "Memory",
+    7: "Start-up",
+}
+HOOK_TYPES = [  # (label, type, argument); python_file's file is written by the worker
+    ("python", "python", "benchmarks.hooks_noop"),
+    ("python_file", "python_file", ""),
+    ("python_code", "python_code", "pass"),
+    ("async def", "python", "benchmarks.hooks_noop:async_hook"),
+]
+
+
+@dataclass
+class Config:
+    quick: bool
+    runs: int
+    n_throughput: int
+    inflight: int
+    n_latency: int
+    latency_rate: float
+    scale_others: int
+    scale_same: int
+    n_scale: int
+    kernel_idle_samples: int
+    kernel_rate: float
+    kernel_load_seconds: float
+    table_rate: float
+    table_seconds: float
+    scale_runs: int
+    mem_hooks: int
+    mem_first: int
+    mem_total: int
+    startup_kernels: int
+
+    @classmethod
+    def make(cls, quick: bool) -> Config:
+        if quick:
+            return cls(True, 1, 200, 100, 100, 100.0, 100, 10, 200, 30, 500.0, 1.5, 1000.0, 1.5,
+                       1, 10, 1000, 5000, 1)
+        return cls(False, 3, 5000, 100, 1000, 100.0, 1000, 10, 3000, 300, 500.0, 6.0, 1000.0, 6.0,
+                   5, 10, 1000, 100_000, 3)
+
+
+@dataclass
+class Row:
+    row: int
+    measure: str
+    figure: str
+    target: str
+    ok: bool | None  # None: information, no target in the issue
+    runs: int
+    notes: str = ""
+    others: float | None = None  # cores used by other programs while the row ran
+
+    @property
+    def verdict(self) -> str:
+        return "info" if self.ok is None else ("PASS" if self.ok else "FAIL")
+
+
+@dataclass
+class Results:
+    rows: list[Row] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+        print(f"  -> {format_row(row)}", flush=True)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Linear-interpolated percentile (p in 0..100)."""
+    if not values:
+        return float("nan")
+    xs = sorted(values)
+    k = (len(xs) - 1) * p / 100
+    lo = int(k)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+# --------------------------------------------------------------------------- machine load
+
+
+class CpuMeter:
+    """CPU used by the whole machine (/proc/stat) minus this benchmark's own process
+    tree (live descendants, and reaped ones via the children times): what other
+    programs took while a row ran. A busy machine makes every figure doubtful."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self.psutil = psutil
+        self.me = psutil.Process()
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def _busy(self) -> float:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:9]]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+        return (user + nice + system + irq + softirq + steal) / self.tick
+
+    def _ours(self) -> float:
+        total = 0.0
+        for proc in [self.me, *self.me.children(recursive=True)]:
+            try:
+                t = proc.cpu_times()
+            except self.psutil.Error:
+                continue
+            total += t.user + t.system + t.children_user + t.children_system
+        return total
+
+    def snapshot(self) -> tuple[float, float, float]:
+        return (time.monotonic(), self._busy(), self._ours())
+
+    @staticmethod
+    def others(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
+        """Cores used by other programs between two snapshots."""
+        wall = b[0] - a[0]
+        return max(0.0, (b[1] - a[1]) - (b[2] - a[2])) / wall if wall > 0 else 0.0
+
+    def wait_quiet(self, max_wait: float, threshold: float = 0.15, window: float = 3.0) -> float:
+        """Wait (up to ``max_wait`` s) until other programs use under ``threshold``
+        cores over ``window`` seconds; returns the last figure."""
+        deadline = time.monotonic() + max_wait
+        while True:
+            a = self.snapshot()
+            time.sleep(window)
+            load = self.others(a, self.snapshot())
+            if load < threshold or time.monotonic() >= deadline:
+                return load
+            print(f"  machine busy: other programs use {load:.2f} cores; waiting for quiet "
+                  f"({deadline - time.monotonic():.0f} s left)", flush=True)
+
+
+# --------------------------------------------------------------------------- workers
+
+
+class WorkerError(RuntimeError):
+    pass
+
+
+class Worker:
+    """A spawned worker process (see :mod:`benchmarks.workers`) and its pipe."""
+
+    def __init__(self, role: str, **kwargs: Any):
+        ctx = mp.get_context("spawn")
+        self.role = role
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(
+            target=workers.worker_main, args=(child, role, kwargs), daemon=True, name=f"bench-{role}"
+        )
+        self.proc.start()
+        child.close()
+        self.pid: int | None = None
+
+    def ready(self, timeout: float = 90) -> Worker:
+        self.pid = self.result(timeout)["pid"]
+        return self
+
+    def send(self, name: str, *args: Any) -> None:
+        self.conn.send((name, args))
+
+    def result(self, timeout: float = 900) -> Any:
+        if not self.conn.poll(timeout):
+            raise TimeoutError(f"worker {self.role}: no answer within {timeout:g} s")
+        status, value = self.conn.recv()
+        if status == "error":
+            raise WorkerError(f"worker {self.role} failed:\n{value}")
+        return value
+
+    def call(self, name: str, *args: Any, timeout: float = 900) -> Any:
+        self.send(name, *args)
+        return self.result(timeout)
+
+    def stop(self) -> None:
+        if self.proc.is_alive():
+            with contextlib.suppress(Exception):
+                self.call("stop", timeout=20)
+            self.proc.join(5)
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(5)
+
+
+# --------------------------------------------------------------------------- the bench
+
+
+class Bench:
+    def __init__(self, server: Any, cfg: Config, profile_dir: Path | None):
+        self.server = server
+        self.cfg = cfg
+        self.profile_dir = profile_dir
+        self.results = Results()
+        self.workers: dict[str, Worker] = {}
+        self.kernel: BenchKernel | None = None
+        self._ids = itertools.count(1)
+        self.tmp = Path(tempfile.mkdtemp(prefix="phm-bench-"))
+        self.runs_override: int | None = None
+
+    # ------------------------------------------------------------ plumbing
+
+    def account(self, user: str) -> dict[str, Any]:
+        return {
+            "jid": f"{user}@localhost/bench",
+            "password": USERS[user],
+            "host": self.server.host,
+            "port": self.server.port,
+        }
+
+    def worker(self, name: str, role: str, user: str) -> Worker:
+        if name not in self.workers:
+            self.workers[name] = Worker(role, **self.account(user)).ready()
+        return self.workers[name]
+
+    def start_workers(self, specs: list[tuple[str, str, str]]) -> None:
+        """Start several workers at once (they import slixmpp in parallel)."""
+        started = {name: Worker(role, **self.account(user)) for name, role, user in specs if name not in self.workers}
+        for name, w in started.items():
+            self.workers[name] = w.ready()
+
+    def stop_worker(self, name: str) -> None:
+        w = self.workers.pop(name, None)
+        if w is not None:
+            w.stop()
+
+    @property
+    def pub(self) -> Worker:
+        return self.worker("pub", "publisher", "admin")
+
+    def fresh(self) -> tuple[str, str]:
+        n = next(self._ids)
+        return f"bench-{n}", f"m{n}-"
+
+    def new_node(self) -> tuple[str, str]:
+        node, prefix = self.fresh()
+        self.pub.call("create_nodes", [node])
+        return node, prefix
+
+    def measure(
+        self,
+        sub: str,
+        count: int,
+        *,
+        hooks: list[tuple[str, str]] = (),  # type: ignore[assignment]
+        rate: float | None = None,
+        latency: bool = False,
+        profile: str | None = None,
+    ) -> dict[str, Any]:
+        """Publish ``count`` items to a fresh node that ``sub`` listens to (the bare
+        client, or ``hooks`` in a hook worker); time from the first publish to the last
+        event (bare) or hook call (ours)."""
+        node, prefix = self.new_node()
+        w = self.workers[sub]
+        ids: list[str] = []
+        if w.role == "bare":
+            w.call("subscribe", node)
+            w.call("arm", prefix, count, latency)
+        else:
+            ids = [w.call("create", node, kind, arg) for kind, arg in hooks]
+            w.call("arm", ids, count, latency)
+        spy = self.spy(w.pid, profile)  # type: ignore[arg-type]
+        published = self.pub.call("publish", node, count, prefix, self.cfg.inflight, rate)
+        got = w.call("wait", 60 + count / 50)
+        if spy is not None:
+            print(f"     profile: {spy.stop(count, profile or '')}", flush=True)
+        if ids:
+            w.call("delete", ids)
+        if published["errors"]:
+            raise RuntimeError(f"{published['errors']} publish errors: {published['first_error']}")
+        dropped = got.get("dropped_max", 0)
+        if got["count"] + dropped < count:
+            raise RuntimeError(f"{sub}: got {got['count']} of {count} items ({got})")
+        if dropped:
+            print(f"     {sub}: the hooks DROPPED {got['dropped']} item(s): queue full", flush=True)
+        elapsed = got["t_last"] - published["t_first"]
+        return {
+            "throughput": count / elapsed,
+            "elapsed": elapsed,
+            "send_rate": published["send_rate"],
+            "latencies": got.get("latencies") or [],
+            "dropped": got.get("dropped", 0),
+            "cpu_per_item": got["cpu"] / count,
+            "publisher_cpu_per_item": published["cpu"] / count,
+        }
+
+    def spy(self, pid: int, name: str | None, threads: bool = False) -> Spy | None:
+        if not name or self.profile_dir is None:
+            return None
+        return Spy(pid, self.profile_dir / f"{name}.txt", threads=threads)
+
+    # ------------------------------------------------------------ rows
+
+    def row1_throughput(self) -> None:
+        cfg = self.cfg
+        print(f"[1] throughput, N={cfg.n_throughput}, {cfg.inflight} in flight, {cfg.runs} run(s) each", flush=True)
+        self.start_workers([("pub", "publisher", "admin"), ("bare", "bare", "bob"), ("hooks", "hooks", "alice")])
+        # Warm-up (not counted): first imports, first code paths of every hook type.
+        self.measure("bare", 200)
+        for _label, kind, arg in HOOK_TYPES:
+            self.measure("hooks", 200, hooks=[(kind, arg)])
+        variants = ["bare"] + [label for label, _k, _a in HOOK_TYPES]
+        figures: dict[str, list[float]] = {v: [] for v in variants}
+        cpu: dict[str, list[float]] = {v: [] for v in variants}
+        drops = {v: 0 for v in variants}
+        for r in range(cfg.runs):
+            order = variants[r % len(variants):] + variants[: r % len(variants)]
+            for v in order:
+                if v == "bare":
+                    m = self.measure("bare", cfg.n_throughput, profile=f"row1-bare-run{r}" if r == 0 else None)
+                else:
+                    _l, kind, arg = next(h for h in HOOK_TYPES if h[0] == v)
+                    m = self.measure(
+                        "hooks", cfg.n_throughput, hooks=[(kind, arg)],
+                        profile=f"row1-{v.replace(' ', '_')}-run{r}" if r == 0 else None,
+                    )
+                figures[v].append(m["throughput"])
+                cpu[v].append(m["cpu_per_item"])
+                drops[v] += m["dropped"]
+                print(f"     run {r + 1} {v:12s} {m['throughput']:7.0f} items/s; CPU per item: subscriber "
+                      f"{m['cpu_per_item'] * 1e6:4.0f} us, publisher {m['publisher_cpu_per_item'] * 1e6:4.0f} us", flush=True)
+        bare = median(figures["bare"])
+        bare_cpu = median(cpu["bare"])
+        self.results.details["row1"] = {"throughput": figures, "cpu_per_item": cpu}
+        for label, _k, _a in HOOK_TYPES:
+            ours = median(figures[label])
+            ratio = ours / bare
+            self.results.add(Row(
+                1, f"Throughput, no-op `{label}` hook (N={cfg.n_throughput})",
+                f"{ratio:.3f} of bare ({ours:.0f} vs {bare:.0f} items/s)", ">= 0.9 of bare",
+                ratio >= 0.9 and not drops[label], cfg.runs,
+                notes=f"subscriber CPU per item: {median(cpu[label]) * 1e6:.0f} us vs bare {bare_cpu * 1e6:.0f} us"
+                + (f"; {drops[label]} items DROPPED (queue full)" if drops[label] else ""),
+            ))
+
+    def row2_latency(self) -> None:
+        cfg = self.cfg
+        print(f"[2] latency, {cfg.n_latency} items paced at {cfg.latency_rate:g}/s, {cfg.runs} run(s) each", flush=True)
+        self.start_workers([("pub", "publisher", "admin"), ("bare", "bare", "bob"), ("hooks", "hooks", "alice")])
+        self.measure("bare", 50, rate=cfg.latency_rate, latency=True)  # warm-up
+        self.measure("hooks", 50, hooks=[("python", "benchmarks.hooks_noop:record_latency")], rate=cfg.latency_rate, latency=True)
+        p: dict[str, dict[str, list[float]]] = {"bare": {"p50": [], "p99": []}, "hooks": {"p50": [], "p99": []}}
+        for r in range(cfg.runs):
+            for v in (["bare", "hooks"] if r % 2 == 0 else ["hooks", "bare"]):
+                hooks = [("python", "benchmarks.hooks_noop:record_latency")] if v == "hooks" else []
+                m = self.measure(v, cfg.n_latency, hooks=hooks, rate=cfg.latency_rate, latency=True,
+                                 profile=f"row2-{v}-run0" if r == 0 else None)
+                lat = m["latencies"]
+                p[v]["p50"].append(percentile(lat, 50))
+                p[v]["p99"].append(percentile(lat, 99))
+                print(f"     run {r + 1} {v:6s} p50 {ms(p[v]['p50'][-1])}  p99 {ms(p[v]['p99'][-1])}  "
+                      f"max {ms(max(lat))}  ({len(lat)} items)", flush=True)
+        self.results.details["row2"] = p
+        b50, b99 = median(p["bare"]["p50"]), median(p["bare"]["p99"])
+        o50, o99 = median(p["hooks"]["p50"]), median(p["hooks"]["p99"])
+        self.results.add(Row(
+            2, f"Added latency p50 ({cfg.latency_rate:g} items/s, `python` hook)",
+            f"+{(o50 - b50) * 1000:.2f} ms ({ms(o50)} vs bare {ms(b50)})", "<= +1 ms",
+            o50 - b50 <= 0.001, cfg.runs,
+        ))
+        self.results.add(Row(
+            2, f"Added latency p99 ({cfg.latency_rate:g} items/s, `python` hook)",
+            f"+{(o99 - b99) * 1000:.2f} ms ({ms(o99)} vs bare {ms(b99)})", "<= +5 ms",
+            o99 - b99 <= 0.005, cfg.runs,
+        ))
+
+    def row3_scale(self) -> None:
+        cfg = self.cfg
+        runs = cfg.scale_runs if self.runs_override is None else self.runs_override
+        print(f"[3] scale: 1 hook vs +{cfg.scale_others} hooks on other nodes (+{cfg.scale_same} on the same node), "
+              f"N={cfg.n_scale}, {runs} run(s) each", flush=True)
+        self.start_workers([("pub", "publisher", "admin"), ("hooks", "hooks", "alice"), ("scale", "hooks", "carol")])
+        others = [f"bench-other-{i}" for i in range(cfg.scale_others)]
+        t_nodes = self.pub.call("create_nodes", others)
+        t_hooks = self.workers["scale"].call("create_many", others, "python", "benchmarks.hooks_noop", timeout=1800)
+        stats = self.workers["scale"].call("stats")
+        print(f"     {len(others)} nodes created in {t_nodes:.1f} s; {len(others)} hooks in {t_hooks:.1f} s "
+              f"({t_hooks / max(1, len(others)) * 1000:.1f} ms each); scale worker: {stats}", flush=True)
+        noop = ("python", "benchmarks.hooks_noop")
+        configs = {
+            "1 hook": ("hooks", [noop]),
+            f"1 + {cfg.scale_others} elsewhere": ("scale", [noop]),
+            f"1 + {cfg.scale_others} elsewhere + {cfg.scale_same} same node": ("scale", [noop] * (1 + cfg.scale_same)),
+        }
+        for name, (w, hooks) in configs.items():  # warm-up
+            self.measure(w, 200, hooks=hooks)
+        figures: dict[str, list[float]] = {c: [] for c in configs}
+        cpu: dict[str, list[float]] = {c: [] for c in configs}
+        drops = 0
+        names = list(configs)
+        for r in range(runs):
+            for name in names[r % 3:] + names[: r % 3]:
+                w, hooks = configs[name]
+                prof = f"row3-{'abc'[names.index(name)]}-run{r}" if r == 0 else None
+                m = self.measure(w, cfg.n_scale, hooks=hooks, profile=prof)
+                figures[name].append(m["throughput"])
+                cpu[name].append(m["cpu_per_item"])
+                drops += m["dropped"]
+                print(f"     run {r + 1} {name:40s} {m['throughput']:7.0f} items/s, "
+                      f"{m['cpu_per_item'] * 1e6:5.0f} us CPU per item", flush=True)
+        self.results.details["row3"] = {"throughput": figures, "cpu_per_item": cpu}
+        ca, cb, cc = (median(cpu[n]) * 1e6 for n in names)
+        a, b, c = (median(figures[n]) for n in names)
+        self.results.add(Row(
+            3, f"Scale: 1 hook vs 1 + {cfg.scale_others} hooks on other nodes",
+            f"{b / a:.3f} ({b:.0f} vs {a:.0f} items/s)", ">= 0.95", b / a >= 0.95 and not drops, runs,
+            notes=f"subscriber CPU per item {cb:.0f} us vs {ca:.0f} us"
+            + (f"; {drops} items DROPPED (queue full)" if drops else ""),
+        ))
+        per_hook_us = (cc - ca) / cfg.scale_same
+        self.results.add(Row(
+            3, f"Scale: + {cfg.scale_same} more hooks on the same node",
+            f"{c / a:.3f} of 1 hook ({c:.0f} items/s; {per_hook_us:.0f} us CPU per extra matching hook per item)",
+            "info (cost grows with matching hooks)", None, runs,
+        ))
+
+    def row6_memory(self) -> None:
+        cfg = self.cfg
+        print(f"[6] memory: {cfg.mem_total} items through {cfg.mem_hooks} hooks", flush=True)
+        self.start_workers([("pub", "publisher", "admin"), ("mem", "hooks", "dave")])
+        w = self.workers["mem"]
+        node, prefix = self.new_node()
+        ids = [w.call("create", node, "python", "benchmarks.hooks_noop") for _ in range(cfg.mem_hooks)]
+        curve = []
+        sent = 0
+        chunks = [cfg.mem_first] + _split(cfg.mem_total - cfg.mem_first, 9 if not cfg.quick else 2)
+        rss_first = None
+        started = time.monotonic()
+        dropped = 0
+        for n in chunks:
+            w.call("arm", ids, n)
+            published = self.pub.call("publish", node, n, f"{prefix}{sent}-", cfg.inflight, None)
+            got = w.call("wait", 120 + n / 50)
+            if published["errors"] or got["count"] + got["dropped_max"] < n:
+                raise RuntimeError(f"memory run: {published['errors']} publish errors, {got['count']} of {n} run")
+            dropped += got["dropped"]
+            if got["dropped"]:
+                print(f"     the hooks DROPPED {got['dropped']} item runs (queue full)", flush=True)
+            sent += n
+            rss = w.call("rss")
+            curve.append((sent, rss))
+            if rss_first is None:
+                rss_first = rss
+            print(f"     after {sent:6d} items: RSS {rss / 2**20:7.1f} MiB", flush=True)
+        took = time.monotonic() - started
+        delta = curve[-1][1] - rss_first  # type: ignore[operator]
+        self.results.details["row6"] = {"curve": curve, "seconds": took, "dropped": dropped}
+        self.stop_worker("mem")
+        self.results.add(Row(
+            6, f"Memory: RSS after {cfg.mem_total:,} items minus after {cfg.mem_first:,} ({cfg.mem_hooks} hooks)",
+            f"{delta / 2**20:+.1f} MiB ({rss_first / 2**20:.0f} -> {curve[-1][1] / 2**20:.0f} MiB)",  # type: ignore[operator]
+            "< 20 MB", delta < 20e6 and not dropped, 1,
+            notes=f"{sent * cfg.mem_hooks - dropped:,} hook runs in {took:.0f} s"
+            + (f"; {dropped:,} runs DROPPED (queue full)" if dropped else ""),
+        ))
+
+    # ------------------------------------------------------------ kernel rows
+
+    def _kernel_env(self) -> dict[str, str]:
+        ipydir = self.tmp / "ipython"
+        ipydir.mkdir(exist_ok=True)
+        return kernel_env({
+            "PUBSUB_HOOK_DATA_DIR": str(self.tmp / "kernel-store"),
+            "BENCH_PW": USERS["kern"],
+            "IPYTHONDIR": str(ipydir),
+            "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        })
+
+    def _connect_line(self) -> str:
+        return (f"%hook connect kern@localhost --host {self.server.host} --port {self.server.port} "
+                "--password-env BENCH_PW --no-tls")
+
+    def row7_startup(self) -> None:
+        cfg = self.cfg
+        print(f"[7] start-up in {cfg.startup_kernels} fresh kernel(s)", flush=True)
+        loads, connects, lazy = [], [], []
+        for i in range(cfg.startup_kernels):
+            k = BenchKernel(self._kernel_env(), cwd=str(self.tmp))
+            try:
+                _e, out, _c = k.run(
+                    "import time as _bench_t, sys as _bench_s\n"
+                    "_bench_t0 = _bench_t.perf_counter()\n"
+                    "%load_ext pubsub_hook_magic\n"
+                    "_bench_load = _bench_t.perf_counter() - _bench_t0\n"
+                    "print(repr((_bench_load, 'slixmpp' in _bench_s.modules, 'ipywidgets' in _bench_s.modules)))"
+                )
+                load, slix, ipyw = eval(out.strip().splitlines()[-1])  # noqa: S307 - our own repr
+                _e, out, _c = k.run(
+                    "_bench_t0 = _bench_t.perf_counter()\n"
+                    f"{self._connect_line()}\n"
+                    "print(repr(_bench_t.perf_counter() - _bench_t0))"
+                )
+                connect = float(out.strip().splitlines()[-1])
+            except BaseException:
+                k.close()
+                raise
+            loads.append(load)
+            connects.append(connect)
+            lazy.append(not slix)
+            print(f"     kernel {i + 1}: %load_ext {ms(load)} (slixmpp imported: {slix}, ipywidgets: {ipyw}); "
+                  f"%hook connect {ms(connect)}", flush=True)
+            if self.kernel is None and i == cfg.startup_kernels - 1:
+                self.kernel = k  # kept for rows 4 and 5
+            else:
+                k.close()
+        self.results.details["row7"] = {"load_ext": loads, "connect": connects}
+        load = median(loads)
+        self.results.add(Row(
+            7, "Start-up: `%load_ext pubsub_hook_magic` in a fresh kernel",
+            ms(load), "< 150 ms", load < 0.150, len(loads),
+            notes="slixmpp not imported by %load_ext" if all(lazy) else "slixmpp imported by %load_ext",
+        ))
+        self.results.add(Row(
+            7, "Start-up: `%hook connect` to the local server (first, imports slixmpp)",
+            ms(median(connects)), "info (no target)", None, len(connects),
+        ))
+
+    def _ensure_kernel(self) -> BenchKernel:
+        if self.kernel is None:
+            k = BenchKernel(self._kernel_env(), cwd=str(self.tmp))
+            k.run("%load_ext pubsub_hook_magic")
+            k.run(self._connect_line())
+            self.kernel = k
+        return self.kernel
+
+    def _kernel_hook(self) -> str:
+        if getattr(self, "_knode", None) is None:
+            k = self._ensure_kernel()
+            node, _p = self.new_node()
+            k.run(f"%hook create -s {SERVICE} -n {node} -t python_code pass")
+            self._knode = node
+            self._ksent = 0
+        return self._knode
+
+    def _kernel_triggers(self) -> int:
+        _e, out, _c = self.kernel.run("%hook list -O json")  # type: ignore[union-attr]
+        return sum(h["triggers"] for h in json.loads(out))
+
+    def _flow(self, rate: float, seconds: float, during: Callable[[], None]) -> dict[str, Any]:
+        """Publish to the kernel's hook node at ``rate`` for ``seconds``, calling
+        ``during()`` repeatedly meanwhile; then wait for the hook to catch up."""
+        k = self.kernel
+        node = self._kernel_hook()
+        count = int(rate * seconds)
+        prefix = f"k{next(self._ids)}-"
+        cpu0, wall0 = k.cpu_seconds(), time.monotonic()
+        self.pub.send("publish", node, count, prefix, self.cfg.inflight, rate)
+        while not self.pub.conn.poll(0):
+            during()
+        published = self.pub.result()
+        k.drain(1.0)  # the hook finishes the last items; widget flushes arrive
+        cpu1, wall1 = k.cpu_seconds(), time.monotonic()
+        self._ksent += count
+        return {"count": count, "published": published, "cpu": cpu1 - cpu0, "wall": wall1 - wall0,
+                "window": (wall0, wall1)}
+
+    def _check_kernel_caught_up(self) -> str:
+        got = self._kernel_triggers()
+        return "" if got >= self._ksent else f"hook ran {got} of {self._ksent} items"
+
+    def row4_kernel(self) -> None:
+        cfg = self.cfg
+        print(f"[4] kernel responsiveness: cell `1`, idle vs {cfg.kernel_rate:g} items/s, {cfg.runs} run(s)", flush=True)
+        self.start_workers([("pub", "publisher", "admin")])
+        k = self._ensure_kernel()
+        self._kernel_hook()
+        for _ in range(10):  # warm-up
+            k.run("1")
+        idle_p99, load_p99, idle_p50, load_p50, rates = [], [], [], [], []
+        gap = 0.01
+        for r in range(cfg.runs):
+            idle = []
+            for _ in range(cfg.kernel_idle_samples):
+                idle.append(k.run("1")[0])
+                time.sleep(gap)
+            loaded: list[float] = []
+
+            def sample() -> None:
+                loaded.append(k.run("1")[0])
+                time.sleep(gap)
+
+            spy = self.spy(k.pid, "row4-kernel-loaded-run0" if r == 0 else None, threads=True)
+            f = self._flow(cfg.kernel_rate, cfg.kernel_load_seconds, sample)
+            if spy is not None:
+                print(f"     profile: {spy.stop(f['count'], 'kernel under load (all threads)')}", flush=True)
+            rates.append(f["published"]["send_rate"] or 0)
+            idle_p50.append(percentile(idle, 50))
+            idle_p99.append(percentile(idle, 99))
+            load_p50.append(percentile(loaded, 50))
+            load_p99.append(percentile(loaded, 99))
+            print(f"     run {r + 1}: idle p50 {ms(idle_p50[-1])} p99 {ms(idle_p99[-1])} ({len(idle)} cells); "
+                  f"loaded p50 {ms(load_p50[-1])} p99 {ms(load_p99[-1])} ({len(loaded)} cells, "
+                  f"{rates[-1]:.0f} items/s)", flush=True)
+        lag = self._check_kernel_caught_up()
+        self.results.details["row4"] = {"idle_p50": idle_p50, "idle_p99": idle_p99, "load_p50": load_p50,
+                                        "load_p99": load_p99, "rates": rates}
+        i99, l99 = median(idle_p99), median(load_p99)
+        self.results.add(Row(
+            4, f"Kernel: p99 round trip of cell `1`, idle vs {cfg.kernel_rate:g} items/s through a hook",
+            f"{l99 / i99:.2f}x ({ms(l99)} vs idle {ms(i99)}; p50 {ms(median(load_p50))} vs {ms(median(idle_p50))})",
+            "<= 2x idle", l99 <= 2 * i99, cfg.runs,
+            notes=(lag or f"publisher at {median(rates):.0f} items/s"),
+        ))
+
+    def row5_table(self) -> None:
+        cfg = self.cfg
+        print(f"[5] table cost: {cfg.table_rate:g} items/s for {cfg.table_seconds:g} s, without and with a table, "
+              f"{cfg.runs} run(s)", flush=True)
+        self.start_workers([("pub", "publisher", "admin")])
+        k = self._ensure_kernel()
+        self._kernel_hook()
+        close = "get_ipython()._pubsub_hook_magics.close_tables()"
+        rates, msgs, cpu_without, cpu_with, items_per_s = [], [], [], [], []
+        for r in range(cfg.runs):
+            for with_table in (False, True):
+                if with_table:
+                    k.run("%hook list")
+                    k.drain(0.5)
+                else:
+                    k.run(close)
+                    k.drain(0.5)
+                k.comm_msgs.clear()
+                f = self._flow(cfg.table_rate, cfg.table_seconds, lambda: k.drain(0.05))
+                w0, w1 = f["window"]
+                n_msgs = sum(1 for t in k.comm_msgs if w0 <= t <= w1)
+                share = f["cpu"] / f["wall"]
+                rate = f["published"]["send_rate"] or 0
+                (cpu_with if with_table else cpu_without).append(share)
+                if with_table:
+                    msgs.append(n_msgs / f["wall"])
+                    rates.append(rate)
+                items_per_s.append(rate)
+                print(f"     run {r + 1} {'with' if with_table else 'without'} table: kernel CPU {share * 100:5.1f}% "
+                      f"of a core, {n_msgs / f['wall']:5.1f} comm_msg/s, publisher at {rate:.0f} items/s", flush=True)
+        k.run(close)
+        lag = self._check_kernel_caught_up()
+        self.results.details["row5"] = {"msgs_per_s": msgs, "cpu_without": cpu_without, "cpu_with": cpu_with,
+                                        "rates": items_per_s}
+        m = median(msgs)
+        rate = median(rates)
+        self.results.add(Row(
+            5, f"Table: widget comm_msg per second, 1 table, {cfg.table_rate:g} items/s requested",
+            f"{m:.1f} msg/s", "<= 10 per table", m <= 10, cfg.runs,
+            notes=(lag or f"publisher achieved {rate:.0f} items/s"),
+        ))
+        d = median(cpu_with) - median(cpu_without)
+        self.results.add(Row(
+            5, "Table: kernel CPU share spent on the table",
+            f"{d * 100:+.1f}% of a core ({median(cpu_with) * 100:.1f}% with vs {median(cpu_without) * 100:.1f}% without)",
+            "info (no target)", None, cfg.runs,
+            notes=f"~{d / rate * 1e6:.0f} us per item" if rate else "",
+        ))
+
+    # ------------------------------------------------------------ all
+
+    def close(self) -> None:
+        if self.kernel is not None:
+            with contextlib.suppress(Exception):
+                self.kernel.close()
+            self.kernel = None
+        for name in list(self.workers):
+            self.stop_worker(name)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _split(total: int, parts: int) -> list[int]:
+    base, extra = divmod(total, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts) if base or i < extra]
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def format_row(row: Row) -> str:
+    return f"{row.row}. {row.measure}: {row.figure} | target {row.target} | {row.verdict} | median of {row.runs}"
+
+
+def table_text(rows: list[Row]) -> str:
+    head = ("Row", "Measure", "Figure", "Target", "Result", "Runs")
+    data = [(str(r.row), r.measure, r.figure, r.target, r.verdict, str(r.runs)) for r in rows]
+    widths = [max(len(x) for x in col) for col in zip(head, *data)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+    out = [line(head), line(["-" * w for w in widths])]
+    out += [line(d) for d in data]
+    return "\n".join(out)
+
+
+def table_markdown(rows: list[Row]) -> str:
+    out = ["| Row | Measure | Figure | Target | Result | Median of | Other programs | Notes |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        others = f"{r.others:.2f} cores" if r.others is not None else ""
+        out.append(f"| {r.row} | {r.measure} | {r.figure} | {r.target} | **{r.verdict}** | {r.runs} run(s) "
+                   f"| {others} | {r.notes} |")
+    return "\n".join(out)
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    prosody = "unknown"
+    with contextlib.suppress(Exception):
+        out = subprocess.run(["prosodyctl", "about"], capture_output=True, text=True, timeout=20).stdout
+        prosody = out.strip().splitlines()[0].replace("Prosody ", "")
+    mem = ""
+    with contextlib.suppress(OSError):
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{kb / 2**20:.1f} GiB"
+    return {
+        "CPU": cpu,
+        "cores": f"{os.cpu_count()} (usable: {len(os.sched_getaffinity(0))})",
+        "memory": mem,
+        "OS": f"{platform.platform()}",
+        "Python": platform.python_version(),
+        "slixmpp": _version("slixmpp"),
+        "IPython": _version("ipython"),
+        "ipykernel": _version("ipykernel"),
+        "ipywidgets": _version("ipywidgets"),
+        "jupyter_client": _version("jupyter_client"),
+        "Prosody": prosody,
+        "pubsub_hook_magic": f"{_version('pubsub_hook_magic')}, {_git_state()}",
+    }
+
+
+def _git_state() -> str:
+    """The commit measured, and whether the package's files differ from it."""
+    root = HERE.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "pubsub_hook_magic"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "not a git checkout"
+    if not head:
+        return "not a git checkout"
+    return f"commit {head}" + (" with uncommitted changes in pubsub_hook_magic/" if dirty else "")
+
+
+def write_results(path: Path, res: Results, cfg: Config, seconds: float, argv: list[str]) -> None:
+    info = machine()
+    lines = [
+        "# Benchmark results (issue 5)",
+        "",
+        f"Written by `python -m benchmarks` (full mode) on {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}; "
+        f"the run took {seconds / 60:.1f} min. Each figure is the median of the runs given; "
+        "ours and the bare slixmpp client were measured in the same run, interleaved. "
+        "See README.md for the method.",
+        "",
+        "## Machine",
+        "",
+        *(f"- {k}: {v}" for k, v in info.items()),
+        "",
+        "## Results",
+        "",
+        table_markdown(res.rows),
+        "",
+    ]
+    if res.errors:
+        lines += ["## Errors", "", *(f"```\n{e}\n```" for e in res.errors), ""]
+    lines += [
+        "## Raw figures",
+        "",
+        "Per run, in run order (throughputs in items/s, latencies and round trips in seconds, "
+        "RSS in bytes after that many items).",
+        "",
+        "```json",
+        json.dumps(res.details, indent=1, default=str),
+        "```",
+        "",
+        f"Configuration: `{json.dumps(cfg.__dict__)}`",
+        "",
+    ]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="tiny N, one run each, no RESULTS.md (CI smoke)")
+    ap.add_argument("--rows", default="1,2,3,4,5,6,7", help="comma-separated rows to run (default: all)")
+    ap.add_argument("--runs", type=int, default=None, help="runs per figure (default: 3, quick: 1)")
+    ap.add_argument("--profile", metavar="DIR", default=None,
+                    help="profile the first measured run of rows 1-4 in the processes that handle "
+                         "the items with py-spy (pip install '.[bench]'); raw stacks and summaries "
+                         "(us per item) go to DIR")
+    ap.add_argument("--results", default=str(HERE / "RESULTS.md"),
+                    help="where full mode writes its report (default: benchmarks/RESULTS.md)")
+    ap.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
+    ap.add_argument("--wait-quiet", type=float, default=None, metavar="SECONDS",
+                    help="first wait up to SECONDS for other programs to leave the CPUs idle "
+                         "(default: 300 in full mode, 0 in quick mode)")
+    ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = ap.parse_args(argv)
+
+    from pubsub_hook_magic.testserver import TestServer
+
+    if shutil.which("prosody") is None:
+        print("Prosody is not installed: apt-get install prosody (see scripts/setup.sh)", file=sys.stderr)
+        return 2
+    cfg = Config.make(args.quick)
+    if args.runs:
+        cfg.runs = args.runs
+    rows = sorted({int(x) for x in args.rows.split(",") if x.strip()})
+    profile_dir = Path(args.profile).resolve() if args.profile else None
+    if profile_dir is not None:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+    meter = CpuMeter()
+    wait = args.wait_quiet if args.wait_quiet is not None else (0 if cfg.quick else 300)
+    if wait > 0:
+        load = meter.wait_quiet(wait)
+        print(f"other programs use {load:.2f} cores before the start", flush=True)
+    started = time.monotonic()
+    print(f"pubsub_hook_magic benchmark ({'quick' if cfg.quick else 'full'} mode), rows {rows}", flush=True)
+    failed = False
+    with TestServer(storage="memory") as server:
+        for user, password in USERS.items():
+            server.register(user, password)
+        print(f"Prosody on {server.host}:{server.port} (memory storage, Nagle off)", flush=True)
+        bench = Bench(server, cfg, profile_dir)
+        bench.runs_override = args.runs
+        order = [
+            (1, bench.row1_throughput), (2, bench.row2_latency), (3, bench.row3_scale),
+            (7, bench.row7_startup), (4, bench.row4_kernel), (5, bench.row5_table), (6, bench.row6_memory),
+        ]
+        try:
+            for number, func in order:
+                if number not in rows:
+                    continue
+                t0 = time.monotonic()
+                before = meter.snapshot()
+                done = len(bench.results.rows)
+                try:
+                    func()
+                except Exception:  # noqa: BLE001 - the other rows still run
+                    failed = True
+                    text = traceback.format_exc()
+                    bench.results.errors.append(f"row {number}: {text}")
+                    print(f"row {number} FAILED:\n{text}", file=sys.stderr, flush=True)
+                others = meter.others(before, meter.snapshot())
+                bench.results.details.setdefault("other_programs_cores", {})[f"row{number}"] = round(others, 3)
+                for row in bench.results.rows[done:]:
+                    row.others = others
+                warn = "  WARNING: other programs were busy, figures are doubtful" if others > 0.15 else ""
+                print(f"     ({time.monotonic() - t0:.0f} s; other programs used {others:.2f} cores){warn}", flush=True)
+        finally:
+            bench.close()
+    seconds = time.monotonic() - started
+    res = bench.results
+    res.rows.sort(key=lambda r: r.row)
+    print()
+    print(table_text(res.rows))
+    print(f"\n{len(res.rows)} rows in {seconds:.0f} s ({'quick' if cfg.quick else 'full'} mode)")
+    if not cfg.quick and not args.no_write and rows == [1, 2, 3, 4, 5, 6, 7]:
+        write_results(Path(args.results), res, cfg, seconds, argv or sys.argv[1:])
+        print(f"Results written to {args.results}")
+    if failed:
+        return 1
+    if args.strict and any(r.ok is False for r in res.rows):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,363 @@
+"""The benchmark's worker processes, each with its own asyncio loop and XMPP account.
+
+* :class:`PublisherRole`: publishes items (``t`` = ``time.time()`` at send, in the
+  payload), either with a fixed number of publishes in flight or paced at a rate.
+* :class:`BareRole`: the physical limit: a bare slixmpp client that only counts
+  ``pubsub_publish`` events (optionally recording latency from the payload).
+* :class:`HookRole`: our :class:`~pubsub_hook_magic.manager.HookManager`, exactly as a
+  script uses it (``asyncio.run``), running hooks.
+
+Each worker is started with the ``spawn`` method and serves commands sent over a
+:mod:`multiprocessing` pipe: ``(name, args)`` -> ``("ok", result)`` or
+``("error", traceback)``. While it waits for a command, the pipe is read by an
+executor thread blocked in ``recv`` (no CPU, no GIL), and the loop handles XMPP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+import sys
+import tempfile
+import time
+import traceback
+from typing import Any
+
+SERVICE = "pubsub.localhost"
+
+
+def worker_main(conn: Any, role: str, kwargs: dict[str, Any]) -> None:
+    """Entry point of a spawned worker process."""
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger("slixmpp").setLevel(logging.CRITICAL)
+    obj = ROLES[role](**kwargs)
+    try:
+        asyncio.run(_serve(conn, obj))
+    except KeyboardInterrupt:
+        pass
+
+
+async def _serve(conn: Any, obj: Any) -> None:
+    loop = asyncio.get_running_loop()
+    try:
+        await obj.start()
+    except BaseException:  # noqa: BLE001
+        conn.send(("error", traceback.format_exc()))
+        return
+    conn.send(("ok", {"pid": os.getpid()}))
+    while True:
+        try:
+            name, args = await loop.run_in_executor(None, conn.recv)
+        except EOFError:
+            name, args = "stop", ()
+        try:
+            if name == "stop":
+                await obj.stop()
+                conn.send(("ok", None))
+                return
+            result = await getattr(obj, f"cmd_{name}")(*args)
+        except BaseException:  # noqa: BLE001 - reported to the orchestrator
+            conn.send(("error", traceback.format_exc()))
+        else:
+            conn.send(("ok", result))
+
+
+def _rss() -> int:
+    gc.collect()
+    try:
+        import psutil
+
+        return psutil.Process().memory_info().rss
+    except ImportError:  # /proc fallback
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def _client(jid: str, password: str, host: str, port: int) -> Any:
+    from slixmpp import ClientXMPP
+
+    client = ClientXMPP(
+        jid,
+        password,
+        loop=asyncio.get_running_loop(),
+        plugin_config={"feature_mechanisms": {"unencrypted_plain": True}},
+    )
+    client.enable_direct_tls = False
+    client.enable_starttls = False
+    client.enable_plaintext = True
+    for plugin in ("xep_0030", "xep_0004", "xep_0060"):
+        client.register_plugin(plugin)
+    client.connect(host, port)
+    await client.wait_until("session_start", 30)
+    client.send_presence()
+    return client
+
+
+async def _close(client: Any) -> None:
+    try:
+        await asyncio.wait_for(client.disconnect(wait=1.0), 5)
+    except Exception:  # noqa: BLE001
+        client.abort()
+    task = getattr(client, "_run_out_filters", None)
+    if task is not None and not task.done():
+        task.cancel()
+        try:
+            await task
+        except (asyncio.CancelledError, Exception):  # noqa: BLE001
+            pass
+
+
+# ------------------------------------------------------------------------ publisher
+
+
+class PublisherRole:
+    def __init__(self, jid: str, password: str, host: str, port: int):
+        self.args = (jid, password, host, port)
+        self.client: Any = None
+
+    async def start(self) -> None:
+        self.client = await _client(*self.args)
+
+    async def stop(self) -> None:
+        await _close(self.client)
+
+    async def cmd_create_nodes(self, nodes: list[str], inflight: int = 50) -> float:
+        """Create nodes on the PubSub service (an existing one is fine); returns seconds."""
+        from slixmpp.exceptions import IqError
+
+        xep = self.client.plugin["xep_0060"]
+        sem = asyncio.Semaphore(inflight)
+        started = time.perf_counter()
+
+        async def create(node: str) -> None:
+            async with sem:
+                try:
+                    await xep.create_node(SERVICE, node, timeout=60)
+                except IqError as exc:
+                    if exc.iq["error"]["condition"] != "conflict":
+                        raise
+
+        await asyncio.gather(*(create(n) for n in nodes))
+        return time.perf_counter() - started
+
+    async def cmd_publish(
+        self,
+        node: str,
+        count: int,
+        prefix: str,
+        inflight: int = 100,
+        rate: float | None = None,
+    ) -> dict[str, Any]:
+        """Publish ``count`` items with at most ``inflight`` unanswered, either as fast
+        as that allows or paced at ``rate`` items/s. The payload carries
+        ``t`` = ``time.time()`` taken just before the publish is sent."""
+        from slixmpp.xmlstream import ET
+
+        xep = self.client.plugin["xep_0060"]
+        loop = asyncio.get_running_loop()
+        sem = asyncio.Semaphore(inflight)
+        done = loop.create_future()
+        state = {"acked": 0, "errors": 0, "t_last_ack": 0.0, "first_error": None}
+        tag = "{urn:bench}x"
+
+        def finished(fut: asyncio.Future) -> None:
+            sem.release()
+            state["acked"] += 1
+            if fut.cancelled() or fut.exception() is not None:
+                state["errors"] += 1
+                if state["first_error"] is None:
+                    state["first_error"] = repr(fut.exception() if not fut.cancelled() else "cancelled")
+            state["t_last_ack"] = time.time()
+            if state["acked"] == count and not done.done():
+                done.set_result(None)
+
+        t_first = None
+        cpu0 = time.process_time()
+        start = time.time() + 0.01
+        for i in range(count):
+            if rate:
+                delay = start + i / rate - time.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            await sem.acquire()
+            now = time.time()
+            if t_first is None:
+                t_first = now
+            payload = ET.Element(tag, t=repr(now))
+            fut = asyncio.ensure_future(
+                xep.publish(SERVICE, node, id=f"{prefix}{i}", payload=payload, timeout=120)
+            )
+            fut.add_done_callback(finished)
+        t_last_send = time.time()
+        if count:
+            await asyncio.wait_for(done, 300)
+        return {
+            "t_first": t_first,
+            "t_last_send": t_last_send,
+            "t_last_ack": state["t_last_ack"],
+            "errors": state["errors"],
+            "first_error": state["first_error"],
+            "send_rate": count / (t_last_send - t_first) if count > 1 and t_last_send > t_first else None,
+            "cpu": time.process_time() - cpu0,
+        }
+
+
+# ------------------------------------------------------------------------ bare client
+
+
+class BareRole:
+    """A slixmpp client that counts ``pubsub_publish`` events, nothing else."""
+
+    def __init__(self, jid: str, password: str, host: str, port: int):
+        self.args = (jid, password, host, port)
+        self.client: Any = None
+        self.prefix = ""
+        self.target = 0
+        self.count = 0
+        self.t_last = 0.0
+        self.latency = False
+        self.latencies: list[float] = []
+        self.done: asyncio.Event | None = None
+
+    async def start(self) -> None:
+        self.client = await _client(*self.args)
+        self.client.add_event_handler("pubsub_publish", self._on_publish)
+
+    async def stop(self) -> None:
+        await _close(self.client)
+
+    def _on_publish(self, msg: Any) -> None:
+        now = time.time()
+        # The item of a one-item event; never iterate the stanza (slixmpp trap).
+        item = msg["pubsub_event"]["items"]["item"]
+        if not item["id"].startswith(self.prefix):
+            return
+        if self.latency:
+            self.latencies.append(now - float(item["payload"].get("t")))
+        self.count += 1
+        self.t_last = now
+        if self.count == self.target:
+            self.done.set()  # type: ignore[union-attr]
+
+    async def cmd_subscribe(self, node: str) -> None:
+        await self.client.plugin["xep_0060"].subscribe(SERVICE, node, bare=True, timeout=30)
+
+    async def cmd_arm(self, prefix: str, count: int, latency: bool = False) -> None:
+        self.prefix, self.target, self.count, self.latency = prefix, count, 0, latency
+        self.latencies = []
+        self.done = asyncio.Event()
+        self.cpu0 = time.process_time()
+
+    async def cmd_wait(self, timeout: float) -> dict[str, Any]:
+        try:
+            await asyncio.wait_for(self.done.wait(), timeout)  # type: ignore[union-attr]
+        except asyncio.TimeoutError:
+            pass
+        return {"count": self.count, "t_last": self.t_last, "latencies": self.latencies,
+                "cpu": time.process_time() - self.cpu0}
+
+    async def cmd_rss(self) -> int:
+        return _rss()
+
+
+# ------------------------------------------------------------------------ our HookManager
+
+
+class HookRole:
+    """A :class:`HookManager` in a plain script, with the defaults a user gets."""
+
+    def __init__(self, jid: str, password: str, host: str, port: int, **manager_kwargs: Any):
+        self.args = (jid, password, host, port)
+        self.manager_kwargs = manager_kwargs
+        self.manager: Any = None
+        self.targets: dict[str, int] = {}
+        self.bases: dict[str, int] = {}
+        self.dropped_before: dict[str, int] = {}
+        self.tmp = tempfile.mkdtemp(prefix="phm-bench-")
+
+    async def start(self) -> None:
+        from pubsub_hook_magic.manager import HookManager
+
+        jid, password, host, port = self.args
+        self.manager = HookManager(data_dir=os.path.join(self.tmp, "store"), **self.manager_kwargs)
+        await self.manager.connect(jid, password, host=host, port=port, tls=False)
+
+    async def stop(self) -> None:
+        await self.manager.disconnect()
+
+    async def cmd_create(self, node: str, hook_type: str, arg: str, service: str = SERVICE) -> str:
+        if hook_type == "python_file" and not arg:
+            from .hooks_noop import FILE_HOOK
+
+            arg = os.path.join(self.tmp, "noop_file_hook.py")
+            with open(arg, "w", encoding="utf-8") as f:
+                f.write(FILE_HOOK)
+        hook = await self.manager.create_hook(service, node, hook_type, arg)
+        return hook.id
+
+    async def cmd_create_many(self, nodes: list[str], hook_type: str, arg: str) -> float:
+        started = time.perf_counter()
+        for node in nodes:
+            await self.manager.create_hook(SERVICE, node, hook_type, arg)
+        return time.perf_counter() - started
+
+    async def cmd_delete(self, hook_ids: list[str]) -> int:
+        deleted = 0
+        for hook_id in hook_ids:
+            deleted += await self.manager.delete_hooks(hook_id=hook_id)
+        return deleted
+
+    async def cmd_arm(self, hook_ids: list[str], count: int, latency: bool = False) -> None:
+        from . import hooks_noop
+
+        runners = self.manager.runners
+        self.bases = {h: runners[h].count for h in hook_ids}
+        self.dropped_before = {h: runners[h].dropped for h in hook_ids}
+        self.targets = {h: base + count for h, base in self.bases.items()}
+        hooks_noop.LATENCIES.clear()
+        self.cpu0 = time.process_time()
+
+    async def cmd_wait(self, timeout: float) -> dict[str, Any]:
+        from . import hooks_noop
+
+        runners = self.manager.runners
+        deadline = time.monotonic() + timeout
+        def dropped(h: str) -> int:
+            return runners[h].dropped - self.dropped_before[h]
+
+        while time.monotonic() < deadline:
+            # Every item ran, or was dropped by a full queue (then it never will).
+            if all(runners[h].count + dropped(h) >= n for h, n in self.targets.items()):
+                break
+            await asyncio.sleep(0.01)
+        t_last = max(
+            (r.last_trigger.started or 0.0) for h in self.targets if (r := runners[h]).last_trigger
+        )
+        return {
+            "count": min(runners[h].count - base for h, base in self.bases.items()),
+            "dropped": sum(dropped(h) for h in self.targets),
+            "dropped_max": max(dropped(h) for h in self.targets),
+            "errors": sum(runners[h].errors for h in self.targets),
+            "t_last": t_last,
+            "latencies": list(hooks_noop.LATENCIES),
+            "cpu": time.process_time() - self.cpu0,
+        }
+
+    async def cmd_rss(self) -> int:
+        return _rss()
+
+    async def cmd_stats(self) -> dict[str, Any]:
+        return {
+            "hooks": len(self.manager.registry),
+            "nodes": len(self.manager.registry.nodes()),
+            "events": self.manager.session.events_received,
+        }
+
+
+ROLES = {"publisher": PublisherRole, "bare": BareRole, "hooks": HookRole}
+
+
+if __name__ == "__main__":  # pragma: no cover - spawned, not run
+    sys.exit("benchmarks.workers is started by benchmarks.run")

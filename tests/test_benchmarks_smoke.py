@@ -1,0 +1,59 @@
+"""The benchmark still runs: ``python -m benchmarks --quick`` (tiny N, no time asserted)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.kernel
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: One printed line per row of the table (the measure column's start).
+ROWS = [
+    (1, "Throughput, no-op `python` hook"),
+    (1, "Throughput, no-op `python_file` hook"),
+    (1, "Throughput, no-op `python_code` hook"),
+    (1, "Throughput, no-op `async def` hook"),
+    (2, "Added latency p50"),
+    (2, "Added latency p99"),
+    (3, "Scale: 1 hook vs 1 + "),
+    (3, "Scale: + 10 more hooks on the same node"),
+    (4, "Kernel: p99 round trip of cell `1`"),
+    (5, "Table: widget comm_msg per second"),
+    (5, "Table: kernel CPU share spent on the table"),
+    (6, "Memory: RSS after"),
+    (7, "Start-up: `%load_ext pubsub_hook_magic`"),
+    (7, "Start-up: `%hook connect`"),
+]
+
+
+@pytest.mark.timeout(400)
+def test_quick_benchmark_runs_and_prints_every_row(tmp_path):
+    if shutil.which("prosody") is None:
+        pytest.fail("Prosody is not installed: run scripts/setup.sh")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "JPY_"))}
+    results = tmp_path / "RESULTS.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--results", str(results)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=360,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-6000:]
+    assert "FAILED" not in proc.stdout, output[-6000:]
+    table = proc.stdout.split("\n\nRow ", 1)[-1]  # the final table
+    for number, measure in ROWS:
+        line = re.compile(rf"^{number}\s+{re.escape(measure)}.*\s(PASS|FAIL|info)\s+\d+\s*$", re.M)
+        assert line.search(table), f"row {number} {measure!r} missing from:\n{proc.stdout[-4000:]}"
+    assert "14 rows" in proc.stdout
+    assert not results.exists()  # quick mode never writes RESULTS.md
