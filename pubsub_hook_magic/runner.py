@@ -25,6 +25,8 @@ __all__ = ["Trigger", "HookRunner"]
 
 log = logging.getLogger(__name__)
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+#: Seconds a hook's worker runs items back to back before giving the loop a turn.
+_TURN = 0.005
 
 
 @dataclass(slots=True)
@@ -172,13 +174,19 @@ class HookRunner:
     async def _work(self) -> None:
         queue = self._queue
         lock = self._run_lock
+        clock = time.perf_counter
+        turn_ends = clock() + _TURN
         while True:
             item, trigger = await queue.get()
             async with lock:
                 await self.run(item, trigger)
-            # Queue.get() does not yield while items wait: give the loop a turn, so a
-            # backlog of one hook never starves the others, the stream or the writes.
-            await asyncio.sleep(0)
+            # Queue.get() does not yield while items wait: after a few milliseconds of
+            # work, give the loop a turn, so a backlog of one hook never starves the
+            # others, the stream or the writes, while a burst is still drained in bulk
+            # (one turn per item would let a socket read of many items overflow the queue).
+            if clock() >= turn_ends or queue.empty():
+                await asyncio.sleep(0)
+                turn_ends = clock() + _TURN
 
     async def run_now(self, item: Any, kind: str, item_id: str | None = None, publisher: str | None = None) -> Trigger:
         """Run the hook on ``item`` now, between two queued items (replay, test)."""

@@ -160,3 +160,22 @@ def test_a_backlog_of_one_hook_does_not_starve_another():
 
     asyncio.run(main())
     assert done["fast"][9] < done["slow"][-1] - 0.1  # interleaved, not after the backlog
+
+
+def test_a_burst_larger_than_a_loop_turn_is_drained_without_drops():
+    """Items arrive a socket read at a time (hundreds per loop turn): the worker must
+    drain them in bulk, not one per turn, or a stall overflows its queue."""
+
+    async def main():
+        runner = make_runner(lambda h, c, i: None, queue_size=1000)
+        runner.start()
+        loop = asyncio.get_running_loop()
+        for burst in range(6):  # 6 turns of 500 items: 3000 in all
+            feed(runner, [f"{burst}-{i}" for i in range(500)])
+            await asyncio.sleep(0)
+        await until(lambda: runner.count + runner.dropped == 3000)
+        await runner.stop()
+        return runner
+
+    runner = asyncio.run(main())
+    assert runner.dropped == 0 and runner.count == 3000
