@@ -188,25 +188,30 @@ class HookStore:
             ) from None
 
     def _write(self, data: dict[str, Any]) -> None:
-        text = json.dumps(data, indent=1, ensure_ascii=False)
         try:
-            fd, tmp = tempfile.mkstemp(dir=self.data_dir, prefix=".hooks-", suffix=".tmp")
+            write_atomically(self.path, json.dumps(data, indent=1, ensure_ascii=False), fsync=True)
         except OSError as exc:
             raise StoreError(
                 f"cannot write to {self.data_dir}: {exc.strerror}; set PUBSUB_HOOK_DATA_DIR "
                 "to a writable directory"
             ) from None
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as file:  # mkstemp: mode 0600
-                file.write(text)
+
+
+def write_atomically(path: Path, text: str, fsync: bool) -> None:
+    """Replace ``path`` with ``text`` in one step, through a temporary file of mode 0600
+    in the same directory (removed if anything fails)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:  # mkstemp: mode 0600
+            file.write(text)
+            if fsync:
                 file.flush()
                 os.fsync(file.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 class PositionStore:
     """The last item each persistent hook processed, one tiny file per hook.
@@ -233,15 +238,9 @@ class PositionStore:
 
     def save(self, hook_id: str, position: tuple[str, str]) -> None:
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".pos-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as file:
-                json.dump({"id": position[0], "digest": position[1]}, file)
-            os.replace(tmp, self._path(hook_id))
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomically(
+            self._path(hook_id), json.dumps({"id": position[0], "digest": position[1]}), fsync=False
+        )
 
     def remove(self, hook_id: str) -> None:
         with contextlib.suppress(OSError):
