@@ -370,21 +370,12 @@ def _option_value(words: list[str], actions: dict, dest_option: str) -> str | No
 
 
 def _subparser(name: str) -> _Parser:
-    for action in parser()._subparsers._group_actions:  # noqa: SLF001
-        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
-            return action.choices[name]
-    raise KeyError(name)
+    return _subparsers()[name]
 
 
 def full_help() -> str:
     """The help of every sub-command, for ``%hook?``."""
-    top = parser()
-    parts = [top.format_help()]
-    for action in top._subparsers._group_actions:  # noqa: SLF001
-        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
-            for sub in action.choices.values():
-                parts.append(sub.format_help())
-    return "\n".join(parts)
+    return "\n".join([parser().format_help(), *(sub.format_help() for sub in _subparsers().values())])
 
 
 # ---------------------------------------------------------------------- completion
