@@ -21,7 +21,7 @@ import logging
 import time
 from typing import Any, Callable
 
-from .dedupe import RecentItems, payload_digest
+from .dedupe import ItemRef, RecentItems
 from .hooks import (
     Hook,
     HookError,
@@ -101,11 +101,11 @@ class HookManager:
         self._ours: set[tuple[str, str]] = set()  # subscriptions this extension made
         self._retired = [0, 0]  # triggers and errors of hooks deleted during the session
         self.positions: PositionStore | None = None
-        self._unsaved_positions: dict[str, tuple[str, str]] = {}
+        self._unsaved_positions: dict[str, ItemRef] = {}
         #: The newest item seen per node: where a new hook's catch-up starts.
-        self._node_position: dict[tuple[str, str], tuple[str, str]] = {}
+        self._node_position: dict[tuple[str, str], ItemRef] = {}
         #: Nodes catching up: their live items wait here, to run after the older ones.
-        self._held: dict[tuple[str, str], list[tuple[Any, str, str]]] = {}
+        self._held: dict[tuple[str, str], list[tuple[Any, ItemRef]]] = {}
         self._lock = asyncio.Lock()
         self._trigger_listeners: list[Callable[[HookRunner, Trigger], None]] = []
         self._change_listeners: list[Callable[[], None]] = []
@@ -246,7 +246,9 @@ class HookManager:
                     hook.load_error = str(exc)
             self._install(hook)
             if self.positions is not None:
-                self.runners[hook.id].set_position(self.positions.load(hook.id))
+                stored = self.positions.load(hook.id)
+                if stored is not None:
+                    self.runners[hook.id].set_position(ItemRef(stored[0], digest=stored[1]))
             if hook.load_error:
                 warnings.append(
                     f"persistent {hook.describe()} is not running: {hook.load_error}"
@@ -336,31 +338,31 @@ class HookManager:
             except RequestError as exc:
                 log.warning("catching up on %s/%s: %s", service, node, exc)
                 return
-            keyed = [(item, item["id"] or "", payload_digest(item)) for item in items]
+            keyed = [(item, ItemRef.of(item)) for item in items]
             now = time.time()
             for hook in hooks:
                 runner = self.runners.get(hook.id)
-                if runner is None or runner.submitted_position is None:
+                last = runner.submitted_position if runner is not None else None
+                if last is None:
                     continue
-                last_id, last_digest = runner.submitted_position
                 start = 0
-                if last_id:
+                if last.id:
                     index = next(
-                        (i for i in range(len(keyed) - 1, -1, -1) if keyed[i][1] == last_id), None
+                        (i for i in range(len(keyed) - 1, -1, -1) if keyed[i][1].id == last.id), None
                     )
                     if index is None:
-                        runner.report_gap(last_id, len(keyed))
+                        runner.report_gap(last.id, len(keyed))
                     else:  # the same id with another payload was published again: run it
-                        start = index + 1 if keyed[index][2] == last_digest else index
-                for item, item_id, digest in keyed[start:]:
-                    runner.submit(item, item_id or None, item["publisher"] or None, now, digest, "catch-up")
-            for _item, item_id, digest in keyed:
-                self._recent.seen(service, node, item_id, digest)
+                        start = index + 1 if keyed[index][1].same_payload(last) else index
+                for item, ref in keyed[start:]:
+                    runner.submit(item, ref, item["publisher"] or None, now, "catch-up")
+            for _item, ref in keyed:
+                self._recent.seen(service, node, ref)
             if keyed:
-                self._node_position[key] = (keyed[-1][1], keyed[-1][2])
+                self._node_position[key] = keyed[-1][1]
         finally:
-            for item, item_id, digest in self._held.pop(key, ()):
-                self._dispatch(service, node, item, item_id, digest)
+            for item, ref in self._held.pop(key, ()):
+                self._dispatch(service, node, item, ref)
 
     async def create_hook(
         self,
@@ -398,12 +400,12 @@ class HookManager:
             # (from its first item if it had none).
             position = self._node_position.get(hook.key)
             runner = self.runners[hook.id]
-            runner.set_position(position if position is not None else ("", ""))
+            runner.set_position(position if position is not None else ItemRef("", digest=""))
             if persistent:
                 try:
                     self.store.add_hook(hook.to_record())  # type: ignore[union-attr]
                     if self.positions is not None and runner.position is not None:
-                        self.positions.save(hook.id, runner.position)
+                        self.positions.save(hook.id, (runner.position.id, runner.position.digest))
                 except BaseException:
                     await self._uninstall(hook)
                     if new_node:
@@ -666,9 +668,9 @@ class HookManager:
         # presence is then recognised as old, and fires nothing.
         try:
             for item in await session.last_items(service, node, 1) if seed else ():
-                item_id, digest = item["id"] or "", payload_digest(item)
-                self._recent.seen(service, node, item_id, digest)
-                self._node_position[(service, node)] = (item_id, digest)
+                ref = ItemRef.of(item)
+                self._recent.seen(service, node, ref)
+                self._node_position[(service, node)] = ref
         except RequestError as exc:
             if exc.condition == "item-not-found" and not pep:
                 raise HookError(
@@ -729,24 +731,33 @@ class HookManager:
     def _on_item(self, service: str, node: str, item: Any) -> None:
         """The event path: one published item, from ``service`` (the sender)."""
         key = (service, node)
-        if key not in self._held:
+        held = self._held.get(key)
+        if held is None:
             if not self.registry.for_node(service, node):
                 return
-            self._dispatch(service, node, item, item["id"] or "", payload_digest(item))
+            self._dispatch(service, node, item, ItemRef.of(item))
         else:
-            self._held[key].append((item, item["id"] or "", payload_digest(item)))
+            held.append((item, ItemRef.of(item)))
 
-    def _dispatch(self, service: str, node: str, item: Any, item_id: str, digest: str) -> None:
+    def _dispatch(self, service: str, node: str, item: Any, ref: ItemRef) -> None:
         hooks = self.registry.for_node(service, node)
-        if not hooks or self._recent.seen(service, node, item_id, digest):
+        if not hooks or self._recent.seen(service, node, ref):
             return
-        if item_id:
-            self._node_position[(service, node)] = (item_id, digest)
+        if ref.id:
+            self._node_position[(service, node)] = ref
+            for hook in hooks:
+                if hook.persistent and hook.catch_up:
+                    # Its position is stored: the digest of the payload as received,
+                    # before a hook can change the item.
+                    ref.digest  # noqa: B018
+                    break
+        else:
+            ref = None
         received = time.time()
         publisher = item["publisher"] or None
         runners = self.runners
         for hook in hooks:
-            runners[hook.id].submit(item, item_id or None, publisher, received, digest)
+            runners[hook.id].submit(item, ref, publisher, received)
 
     # ------------------------------------------------------------------ positions
 
@@ -767,6 +778,6 @@ class HookManager:
         for hook_id, position in unsaved.items():
             if hook_id in self.registry:
                 try:
-                    positions.save(hook_id, position)
+                    positions.save(hook_id, (position.id, position.digest))
                 except OSError as exc:
                     log.warning("cannot save the position of hook %s: %s", hook_id, exc)

@@ -18,6 +18,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .dedupe import ItemRef
 from .hooks import Hook, HookError, source_path
 from .watchdog import HookTimeout, Watchdog
 
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 #: Seconds a hook's worker runs items back to back before giving the loop a turn.
 _TURN = 0.005
+#: Seconds between two checks of a hook's file for edits while items keep coming (the
+#: first item after a pause is always checked).
+_SOURCE_CHECK = 1.0
 
 
 @dataclass(slots=True)
@@ -42,7 +46,7 @@ class Trigger:
     error: str | None = None  # "ValueError: message"
     traceback: str | None = None
     payload: Any = None  # the item stanza (for display and replay; not in as_dict)
-    digest: str = ""  # of the payload (see dedupe.payload_digest)
+    ref: ItemRef | None = None  # the item as a position in its node (None: no id)
     kind: str = "live"  # live, catch-up, replay, test
 
     def as_dict(self) -> dict[str, Any]:
@@ -78,6 +82,7 @@ class HookRunner:
         self.loader = loader
         self._source = source_path(hook) if loader is not None else None
         self._source_mtime = _mtime(self._source)
+        self._source_checked: float | None = time.perf_counter()  # None: check at the next run
         #: Why the last edit of the hook's file could not be loaded (the previous
         #: version keeps running).
         self.reload_error: str | None = None
@@ -95,11 +100,11 @@ class HookRunner:
         self.dropped = 0
         self.skipped = 0
         self.gaps = 0
-        #: (item id, digest) of the last item run (or skipped): where catch-up resumes
-        #: after a restart. ("", "") means "from the node's first item".
-        self.position: tuple[str, str] | None = None
+        #: The last item run (or skipped): where catch-up resumes after a restart. An
+        #: empty id means "from the node's first item".
+        self.position: ItemRef | None = None
         #: The same for the last item queued: where catch-up resumes after a reconnection.
-        self.submitted_position: tuple[str, str] | None = None
+        self.submitted_position: ItemRef | None = None
         #: A paused hook does not run: the items it skips are recorded and counted.
         self.paused = False
         self.total_duration = 0.0
@@ -141,22 +146,24 @@ class HookRunner:
     def submit(
         self,
         item: Any,
-        item_id: str | None,
+        ref: ItemRef | None,
         publisher: str | None,
         received: float,
-        digest: str = "",
         kind: str = "live",
     ) -> None:
-        """Queue ``item`` for the hook; count it as dropped if the queue is full, and
-        as skipped while the hook is paused."""
-        trigger = Trigger(item_id, publisher, received, payload=item, digest=digest, kind=kind)
-        if item_id:
-            self.submitted_position = (item_id, digest)
+        """Queue ``item`` (``ref``: its id and payload, None if it has no id) for the
+        hook; count it as dropped if the queue is full, and as skipped while the hook
+        is paused."""
+        if ref is not None and ref.id:
+            trigger = Trigger(ref.id, publisher, received, payload=item, ref=ref, kind=kind)
+            self.submitted_position = ref
+        else:
+            trigger = Trigger(None, publisher, received, payload=item, kind=kind)
         if self.paused:
             self.skipped += 1
             trigger.outcome = "skipped"
-            if item_id:
-                self.position = (item_id, digest)
+            if trigger.ref is not None:
+                self.position = trigger.ref
             self._record(trigger)
             return
         try:
@@ -177,6 +184,8 @@ class HookRunner:
         clock = time.perf_counter
         turn_ends = clock() + _TURN
         while True:
+            if queue.empty():
+                self._source_checked = None  # idle: the next item starts a burst
             item, trigger = await queue.get()
             async with lock:
                 await self.run(item, trigger)
@@ -190,16 +199,14 @@ class HookRunner:
 
     async def run_now(self, item: Any, kind: str, item_id: str | None = None, publisher: str | None = None) -> Trigger:
         """Run the hook on ``item`` now, between two queued items (replay, test)."""
-        from .dedupe import payload_digest
-
         trigger = Trigger(
             item_id if item_id is not None else (item["id"] or None),
             publisher,
             time.time(),
             payload=item,
-            digest=payload_digest(item),
             kind=kind,
         )
+        self._source_checked = None  # the file may have been edited just before
         async with self._run_lock:
             return await self.run(item, trigger)
 
@@ -225,7 +232,10 @@ class HookRunner:
     async def run(self, item: Any, trigger: Trigger) -> Trigger:
         """Run the hook once for ``item``, recording the outcome on ``trigger``."""
         if self._source is not None:
-            self._check_source()
+            checked, now = self._source_checked, time.perf_counter()
+            if checked is None or now - checked >= _SOURCE_CHECK:
+                self._source_checked = now
+                self._check_source()
         func = self.hook.func
         host, client = self._call_args()
         limit = self.time_limit
@@ -259,8 +269,8 @@ class HookRunner:
             trigger.outcome = "ok"
         finally:
             self.running_since = None
-            if trigger.item_id and trigger.kind in ("live", "catch-up"):
-                self.position = (trigger.item_id, trigger.digest)
+            if trigger.ref is not None and trigger.kind in ("live", "catch-up"):
+                self.position = trigger.ref
             trigger.duration = duration = time.perf_counter() - start
             self.count += 1
             self.total_duration += duration
@@ -268,7 +278,7 @@ class HookRunner:
             self._record(trigger)
         return trigger
 
-    def set_position(self, position: tuple[str, str] | None) -> None:
+    def set_position(self, position: ItemRef | None) -> None:
         """Where catch-up starts for this hook (a stored or initial position)."""
         self.position = self.submitted_position = position
 

@@ -119,6 +119,8 @@ class XmppSession:
         self._retry: asyncio.TimerHandle | None = None
         self._keepalive_task: asyncio.Task[None] | None = None
         self.client: Any = None
+        #: xep_0060's item-event handler, called by ours when someone listens to it.
+        self._xep_0060_items: Callable[[Any], None] | None = None
         self.events_received = 0
         self._password = password
         self._started: asyncio.Future[None] | None = None
@@ -183,6 +185,14 @@ class XmppSession:
         client.add_event_handler("stream_error", self._on_stream_error)
         client.add_event_handler("disconnected", self._on_disconnected)
         client.add_event_handler("session_end", self._on_session_end)
+        # One handler for item events instead of two: ours takes the place of
+        # xep_0060's, and passes each event on to it only when something (hook code,
+        # through ``client``) listens to the events it raises. Matching and handling
+        # every event twice cost about 20 us per item, a tenth of bare slixmpp's cost.
+        xep_0060 = client.plugin["xep_0060"]
+        self._xep_0060_items = getattr(xep_0060, "_handle_event_items", None)
+        if self._xep_0060_items is not None:
+            client.remove_handler("Pubsub Event: Items")
         client.register_handler(
             Callback(
                 "pubsub_hook_magic items",
@@ -404,6 +414,15 @@ class XmppSession:
                 self.on_item(service, node, item)
             except Exception:  # noqa: BLE001 - a bug of ours must not bounce an error to the sender
                 log.exception("dispatching an item of %s/%s failed", service, node)
+        handle = self._xep_0060_items
+        if handle is not None:
+            client = self.client
+            if (
+                client.event_handled("pubsub_publish")
+                or client.event_handled("pubsub_retract")
+                or node in client.plugin["xep_0060"].node_event_map
+            ):
+                handle(msg)  # pubsub_publish, pubsub_retract and mapped node events
 
     # ------------------------------------------------------------------ requests
 

@@ -115,6 +115,20 @@ def test_several_items_in_one_event_each_fire_once(connected, publisher, node):
     assert connected.wait_for("seen", lambda v: len(v) >= 50, timeout=30) and sorted(connected.eval("seen")) == sorted(ids)
 
 
+def test_hook_code_can_listen_to_the_clients_pubsub_events(connected, publisher, node):
+    """The session handles item events itself and raises slixmpp's ``pubsub_publish``
+    only when someone listens: hook code that does still gets every event."""
+    connected.run("events = []")
+    connected.run(
+        f"%%hook create -s pubsub.localhost -n {node}\n"
+        "if not events:\n"
+        "    client.add_event_handler('pubsub_publish', lambda msg: events.append(msg['pubsub_event']['items']['item']['id']))\n"
+        "    events.append('listening')\n"
+    )
+    ids = [publisher.publish(node, item_id=f"e{i}") for i in range(3)]
+    assert connected.wait_for("events", lambda v: len(v) >= 3) == ["listening", *ids[1:]]
+
+
 def test_items_reach_each_hook_in_order_one_at_a_time(connected, publisher, node):
     connected.run("order = []; running = [0]; overlap = [0]")
     connected.run(

@@ -3,6 +3,7 @@
 import asyncio
 import time
 
+from pubsub_hook_magic.dedupe import ItemRef
 from pubsub_hook_magic.hooks import Hook, HookType
 from pubsub_hook_magic.runner import HookRunner
 
@@ -19,7 +20,7 @@ def make_runner(func, **kwargs):
 
 def feed(runner, ids):
     for i in ids:
-        runner.submit(Item(id=i), i, None, time.time())
+        runner.submit(Item(id=i), ItemRef(i), None, time.time())
 
 
 async def until(predicate, timeout=10):
