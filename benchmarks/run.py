@@ -47,6 +47,7 @@ USERS = {
     "carol": "carol-bench",  # HookManager with 1,000 other hooks (row 3)
     "dave": "dave-bench",  # HookManager, memory (row 6)
     "kern": "kern-bench",  # the IPython kernel (rows 4, 5, 7)
+    "erin": "erin-bench",  # a bare slixmpp client in a thread of that kernel (row 4)
 }
 ROW_NAMES = {
     1: "Throughput",
@@ -92,7 +93,7 @@ class Config:
         if quick:
             return cls(True, 1, 200, 100, 100, 100.0, 100, 10, 200, 30, 500.0, 1.5, 1000.0, 1.5,
                        1, 10, 1000, 5000, 1)
-        return cls(False, 3, 5000, 100, 1000, 100.0, 1000, 10, 3000, 300, 500.0, 6.0, 1000.0, 6.0,
+        return cls(False, 3, 5000, 100, 1000, 100.0, 1000, 10, 3000, 400, 500.0, 10.0, 1000.0, 6.0,
                    5, 10, 1000, 100_000, 3)
 
 
@@ -599,13 +600,21 @@ class Bench:
         _e, out, _c = self.kernel.run("%hook list -O json")  # type: ignore[union-attr]
         return sum(h["triggers"] for h in json.loads(out))
 
-    def _flow(self, rate: float, seconds: float, during: Callable[[], None]) -> dict[str, Any]:
-        """Publish to the kernel's hook node at ``rate`` for ``seconds``, calling
-        ``during()`` repeatedly meanwhile; then wait for the hook to catch up."""
+    def _flow(
+        self,
+        rate: float,
+        seconds: float,
+        during: Callable[[], None],
+        node: str | None = None,
+        prefix: str | None = None,
+    ) -> dict[str, Any]:
+        """Publish to the kernel's hook node (or ``node``) at ``rate`` for ``seconds``,
+        calling ``during()`` repeatedly meanwhile; then wait for the hook to catch up."""
         k = self.kernel
-        node = self._kernel_hook()
+        ours = node is None
+        node = node or self._kernel_hook()
         count = int(rate * seconds)
-        prefix = f"k{next(self._ids)}-"
+        prefix = prefix or f"k{next(self._ids)}-"
         cpu0, wall0 = k.cpu_seconds(), time.monotonic()
         self.pub.send("publish", node, count, prefix, self.cfg.inflight, rate)
         while not self.pub.conn.poll(0):
@@ -613,7 +622,8 @@ class Bench:
         published = self.pub.result()
         k.drain(1.0)  # the hook finishes the last items; widget flushes arrive
         cpu1, wall1 = k.cpu_seconds(), time.monotonic()
-        self._ksent += count
+        if ours:
+            self._ksent += count
         return {"count": count, "published": published, "cpu": cpu1 - cpu0, "wall": wall1 - wall0,
                 "window": (wall0, wall1)}
 
@@ -622,47 +632,104 @@ class Bench:
         return "" if got >= self._ksent else f"hook ran {got} of {self._ksent} items"
 
     def row4_kernel(self) -> None:
+        """The kernel's round trip, idle and while the same stream goes, in turn, to
+
+        * our hook, in the kernel (the figure with a target);
+        * a bare slixmpp client in a thread of the same kernel: the layout the product
+          requires (an XMPP session on its own loop in the kernel process), without
+          our layer;
+        * a bare slixmpp client in another process: the same load on the machine,
+          nothing in the kernel.
+
+        The three loads are interleaved (their order rotates from run to run)."""
         cfg = self.cfg
-        print(f"[4] kernel responsiveness: cell `1`, idle vs {cfg.kernel_rate:g} items/s, {cfg.runs} run(s)", flush=True)
-        self.start_workers([("pub", "publisher", "admin")])
+        print(f"[4] kernel responsiveness: cell `1`, idle vs {cfg.kernel_rate:g} items/s to our hook, to a bare "
+              f"client in a kernel thread, and to one in another process; {cfg.runs} run(s)", flush=True)
+        self.start_workers([("pub", "publisher", "admin"), ("bare", "bare", "bob")])
         k = self._ensure_kernel()
-        self._kernel_hook()
+        nodes = {"ours": self._kernel_hook(), "thread": self.new_node()[0], "process": self.new_node()[0]}
+        self.workers["bare"].call("subscribe", nodes["process"])
+        erin = self.account("erin")
+        k.run(
+            f"import sys as _bench_sys\n_bench_sys.path.insert(0, {str(HERE.parent)!r})\n"
+            "from benchmarks.workers import BareThread as _BenchBareThread\n"
+            f"_bench_bare = _BenchBareThread({erin['jid']!r}, {erin['password']!r}, {erin['host']!r}, {erin['port']})\n"
+            f"_bench_bare.call('subscribe', {nodes['thread']!r})"
+        )
         for _ in range(10):  # warm-up
             k.run("1")
-        idle_p99, load_p99, idle_p50, load_p50, rates = [], [], [], [], []
         gap = 0.01
+        p50: dict[str, list[float]] = {name: [] for name in ("idle", *nodes)}
+        p99: dict[str, list[float]] = {name: [] for name in ("idle", *nodes)}
+        rates: list[float] = []
+        missing: list[str] = []
         for r in range(cfg.runs):
             idle = []
             for _ in range(cfg.kernel_idle_samples):
                 idle.append(k.run("1")[0])
                 time.sleep(gap)
-            loaded: list[float] = []
+            p50["idle"].append(percentile(idle, 50))
+            p99["idle"].append(percentile(idle, 99))
+            line = [f"idle p50 {ms(p50['idle'][-1])} p99 {ms(p99['idle'][-1])} ({len(idle)})"]
+            order = list(nodes)
+            order = order[r % len(order):] + order[:r % len(order)]
+            for name in order:
+                loaded: list[float] = []
 
-            def sample() -> None:
-                loaded.append(k.run("1")[0])
-                time.sleep(gap)
+                def sample() -> None:
+                    loaded.append(k.run("1")[0])
+                    time.sleep(gap)
 
-            spy = self.spy(k.pid, "row4-kernel-loaded-run0" if r == 0 else None, threads=True)
-            f = self._flow(cfg.kernel_rate, cfg.kernel_load_seconds, sample)
-            if spy is not None:
-                print(f"     profile: {spy.stop(f['count'], 'kernel under load (all threads)')}", flush=True)
-            rates.append(f["published"]["send_rate"] or 0)
-            idle_p50.append(percentile(idle, 50))
-            idle_p99.append(percentile(idle, 99))
-            load_p50.append(percentile(loaded, 50))
-            load_p99.append(percentile(loaded, 99))
-            print(f"     run {r + 1}: idle p50 {ms(idle_p50[-1])} p99 {ms(idle_p99[-1])} ({len(idle)} cells); "
-                  f"loaded p50 {ms(load_p50[-1])} p99 {ms(load_p99[-1])} ({len(loaded)} cells, "
-                  f"{rates[-1]:.0f} items/s)", flush=True)
+                count = int(cfg.kernel_rate * cfg.kernel_load_seconds)
+                prefix = f"k{next(self._ids)}-"
+                if name == "thread":
+                    k.run(f"_bench_bare.call('arm', {prefix!r}, {count})")
+                elif name == "process":
+                    self.workers["bare"].call("arm", prefix, count)
+                spy = self.spy(k.pid, f"row4-kernel-{name}-run0" if r == 0 and name != "process" else None,
+                               threads=True)
+                f = self._flow(cfg.kernel_rate, cfg.kernel_load_seconds, sample,
+                               node=None if name == "ours" else nodes[name], prefix=prefix)
+                if spy is not None:
+                    print(f"     profile: {spy.stop(f['count'], f'kernel under load to {name} (all threads)')}",
+                          flush=True)
+                if name == "thread":
+                    got = int(k.run("print(_bench_bare.call('wait', 30)['count'])")[1].split()[-1])
+                elif name == "process":
+                    got = self.workers["bare"].call("wait", 30)["count"]
+                else:
+                    got = count
+                if got < count:
+                    missing.append(f"{name}: {got} of {count}")
+                if name == "ours":
+                    rates.append(f["published"]["send_rate"] or 0)
+                p50[name].append(percentile(loaded, 50))
+                p99[name].append(percentile(loaded, 99))
+                line.append(f"{name} p50 {ms(p50[name][-1])} p99 {ms(p99[name][-1])} ({len(loaded)})")
+            print(f"     run {r + 1}: " + "; ".join(line), flush=True)
+        k.run("_bench_bare.close()")
         lag = self._check_kernel_caught_up()
-        self.results.details["row4"] = {"idle_p50": idle_p50, "idle_p99": idle_p99, "load_p50": load_p50,
-                                        "load_p99": load_p99, "rates": rates}
-        i99, l99 = median(idle_p99), median(load_p99)
+        self.results.details["row4"] = {"p50": p50, "p99": p99, "rates": rates}
+        i99, i50 = median(p99["idle"]), median(p50["idle"])
+        notes = "; ".join(filter(None, [lag, *missing])) or f"publisher at {median(rates):.0f} items/s"
+
+        def figure(name: str) -> str:
+            return (f"{median(p99[name]) / i99:.2f}x ({ms(median(p99[name]))} vs idle {ms(i99)}; "
+                    f"p50 {ms(median(p50[name]))} vs {ms(i50)})")
+
+        l99 = median(p99["ours"])
         self.results.add(Row(
             4, f"Kernel: p99 round trip of cell `1`, idle vs {cfg.kernel_rate:g} items/s through a hook",
-            f"{l99 / i99:.2f}x ({ms(l99)} vs idle {ms(i99)}; p50 {ms(median(load_p50))} vs {ms(median(idle_p50))})",
-            "<= 2x idle", l99 <= 2 * i99, cfg.runs,
-            notes=(lag or f"publisher at {median(rates):.0f} items/s"),
+            figure("ours"), "<= 2x idle", l99 <= 2 * i99, cfg.runs, notes=notes,
+        ))
+        self.results.add(Row(
+            4, "  reference: the same load to a bare slixmpp client in a thread of the kernel (no hook layer)",
+            figure("thread"), "info (the stack's floor)", None, cfg.runs,
+            notes=f"ours / this: {l99 / median(p99['thread']):.2f} (p99)",
+        ))
+        self.results.add(Row(
+            4, "  reference: the same load to a bare slixmpp client in another process (kernel not involved)",
+            figure("process"), "info (the machine's floor)", None, cfg.runs,
         ))
 
     def row5_table(self) -> None:

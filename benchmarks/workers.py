@@ -4,6 +4,7 @@
   payload), either with a fixed number of publishes in flight or paced at a rate.
 * :class:`BareRole`: the physical limit: a bare slixmpp client that only counts
   ``pubsub_publish`` events (optionally recording latency from the payload).
+  :class:`BareThread` runs one in a thread of another process (a kernel).
 * :class:`HookRole`: our :class:`~pubsub_hook_magic.manager.HookManager`, exactly as a
   script uses it (``asyncio.run``), running hooks.
 
@@ -260,6 +261,33 @@ class BareRole:
 
     async def cmd_rss(self) -> int:
         return _rss()
+
+
+class BareThread:
+    """A :class:`BareRole` on its own loop in a daemon thread of the calling process:
+    the layout of our session inside a kernel, without our layer (row 4's reference).
+
+    ``call(name, *args)`` runs ``cmd_<name>`` there and waits for its result."""
+
+    def __init__(self, jid: str, password: str, host: str, port: int):
+        import threading
+
+        self.role = BareRole(jid, password, host, port)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="bench-bare-slixmpp", daemon=True)
+        self.thread.start()
+        self._wait(self.role.start())
+
+    def _wait(self, coro: Any, timeout: float = 120) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def call(self, name: str, *args: Any) -> Any:
+        return self._wait(getattr(self.role, f"cmd_{name}")(*args))
+
+    def close(self) -> None:
+        self._wait(self.role.stop(), 10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
 
 
 # ------------------------------------------------------------------------ our HookManager
