@@ -357,7 +357,10 @@ class Bench:
 
     def row1_throughput(self) -> None:
         cfg = self.cfg
-        print(f"[1] throughput, N={cfg.n_throughput}, {cfg.inflight} in flight, {cfg.runs} run(s) each", flush=True)
+        # Throughput on 2 shared cores varies by up to 30 % from one run to the next: more
+        # runs than the other rows, and the ratio taken within each run, then the median.
+        runs = cfg.scale_runs if self.runs_override is None else self.runs_override
+        print(f"[1] throughput, N={cfg.n_throughput}, {cfg.inflight} in flight, {runs} run(s) each", flush=True)
         self.start_workers([("pub", "publisher", "admin"), ("bare", "bare", "bob"), ("hooks", "hooks", "alice")])
         # Warm-up (not counted): first imports, first code paths of every hook type.
         self.measure("bare", 200)
@@ -367,7 +370,7 @@ class Bench:
         figures: dict[str, list[float]] = {v: [] for v in variants}
         cpu: dict[str, list[float]] = {v: [] for v in variants}
         drops = {v: 0 for v in variants}
-        for r in range(cfg.runs):
+        for r in range(runs):
             order = variants[r % len(variants):] + variants[: r % len(variants)]
             for v in order:
                 if v == "bare":
@@ -388,11 +391,11 @@ class Bench:
         self.results.details["row1"] = {"throughput": figures, "cpu_per_item": cpu}
         for label, _k, _a in HOOK_TYPES:
             ours = median(figures[label])
-            ratio = ours / bare
+            ratio = median([o / b for o, b in zip(figures[label], figures["bare"])])
             self.results.add(Row(
                 1, f"Throughput, no-op `{label}` hook (N={cfg.n_throughput})",
-                f"{ratio:.3f} of bare ({ours:.0f} vs {bare:.0f} items/s)", ">= 0.9 of bare",
-                ratio >= 0.9 and not drops[label], cfg.runs,
+                f"{ratio:.3f} of bare (medians: {ours:.0f} vs {bare:.0f} items/s)", ">= 0.9 of bare",
+                ratio >= 0.9 and not drops[label], runs,
                 notes=f"subscriber CPU per item: {median(cpu[label]) * 1e6:.0f} us vs bare {bare_cpu * 1e6:.0f} us"
                 + (f"; {drops[label]} items DROPPED (queue full)" if drops[label] else ""),
             ))
