@@ -11,7 +11,8 @@ guarded runs a few times a second:
 - an awaited coroutine past its deadline has its task cancelled, from the loop.
 
 The hot path costs a lock and a set operation per run: no timer and no thread wake-up
-per item. An exception is only ever delivered while the guarded call runs: a guard
+per item. With no run for a whole poll the thread sleeps until the next one (an idle
+kernel is not woken 20 times a second). An exception is only ever delivered while the guarded call runs: a guard
 that ends first withdraws it, under the same lock the watchdog fires with.
 """
 
@@ -93,6 +94,9 @@ class Watchdog:
         self._lock = threading.Lock()
         self._guards: set[_Guard] = set()
         self._thread: threading.Thread | None = None
+        self._added = False  # a guard was added since the last poll
+        self._asleep = False  # the thread waits for _wake: no guard for a whole poll
+        self._wake = threading.Event()
         self.fired = 0
 
     def guard(self, limit: float | None) -> _Guard | _NoGuard:
@@ -111,6 +115,10 @@ class Watchdog:
     def _add(self, guard: _Guard) -> None:
         with self._lock:
             self._guards.add(guard)
+            self._added = True
+            if self._asleep:
+                self._asleep = False
+                self._wake.set()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._main, name="pubsub-hook-watchdog", daemon=True)
                 self._thread.start()
@@ -125,6 +133,18 @@ class Watchdog:
                         guard.fired = True
                         self.fired += 1
                         guard.fire()
+                idle = not self._guards and not self._added
+                self._added = False
+                if idle:
+                    self._asleep = True
+                    self._wake.clear()
+            if idle:
+                self._wake.wait()
+
+    @property
+    def asleep(self) -> bool:
+        """Whether the thread waits for the next guarded run (nothing to watch)."""
+        return self._asleep
 
 
 class _NoGuard:
