@@ -42,10 +42,13 @@ def test_the_thread_sleeps_without_runs_and_wakes_for_the_next_one():
             spin(5)
 
 
-def test_the_thread_keeps_watching_while_runs_keep_coming():
-    watchdog = Watchdog(poll=0.05)
-    end = time.monotonic() + 0.5
-    while time.monotonic() < end:  # short runs back to back, as in a stream of items
+def test_a_run_stuck_after_a_stream_of_short_runs_is_stopped():
+    watchdog = Watchdog(poll=0.02)
+    for _ in range(200):  # short runs back to back, as in a stream of items
         with watchdog.guard(10):
-            assert not watchdog.asleep  # (a guard wakes it, and it then sees guards)
-            spin(0.001)
+            spin(0.0005)
+    started = time.monotonic()
+    with pytest.raises(HookTimeout):
+        with watchdog.guard(0.1):
+            spin(5)
+    assert time.monotonic() - started < 4  # stopped by the watchdog, not by the end of spin()
