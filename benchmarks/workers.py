@@ -264,30 +264,24 @@ class BareRole:
 
 
 class BareThread:
-    """A :class:`BareRole` on its own loop in a daemon thread of the calling process:
+    """A :class:`BareRole` on the package's :class:`LoopThread` in the calling process:
     the layout of our session inside a kernel, without our layer (row 4's reference).
 
     ``call(name, *args)`` runs ``cmd_<name>`` there and waits for its result."""
 
     def __init__(self, jid: str, password: str, host: str, port: int):
-        import threading
+        from pubsub_hook_magic.loopthread import LoopThread
 
         self.role = BareRole(jid, password, host, port)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="bench-bare-slixmpp", daemon=True)
-        self.thread.start()
-        self._wait(self.role.start())
-
-    def _wait(self, coro: Any, timeout: float = 120) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        self.loop_thread = LoopThread(name="bench-bare-slixmpp")
+        self.loop_thread.run(self.role.start(), 120)
 
     def call(self, name: str, *args: Any) -> Any:
-        return self._wait(getattr(self.role, f"cmd_{name}")(*args))
+        return self.loop_thread.run(getattr(self.role, f"cmd_{name}")(*args), 120)
 
     def close(self) -> None:
-        self._wait(self.role.stop(), 10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
+        self.loop_thread.run(self.role.stop(), 10)
+        self.loop_thread.stop()
 
 
 # ------------------------------------------------------------------------ our HookManager
