@@ -745,12 +745,6 @@ class HookManager:
             return
         if ref.id:
             self._node_position[(service, node)] = ref
-            for hook in hooks:
-                if hook.persistent and hook.catch_up:
-                    # Its position is stored: the digest of the payload as received,
-                    # before a hook can change the item.
-                    ref.digest  # noqa: B018
-                    break
         else:
             ref = None
         received = time.time()

@@ -83,6 +83,9 @@ class HookRunner:
         self._source = source_path(hook) if loader is not None else None
         self._source_mtime = _mtime(self._source)
         self._source_checked: float | None = time.perf_counter()  # None: check at the next run
+        #: A persistent hook's position is stored: its digest is taken as the item is
+        #: queued, before any hook can change the item.
+        self._digest_on_submit = hook.persistent and hook.catch_up
         #: Why the last edit of the hook's file could not be loaded (the previous
         #: version keeps running).
         self.reload_error: str | None = None
@@ -157,6 +160,8 @@ class HookRunner:
         if ref is not None and ref.id:
             trigger = Trigger(ref.id, publisher, received, payload=item, ref=ref, kind=kind)
             self.submitted_position = ref
+            if self._digest_on_submit:
+                ref.digest  # noqa: B018 - computed once per item, shared by its hooks
         else:
             trigger = Trigger(None, publisher, received, payload=item, kind=kind)
         if self.paused:
