@@ -894,17 +894,29 @@ def _git_state() -> str:
 
 
 #: RESULTS.md keeps what follows this line when it is rewritten: the reading of the
-#: figures, written by hand.
+#: figures, written by hand, up to the next section the benchmark writes itself.
 ANALYSIS_MARK = "<!-- analysis: written by hand, kept when python -m benchmarks rewrites this file -->"
+_GENERATED_SECTIONS = ("\n## Errors\n", "\n## Raw figures\n")
+
+
+def kept_analysis(old: str) -> str:
+    """The hand-written analysis of an earlier RESULTS.md, without the generated parts.
+
+    It starts at `ANALYSIS_MARK` and ends where the benchmark's own sections (errors,
+    raw figures) begin, so a rewrite replaces those instead of piling them up.
+    """
+    if ANALYSIS_MARK not in old:
+        return ""
+    text = old[old.index(ANALYSIS_MARK):]
+    ends = [i for i in (text.find(s) for s in _GENERATED_SECTIONS) if i >= 0]
+    if ends:
+        text = text[: min(ends)]
+    return text.rstrip() + "\n"
 
 
 def write_results(path: Path, res: Results, cfg: Config, seconds: float, argv: list[str]) -> None:
     info = machine()
-    analysis = ""
-    if path.exists():
-        old = path.read_text(encoding="utf-8")
-        if ANALYSIS_MARK in old:
-            analysis = old[old.index(ANALYSIS_MARK):].rstrip() + "\n"
+    analysis = kept_analysis(path.read_text(encoding="utf-8")) if path.exists() else ""
     lines = [
         "# Benchmark results (issue 5)",
         "",
