@@ -88,8 +88,8 @@ class Config:
     mem_total: int
     startup_kernels: int
     #: Row 1's runs: four hook types, each within about 10 % of bare, against a run-to-run
-    #: spread of about 15 % on 2 shared cores; the median of 9 per-run ratios halves the
-    #: spread of the median of 3.
+    #: spread of about 15 % on 2 shared cores; the median of 9 per-run ratios spreads about
+    #: a quarter less than the median of 5 (1/sqrt(n)).
     throughput_runs: int = 9
 
     @classmethod
@@ -900,7 +900,9 @@ def _git_state() -> str:
 #: RESULTS.md keeps what follows this line when it is rewritten: the reading of the
 #: figures, written by hand, up to the next section the benchmark writes itself.
 ANALYSIS_MARK = "<!-- analysis: written by hand, kept when python -m benchmarks rewrites this file -->"
-_GENERATED_SECTIONS = ("\n## Errors\n", "\n## Raw figures\n")
+ERRORS_HEADING = "## Errors"
+RAW_HEADING = "## Raw figures"
+_GENERATED_SECTIONS = tuple(f"\n{heading}\n" for heading in (ERRORS_HEADING, RAW_HEADING))
 
 
 def kept_analysis(old: str) -> str:
@@ -941,9 +943,9 @@ def write_results(path: Path, res: Results, cfg: Config, seconds: float, argv: l
     if analysis:
         lines += [analysis]
     if res.errors:
-        lines += ["## Errors", "", *(f"```\n{e}\n```" for e in res.errors), ""]
+        lines += [ERRORS_HEADING, "", *(f"```\n{e}\n```" for e in res.errors), ""]
     lines += [
-        "## Raw figures",
+        RAW_HEADING,
         "",
         "Per run, in run order (throughputs in items/s, latencies and round trips in seconds, "
         "RSS in bytes after that many items).",
