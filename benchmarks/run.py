@@ -981,7 +981,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = ap.parse_args(argv)
 
-    from pubsub_hook_magic.testserver import TestServer
+    from pubsub_hook_magic.testing.server import TestServer
 
     if shutil.which("prosody") is None:
         print("Prosody is not installed: apt-get install prosody (see scripts/setup.sh)", file=sys.stderr)

@@ -31,7 +31,7 @@ BOB_PASSWORD=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(18))')
 ENV_FILE="$WORK/server.env"
 
 echo "== starting a private Prosody on 127.0.0.1"
-"$PY" -m pubsub_hook_magic.testserver --user "alice:$PASSWORD" --user "bob:$BOB_PASSWORD" \
+"$PY" -m pubsub_hook_magic.testing.server --user "alice:$PASSWORD" --user "bob:$BOB_PASSWORD" \
     --admin bob@localhost --autocreate --env-file "$ENV_FILE" \
     >"$WORK/server.out" 2>"$WORK/server.err" &
 SERVER_PID=$!

@@ -10,7 +10,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from pubsub_hook_magic.testserver import TestServer
+from pubsub_hook_magic.testing.server import TestServer
 
 from .support import Kernel, Publisher, kernel_env
 

@@ -9,7 +9,7 @@ from typing import Iterator
 
 import pytest
 
-from pubsub_hook_magic.testserver import TestServer
+from pubsub_hook_magic.testing.server import TestServer
 
 from .conftest import PASSWORDS, connect_line
 from .faults import TcpProxy

@@ -7,7 +7,7 @@ from typing import Iterator
 
 import pytest
 
-from pubsub_hook_magic.testserver import TestServer
+from pubsub_hook_magic.testing.server import TestServer
 
 from .conftest import PASSWORDS
 

@@ -17,7 +17,7 @@ import pytest
 from .conftest import PASSWORDS
 from nbclient import NotebookClient
 
-from pubsub_hook_magic.testserver import TestServer
+from pubsub_hook_magic.testing.server import TestServer
 
 pytestmark = pytest.mark.kernel
 

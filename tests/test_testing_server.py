@@ -1,4 +1,4 @@
-"""The private Prosody of pubsub_hook_magic.testserver, exercised with real slixmpp clients."""
+"""The private Prosody of pubsub_hook_magic.testing.server, exercised with real slixmpp clients."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import slixmpp
 
-from pubsub_hook_magic.testserver import TestServer
+from pubsub_hook_magic.testing.server import TestServer
 
 NS = "urn:example:pubsub-hook-magic:test"
 REPO = Path(__file__).resolve().parent.parent
@@ -270,7 +270,7 @@ def test_cli_runs_until_sigterm(tmp_path: Path):
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pubsub_hook_magic.testserver",
+        [sys.executable, "-m", "pubsub_hook_magic.testing.server",
          "--user", "admin:adminpw", "--user", "alice:alicepw", "--env-file", str(env_file)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     try:
