@@ -17,12 +17,12 @@ import argparse
 import asyncio
 import getpass
 import logging
-import os
 import signal
 import sys
 from typing import Any
 
 from . import formatting
+from .account import account_from_args, resolve_jid
 from .commands import add_connect_arguments, add_create_arguments, add_delete_arguments
 from .hooks import Hook, HookError
 from .manager import HookManager
@@ -84,9 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     # What slixmpp logs as errors (a failed login…) is reported by us, in one line.
     logging.getLogger("slixmpp").setLevel(logging.CRITICAL)
     try:
-        args.jid = args.jid or os.environ.get("XMPP_JID")
-        if not args.jid:
-            raise _Fail("give the account with --jid user@domain (or set $XMPP_JID)")
+        args.jid = resolve_jid(args.jid, usage=_usage(args.command))
         if args.command == "list":
             return _list(args)
         return asyncio.run(_COMMANDS[args.command](args))
@@ -97,31 +95,21 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _password(args: Any) -> str:
-    if args.password_env:
-        password = os.environ.get(args.password_env)
-        if not password:
-            raise _Fail(f"the environment variable {args.password_env} is not set")
-        return password
-    password = os.environ.get("XMPP_PASSWORD")
-    if password:
-        return password
-    if not sys.stdin.isatty():
-        raise _Fail("no password: use --password-env VAR or set XMPP_PASSWORD")
-    return getpass.getpass(f"Password for {args.jid}: ")
+def _usage(command: str) -> str:
+    """How ``command`` takes the account, for the message when it has none."""
+    where = "user@domain" if command == "run" else "--jid user@domain"
+    return f"pubsub-hook {command} {where}"
 
 
 async def _connect(args: Any) -> tuple[HookManager, list[str]]:
+    prompt = getpass.getpass if sys.stdin.isatty() else None
+    account = account_from_args(args, prompt, _usage(args.command))
     manager = HookManager({}, strict_names=True)
-    port = args.port or (int(os.environ["XMPP_PORT"]) if os.environ.get("XMPP_PORT") else None)
-    host = args.host or os.environ.get("XMPP_HOST") or None
-    if host and not port:
-        port = 5223 if args.direct_tls else 5222
     warnings = await manager.connect(
-        args.jid,
-        _password(args),
-        host=host,
-        port=port,
+        account.jid,
+        account.password,
+        host=account.host,
+        port=account.port,
         tls=not args.no_tls,
         direct_tls=args.direct_tls,
         ca_file=args.ca_file,

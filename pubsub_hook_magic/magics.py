@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import atexit
 import getpass
-import os
 from typing import Any
 
-from IPython.core.error import StdinNotImplementedError, UsageError
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from traitlets import Float, Integer, TraitError, Unicode, validate
 
 from . import commands, formatting
+from .account import account_from_args
 from .hooks import HookError, HookType, missing_names
 from .loopthread import LoopThread
 from .manager import HookManager
@@ -158,28 +158,19 @@ class HookMagics(Magics):
             raise UsageError(
                 f"already connected as {self.manager.jid}: %hook disconnect first"
             )
-        args.jid = args.jid or os.environ.get("XMPP_JID")
-        if not args.jid:
-            raise UsageError(
-                "give the account to connect: %hook connect user@domain (or set $XMPP_JID)"
-            )
-        args.host = args.host or os.environ.get("XMPP_HOST") or None
-        if args.port is None and os.environ.get("XMPP_PORT"):
-            try:
-                args.port = int(os.environ["XMPP_PORT"])
-            except ValueError:
-                raise UsageError("$XMPP_PORT is not a port number") from None
-        if args.host and not args.port:
-            args.port = 5223 if args.direct_tls else 5222
-        password = self._password(args)
+        try:
+            # the kernel's getpass: asks the front end where it can
+            account = account_from_args(args, getpass.getpass, "%hook connect user@domain")
+        except HookError as exc:
+            raise UsageError(str(exc)) from None
         self._apply_config()
         timeout = args.timeout or self.timeout
         warnings = self._call(
             self.manager.connect(
-                args.jid,
-                password,
-                host=args.host,
-                port=args.port,
+                account.jid,
+                account.password,
+                host=account.host,
+                port=account.port,
                 tls=not args.no_tls,
                 direct_tls=args.direct_tls,
                 ca_file=args.ca_file,
@@ -194,29 +185,6 @@ class HookMagics(Magics):
         )
         for warning in warnings:
             print(f"Warning: {warning}")
-
-    def _password(self, args: Any) -> str:
-        if args.password_env:
-            password = os.environ.get(args.password_env)
-            if not password:
-                raise UsageError(
-                    f"the environment variable {args.password_env} is not set: set it, or "
-                    "leave out --password-env to use $XMPP_PASSWORD or a prompt"
-                )
-            return password
-        password = os.environ.get("XMPP_PASSWORD")
-        if password:
-            return password
-        try:
-            password = getpass.getpass(f"Password for {args.jid}: ")
-        except (StdinNotImplementedError, EOFError, OSError):
-            password = ""
-        if not password:
-            raise UsageError(
-                "no password: use --password-env VAR or set XMPP_PASSWORD (this front end "
-                "cannot prompt for one)"
-            )
-        return password
 
     def _cmd_disconnect(self, args: Any) -> None:
         if self.manager.session is None:

@@ -82,3 +82,21 @@ def test_create_list_delete_from_the_command_line(server, node, data_dir, tmp_pa
     assert cli("list", env=env).stdout.strip() == "No hook found."
     bad = cli("create", "-s", "pubsub.localhost", "-n", node, "-t", "python_file", str(tmp_path / "nope.py"), env=env)
     assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("command", [("run",), ("delete", "-n", "news")])
+def test_a_non_numeric_xmpp_port_is_one_line_and_exit_status_2(data_dir, command):
+    env = dict(os.environ)
+    env.update(
+        PUBSUB_HOOK_DATA_DIR=str(data_dir),
+        XMPP_JID="alice@localhost",
+        XMPP_HOST="127.0.0.1",
+        XMPP_PORT="abc",
+        XMPP_PASSWORD="not-used",
+    )
+    result = cli(*command, env=env, timeout=30)
+    assert result.returncode == 2, result
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pubsub-hook: $XMPP_PORT is not a port number"), lines
+    assert "not-used" not in result.stdout + result.stderr

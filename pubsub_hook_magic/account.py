@@ -1,0 +1,146 @@
+"""Which account to log in to, on which server, with which password.
+
+One set of rules for ``%hook connect`` and ``pubsub-hook``: what is given explicitly
+wins, then the environment, then (for the password only) a prompt the caller supplies.
+
+- the account: the argument, else ``$XMPP_JID``;
+- the server: ``--host``/``--port``, else ``$XMPP_HOST``/``$XMPP_PORT``; a host without
+  a port gets 5222 (5223 with direct TLS); no host at all means "find it from the JID's
+  domain" (DNS SRV);
+- the password: ``--password-env VAR`` (the variable's name), else ``$XMPP_PASSWORD``,
+  else ``prompt("Password for JID: ")``.
+
+Bad input raises :class:`~.hooks.HookError` with one line saying what to do. The
+password is never logged, printed or kept anywhere but in the returned
+:class:`Account`, whose ``repr`` leaves it out. Imports no IPython.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from .hooks import HookError
+
+__all__ = ["Account", "account_from_args", "resolve_account", "resolve_jid"]
+
+_PORT = re.compile(r"\s*[0-9]{1,5}\s*")
+
+
+@dataclass(frozen=True)
+class Account:
+    """Where and as whom to log in. ``repr``/``str`` never show the password."""
+
+    jid: str
+    host: str | None
+    port: int | None
+    password: str = field(repr=False)
+
+
+def resolve_jid(
+    jid: str | None = None,
+    *,
+    usage: str = "user@domain",
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """The account: ``jid``, else ``$XMPP_JID``.
+
+    ``usage`` is how the caller's front end takes the account, shown when there is
+    none (``"%hook connect user@domain"``, ``"pubsub-hook list --jid user@domain"``).
+    """
+    env = os.environ if environ is None else environ
+    account = jid or env.get("XMPP_JID")
+    if not account:
+        raise HookError(f"give the account: {usage} (or set $XMPP_JID)")
+    return account
+
+
+def resolve_account(
+    jid: str | None = None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    direct_tls: bool = False,
+    password_env: str | None = None,
+    prompt: Callable[[str], str] | None = None,
+    usage: str = "user@domain",
+    environ: Mapping[str, str] | None = None,
+) -> Account:
+    """The account, server and password to log in with, from the arguments, else the
+    environment, else (the password) ``prompt``.
+
+    ``prompt`` is called with ``"Password for JID: "`` only when neither
+    ``password_env`` nor ``$XMPP_PASSWORD`` gives a password; ``None`` means this
+    front end cannot prompt, as does a prompt raising ``NotImplementedError``
+    (IPython's ``StdinNotImplementedError``), ``EOFError`` or ``OSError``.
+    ``environ`` defaults to ``os.environ``. Raises :class:`HookError` on bad input.
+    """
+    env = os.environ if environ is None else environ
+    account = resolve_jid(jid, usage=usage, environ=env)
+    host = host or env.get("XMPP_HOST") or None
+    if port is not None:
+        if not 1 <= port <= 65535:
+            raise HookError(f"--port {port} is not a port number: give one from 1 to 65535")
+    elif env.get("XMPP_PORT"):
+        port = _env_port(env["XMPP_PORT"])
+    if host and not port:
+        port = 5223 if direct_tls else 5222
+    return Account(account, host, port, _password(account, password_env, prompt, env))
+
+
+def account_from_args(args: Any, prompt: Callable[[str], str] | None, usage: str) -> Account:
+    """:func:`resolve_account` from parsed command-line arguments: ``args.jid`` and the
+    flags of :func:`~.commands.add_connect_arguments` (``%hook connect``, ``pubsub-hook``)."""
+    return resolve_account(
+        args.jid,
+        host=args.host,
+        port=args.port,
+        direct_tls=args.direct_tls,
+        password_env=args.password_env,
+        prompt=prompt,
+        usage=usage,
+    )
+
+
+def _env_port(value: str) -> int:
+    port = int(value) if _PORT.fullmatch(value) else 0
+    if not 1 <= port <= 65535:
+        raise HookError(
+            f"$XMPP_PORT is not a port number ({value[:20]!r}): set it to one from 1 to "
+            "65535, or unset it"
+        )
+    return port
+
+
+def _password(
+    jid: str, password_env: str | None, prompt: Callable[[str], str] | None, env: Mapping[str, str]
+) -> str:
+    if password_env:
+        password = env.get(password_env)
+        if not password:
+            state = "is not set" if password is None else "is empty"
+            raise HookError(
+                f"the environment variable {password_env} {state}: set it, or leave out "
+                "--password-env to use $XMPP_PASSWORD or a prompt"
+            )
+        return password
+    password = env.get("XMPP_PASSWORD")
+    if password:
+        return password
+    if prompt is not None:
+        try:
+            password = prompt(f"Password for {jid}: ")
+        except (NotImplementedError, EOFError, OSError):
+            prompt = None
+    if prompt is None:
+        raise HookError(
+            "no password: use --password-env VAR or set XMPP_PASSWORD (this front end "
+            "cannot prompt for one)"
+        )
+    if not password:
+        raise HookError(
+            "no password: type it at the prompt, or use --password-env VAR or set XMPP_PASSWORD"
+        )
+    return password
