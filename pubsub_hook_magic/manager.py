@@ -1,4 +1,4 @@
-"""The host: ties the XMPP session, the hook registry, the runners and the store.
+"""The host: the Python API of the package, over the session, the hooks and catch-up.
 
 :class:`HookManager` is the object hooks receive as ``host`` and the Python API of the
 package. Its methods are coroutines that run on the session's loop, so a plain script
@@ -11,17 +11,30 @@ uses it with ``asyncio.run``::
         await asyncio.Event().wait()
 
 In a notebook the IPython magics drive the same object through a loop thread.
+
+It is a façade; each concept lives in its own module:
+
+* :mod:`.session`: the XMPP connection, its reconnections and requests;
+* :mod:`.subscriptions`: which nodes must deliver, subscriptions and PEP interests;
+* :mod:`.catchup`: the event path, what happens at connect and at reconnection
+  (held live items, missed items fetched and run), positions;
+* :mod:`.registry` and :mod:`.runner`: the hooks, and running each one's items;
+* :mod:`.snapshot`: what other threads (magics, table, completion) may read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import ipaddress
 import logging
+import socket
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
-from .dedupe import ItemRef, RecentItems
+from .catchup import CatchUp
+from .dedupe import ItemRef
 from .hooks import (
     Hook,
     HookError,
@@ -34,26 +47,34 @@ from .hooks import (
 )
 from .registry import HookRegistry
 from .runner import HookRunner, Trigger
-from .session import RequestError, SessionError, XmppSession, bare_jid
-from .store import HookStore, PositionStore, StoreDamaged, StoreError
+from .session import RequestError, XmppSession, bare_jid
+from .snapshot import HookView, Snapshot
+from .states import SessionState, TriggerKind
+from .store import HookStore, PositionStore, StoreDamaged
+from .subscriptions import Subscriptions, is_pep
 from .watchdog import Watchdog
 
 __all__ = ["HookManager"]
 
+log = logging.getLogger(__name__)
+logging.getLogger("pubsub_hook_magic").addHandler(logging.NullHandler())
+
 
 def _is_loopback(host: str) -> bool:
     """Whether ``host`` names this machine (resolving names that need it)."""
-    import ipaddress
-    import socket
-
     try:
         infos = socket.getaddrinfo(host, None)
     except OSError:
         return False
     return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
 
-log = logging.getLogger(__name__)
-logging.getLogger("pubsub_hook_magic").addHandler(logging.NullHandler())
+
+@dataclass
+class Totals:
+    """Triggers and errors of the hooks deleted during the session."""
+
+    triggers: int = 0
+    errors: int = 0
 
 
 class HookManager:
@@ -97,18 +118,15 @@ class HookManager:
         self.session: XmppSession | None = None
         self.store: HookStore | None = None
         self.connected_since: float | None = None
-        self._recent = RecentItems()
-        self._ours: set[tuple[str, str]] = set()  # subscriptions this extension made
-        self._retired = [0, 0]  # triggers and errors of hooks deleted during the session
-        self.positions: PositionStore | None = None
-        self._unsaved_positions: dict[str, ItemRef] = {}
-        #: The newest item seen per node: where a new hook's catch-up starts.
-        self._node_position: dict[tuple[str, str], ItemRef] = {}
-        #: Nodes catching up: their live items wait here, to run after the older ones.
-        self._held: dict[tuple[str, str], list[tuple[Any, ItemRef]]] = {}
+        self.subscriptions = Subscriptions(lambda: self.session, lambda: self.store)
+        self.catchup = CatchUp(
+            self.registry, self.runners, self.subscriptions, lambda: self.session, self._changed
+        )
+        self._retired = Totals()
         self._lock = asyncio.Lock()
         self._trigger_listeners: list[Callable[[HookRunner, Trigger], None]] = []
         self._change_listeners: list[Callable[[], None]] = []
+        self._snapshot = Snapshot.EMPTY
 
     # ------------------------------------------------------------------ what hooks use
 
@@ -153,8 +171,13 @@ class HookManager:
         return self.session is not None and self.session.connected
 
     @property
-    def state(self) -> str:
-        return self.session.state if self.session is not None else "disconnected"
+    def state(self) -> SessionState:
+        return self.session.state if self.session is not None else SessionState.DISCONNECTED
+
+    @property
+    def positions(self) -> PositionStore | None:
+        """Where persistent hooks' positions are stored (None when disconnected)."""
+        return self.catchup.positions
 
     async def connect(
         self,
@@ -169,6 +192,10 @@ class HookManager:
         timeout: float = 30.0,
     ) -> list[str]:
         """Log in and install the account's persistent hooks again.
+
+        Every node is made to deliver at once; ``connect`` returns when they all do.
+        The items published while away then run in the background, node by node (the
+        hooks show ``catching up``), before the node's live items.
 
         Returns warnings, one line each, about persistent hooks that could not be
         installed (they stay stored and listed, marked broken, until deleted).
@@ -201,7 +228,7 @@ class HookManager:
             session = XmppSession(
                 jid,
                 password,
-                on_item=self._on_item,
+                on_item=self.catchup.on_item,
                 host=host,
                 port=port,
                 tls=tls,
@@ -212,12 +239,9 @@ class HookManager:
             )
             await session.start(timeout)
             self.session, self.store = session, store
-            self.positions = PositionStore(account, store.data_dir)
+            self.catchup.positions = PositionStore(account, store.data_dir)
             self.connected_since = time.time()
-            try:
-                self._ours = store.subscriptions()
-            except StoreError as exc:
-                log.warning("%s", exc)
+            self.subscriptions.load(store)
             return warnings + await self._install_persistent(records)
 
     async def _install_persistent(self, records: list[dict[str, Any]]) -> list[str]:
@@ -231,35 +255,31 @@ class HookManager:
                 continue
             if hook.id not in self.registry:
                 hooks.append(hook)
-        # Live items of these nodes wait until the items missed meanwhile have run.
-        for hook in hooks:
-            self._held.setdefault(hook.key, [])
         for hook in hooks:
             try:
                 hook.func = self._load(hook)
             except HookError as exc:
                 hook.load_error = str(exc)
-            if hook.func is not None and not self.registry.for_node(*hook.key):
-                try:
-                    await self._listen(hook.service, hook.node, seed=False)
-                except HookError as exc:
-                    hook.load_error = str(exc)
-            self._install(hook)
-            if self.positions is not None:
-                stored = self.positions.load(hook.id)
-                if stored is not None:
-                    self.runners[hook.id].set_position(ItemRef(stored[0], digest=stored[1]))
+            runner = self._install(hook)
+            self.catchup.load_positions(runner)
+        running = {h.key for h in hooks if h.func is not None}
+        failed = await self.catchup.resume(running)
+        for hook in hooks:
+            if hook.func is not None and hook.key in failed:
+                hook.load_error = str(failed[hook.key])
+                hook.func = None
             if hook.load_error:
-                warnings.append(
-                    f"persistent {hook.describe()} is not running: {hook.load_error}"
-                )
-        for key in sorted({h.key for h in hooks}):
-            await self._catch_up(*key)
+                warnings.append(f"persistent {hook.describe()} is not running: {hook.load_error}")
         # Subscriptions we made for hooks that are gone (e.g. a crashed kernel's
         # temporary hooks): remove them now.
-        for service, node in sorted(self._ours - self.registry.nodes()):
-            await self._unlisten(service, node)
+        await self.subscriptions.drop_unused(self.registry.nodes())
+        self._changed()
         return warnings
+
+    def _restore(self) -> None:
+        """After a reconnection (called before any event of the new session): hold the
+        live items, make every node deliver again and catch up (see :mod:`.catchup`)."""
+        self.catchup.resume_in_background(self.registry.nodes())
 
     async def disconnect(self) -> None:
         """Drop temporary hooks (and the subscriptions made for them only), stop every
@@ -271,31 +291,29 @@ class HookManager:
             temporary_nodes = {h.key for h in self.registry if not h.persistent}
             persistent_nodes = {h.key for h in self.registry if h.persistent}
             if session.connected:
-                for service, node in sorted(temporary_nodes - persistent_nodes):
-                    try:
-                        await asyncio.wait_for(self._unlisten(service, node), 5)
-                    except (asyncio.TimeoutError, HookError) as exc:
-                        log.warning("leaving %s/%s: %s", service, node, exc)
+                leaving = sorted(temporary_nodes - persistent_nodes)
+                results = await asyncio.gather(
+                    *(asyncio.wait_for(self.subscriptions.unlisten(*key), 5) for key in leaving),
+                    return_exceptions=True,
+                )
+                for (service, node), result in zip(leaving, results):
+                    if isinstance(result, (asyncio.TimeoutError, HookError)):
+                        log.warning("leaving %s/%s: %s", service, node, result)
             for hook in list(self.registry):
                 await self._uninstall(hook)
-            self.save_positions()
-            self.session, self.store, self.positions = None, None, None
-            self._node_position.clear()
-            self._held.clear()
+            self.catchup.reset()
+            self.session, self.store = None, None
             self.connected_since = None
-            self._recent = RecentItems()
-            self._ours = set()
-            self._retired = [0, 0]
+            self.subscriptions.clear()
+            self._retired = Totals()
             await session.stop()
             self._changed()
-
-    # ------------------------------------------------------------------ hooks
 
     def _require_session(self) -> XmppSession:
         session = self.session
         if session is None:
             raise HookError("not connected to an XMPP server: connect first (%hook connect JID)")
-        if session.state == "reconnecting":
+        if session.state == SessionState.RECONNECTING:
             raise HookError(
                 "the session is reconnecting to the server: try again once %hook status "
                 "says connected"
@@ -304,65 +322,7 @@ class HookManager:
             raise HookError(session.last_error or f"the session is {session.state}: connect again")
         return session
 
-    def _restore(self) -> None:
-        """After a reconnection (called before any event of the new session): hold the
-        live items, then make sure every node still sends its events and run what was
-        published meanwhile, in order."""
-        for key in self.registry.nodes():
-            self._held.setdefault(key, [])
-        asyncio.get_running_loop().create_task(self._restore_nodes())
-
-    async def _restore_nodes(self) -> None:
-        for service, node in sorted(self.registry.nodes()):
-            try:
-                await self._listen(service, node, seed=False)
-            except HookError as exc:
-                log.warning("after reconnecting, %s/%s: %s", service, node, exc)
-            await self._catch_up(service, node)
-
-    async def _catch_up(self, service: str, node: str) -> None:
-        """Run, for each hook of the node, the stored items after the last one it got;
-        then the live items held meanwhile. A hook whose last item is no longer on the
-        node gets a "gap" trigger: what was published in between is lost."""
-        key = (service, node)
-        try:
-            hooks = [
-                h for h in self.registry.for_node(service, node)
-                if h.catch_up and h.func is not None
-                and self.runners[h.id].submitted_position is not None
-            ]
-            if not hooks or self.session is None or not self.session.connected:
-                return
-            try:
-                items = await self.session.last_items(service, node, None)
-            except RequestError as exc:
-                log.warning("catching up on %s/%s: %s", service, node, exc)
-                return
-            keyed = [(item, ItemRef.of(item)) for item in items]
-            now = time.time()
-            for hook in hooks:
-                runner = self.runners.get(hook.id)
-                last = runner.submitted_position if runner is not None else None
-                if last is None:
-                    continue
-                start = 0
-                if last.id:
-                    index = next(
-                        (i for i in range(len(keyed) - 1, -1, -1) if keyed[i][1].id == last.id), None
-                    )
-                    if index is None:
-                        runner.report_gap(last.id, len(keyed))
-                    else:  # the same id with another payload was published again: run it
-                        start = index + 1 if keyed[index][1].same_payload(last) else index
-                for item, ref in keyed[start:]:
-                    runner.submit(item, ref, item["publisher"] or None, now, "catch-up")
-            for _item, ref in keyed:
-                self._recent.seen(service, node, ref)
-            if keyed:
-                self._node_position[key] = keyed[-1][1]
-        finally:
-            for item, ref in self._held.pop(key, ()):
-                self._dispatch(service, node, item, ref)
+    # ------------------------------------------------------------------ hooks
 
     async def create_hook(
         self,
@@ -394,18 +354,16 @@ class HookManager:
             hook.func = self._load(hook)
             new_node = not self.registry.for_node(service, node)
             if new_node:
-                await self._listen(service, node)
-            self._install(hook)
+                await self._listen_new(service, node)
+            runner = self._install(hook)
             # Catch-up starts after the newest item the node had when the hook was made
             # (from its first item if it had none).
-            position = self._node_position.get(hook.key)
-            runner = self.runners[hook.id]
+            position = self.catchup.node_position.get(hook.key)
             runner.set_position(position if position is not None else ItemRef("", digest=""))
             if persistent:
                 try:
                     self.store.add_hook(hook.to_record())  # type: ignore[union-attr]
-                    if self.positions is not None and runner.position is not None:
-                        self.positions.save(hook.id, (runner.position.id, runner.position.digest))
+                    self.catchup.save_position_now(runner)
                 except BaseException:
                     await self._uninstall(hook)
                     if new_node:
@@ -413,6 +371,28 @@ class HookManager:
                     raise
             log.info("created %s", hook.describe())
             return hook
+
+    async def _listen_new(self, service: str, node: str) -> None:
+        """Make a node no hook used deliver: its newest item is read and its
+        subscription checked at once, then the subscription made if needed (two round
+        trips at most)."""
+        if is_pep(service):
+            await self.catchup.seed(service, node)
+            await self.subscriptions.listen(service, node)
+            return
+        seeded, subscribed = await asyncio.gather(
+            self.catchup.seed(service, node),
+            self.subscriptions.is_subscribed(service, node),
+            return_exceptions=True,
+        )
+        for result in (seeded, subscribed):
+            if isinstance(result, BaseException):
+                raise result
+        await self.subscriptions.listen(service, node, subscribed=bool(subscribed))
+
+    async def _unlisten(self, service: str, node: str) -> None:
+        self.catchup.forget(service, node)
+        await self.subscriptions.unlisten(service, node)
 
     async def delete_hooks(
         self,
@@ -446,9 +426,7 @@ class HookManager:
             if stored and self.store is not None:
                 self.store.remove_hooks(stored)  # fails before anything is removed
                 for hook_id in stored:
-                    self._unsaved_positions.pop(hook_id, None)
-                    if self.positions is not None:
-                        self.positions.remove(hook_id)
+                    self.catchup.drop_position(hook_id)
             for hook in doomed:
                 await self._uninstall(hook)
             for key in {h.key for h in doomed}:
@@ -523,14 +501,14 @@ class HookManager:
             if not items:
                 raise HookError(f"item {item_id!r} is neither in hook {hook_id}'s recent triggers nor on its node")
         else:
-            seen = [t.payload for t in runner.triggers if t.payload is not None and t.kind in ("live", "catch-up")]
+            seen = [t.payload for t in runner.triggers if t.payload is not None and t.kind in (TriggerKind.LIVE, TriggerKind.CATCH_UP)]
             if not seen:
                 raise HookError(
                     f"hook {hook_id} has no item to replay yet: use --item ID or --last N to "
                     "take items from the node"
                 )
             items = seen[-1:]
-        return [await runner.run_now(item, "replay", publisher=item["publisher"] or None) for item in items]
+        return [await runner.run_now(item, TriggerKind.REPLAY, publisher=item["publisher"] or None) for item in items]
 
     async def _node_items(self, hook: Hook, last: int | None) -> list[Any]:
         session = self._require_session()
@@ -555,10 +533,10 @@ class HookManager:
         item["payload"] = element
         if self.jid:
             item["publisher"] = self.jid
-        return await runner.run_now(item, "test")
+        return await runner.run_now(item, TriggerKind.TEST)
 
     def hooks(self) -> list[Hook]:
-        """Every installed hook, persistent first."""
+        """Every installed hook, persistent first (safe from any thread)."""
         return list(self.registry)
 
     def list_hooks(self) -> list[dict[str, Any]]:
@@ -581,8 +559,8 @@ class HookManager:
             "persistent": sum(1 for h in self.registry if h.persistent),
             "nodes": len(self.registry.nodes()),
             "events_received": session.events_received if session else 0,
-            "triggers": self._retired[0] + sum(r.count for r in self.runners.values()),
-            "errors": self._retired[1] + sum(r.errors for r in self.runners.values()),
+            "triggers": self._retired.triggers + sum(r.count for r in self.runners.values()),
+            "errors": self._retired.errors + sum(r.errors for r in self.runners.values()),
             "store": str(self.store.path) if self.store else None,
         }
 
@@ -608,7 +586,20 @@ class HookManager:
         if listener in self._change_listeners:
             self._change_listeners.remove(listener)
 
+    def snapshot(self) -> Snapshot:
+        """The hooks and the session's state as of the last change: safe to read from
+        any thread (see :mod:`.snapshot`)."""
+        return self._snapshot
+
     def _changed(self) -> None:
+        """Something users see changed (on the session's loop): publish a new snapshot
+        and tell the listeners."""
+        runners = self.runners
+        self._snapshot = Snapshot(
+            self.state,
+            self.jid,
+            tuple(HookView.of(runners[h.id]) for h in self.registry if h.id in runners),
+        )
         for listener in list(self._change_listeners):
             try:
                 listener()
@@ -629,7 +620,7 @@ class HookManager:
                 )
         return load_hook(hook, self.namespace)
 
-    def _install(self, hook: Hook) -> None:
+    def _install(self, hook: Hook) -> HookRunner:
         self.registry.add(hook)
         runner = HookRunner(
             hook,
@@ -641,137 +632,30 @@ class HookManager:
             loader=self._load,
         )
         if hook.persistent and hook.catch_up:
-            runner.add_listener(self._position_moved)
+            runner.add_listener(self.catchup.position_moved)
+        if hook.catch_up:
+            runner.add_listener(self._caught_up)
         for listener in self._trigger_listeners:
             runner.add_listener(listener)
         self.runners[hook.id] = runner
         runner.start()
         self._changed()
+        return runner
+
+    def _caught_up(self, runner: HookRunner, trigger: Trigger) -> None:
+        """The last missed item of a hook ran: it is no longer "catching up"."""
+        if trigger.kind is TriggerKind.CATCH_UP and not runner.catch_up_left and not runner.held:
+            self._changed()
 
     async def _uninstall(self, hook: Hook) -> None:
         self.registry.remove(hook)
         runner = self.runners.pop(hook.id, None)
         if runner is not None:
             await runner.stop()
-            self._retired[0] += runner.count
-            self._retired[1] += runner.errors
+            self._retired.triggers += runner.count
+            self._retired.errors += runner.errors
         self._changed()
 
-    def _is_pep(self, service: str) -> bool:
-        return "@" in service
-
-    async def _listen(self, service: str, node: str, *, seed: bool = True) -> None:
-        """Make events of the node arrive, without firing hooks for old items."""
-        session = self._require_session()
-        pep = self._is_pep(service)
-        # Remember the node's newest item: a copy the server re-sends on subscribe or
-        # presence is then recognised as old, and fires nothing.
-        try:
-            for item in await session.last_items(service, node, 1) if seed else ():
-                ref = ItemRef.of(item)
-                self._recent.seen(service, node, ref)
-                self._node_position[(service, node)] = ref
-        except RequestError as exc:
-            if exc.condition == "item-not-found" and not pep:
-                raise HookError(
-                    f"node {node!r} does not exist on {service}: create it first, or check "
-                    "the name (%hook nodes lists a service's nodes)"
-                ) from None
-            if exc.condition == "timeout":
-                raise HookError(f"{service} does not answer ({exc.what})") from None
-            # PEP nodes appear at their first publish; other refusals surface below.
-        if pep:
-            await session.set_pep_interest(node, True)
-            return
-        try:
-            if await session.subscription_exists(service, node):
-                return
-        except RequestError:
-            pass  # not all services list subscriptions; subscribing tells
-        try:
-            await session.subscribe(service, node)
-        except RequestError as exc:
-            if exc.condition == "item-not-found":
-                raise HookError(f"node {node!r} does not exist on {service}") from None
-            raise HookError(
-                f"{service} refused the subscription to {node!r} ({exc.condition}"
-                f"{': ' + exc.text if exc.text else ''}): the node's access model may "
-                "require an invitation, a roster group or the owner's approval"
-            ) from None
-        self._set_ours(service, node, True)
-
-    async def _unlisten(self, service: str, node: str) -> None:
-        """Stop the events of a node that no hook uses any more."""
-        session = self.session
-        self._recent.forget(service, node)
-        self._node_position.pop((service, node), None)
-        if session is None or not session.connected:
-            return
-        if self._is_pep(service):
-            await session.set_pep_interest(node, False)
-        elif (service, node) in self._ours:
-            try:
-                await session.unsubscribe(service, node)
-            except RequestError as exc:
-                if exc.condition not in ("item-not-found", "unexpected-request"):
-                    raise HookError(str(exc)) from None
-            self._set_ours(service, node, False)
-
-    def _set_ours(self, service: str, node: str, ours: bool) -> None:
-        if ours:
-            self._ours.add((service, node))
-        else:
-            self._ours.discard((service, node))
-        if self.store is not None:
-            try:
-                self.store.set_subscription(service, node, ours)
-            except StoreError as exc:
-                log.warning("%s", exc)
-
-    def _on_item(self, service: str, node: str, item: Any) -> None:
-        """The event path: one published item, from ``service`` (the sender)."""
-        key = (service, node)
-        held = self._held.get(key)
-        if held is None:
-            if not self.registry.for_node(service, node):
-                return
-            self._dispatch(service, node, item, ItemRef.of(item))
-        else:
-            held.append((item, ItemRef.of(item)))
-
-    def _dispatch(self, service: str, node: str, item: Any, ref: ItemRef) -> None:
-        hooks = self.registry.for_node(service, node)
-        if not hooks or self._recent.seen(service, node, ref):
-            return
-        if ref.id:
-            self._node_position[(service, node)] = ref
-        else:
-            ref = None
-        received = time.time()
-        publisher = item["publisher"] or None
-        runners = self.runners
-        for hook in hooks:
-            runners[hook.id].submit(item, ref, publisher, received)
-
-    # ------------------------------------------------------------------ positions
-
-    def _position_moved(self, runner: HookRunner, _trigger: Trigger) -> None:
-        if runner.position is None:
-            return
-        if not self._unsaved_positions:
-            asyncio.get_running_loop().call_soon(self.save_positions)
-        self._unsaved_positions[runner.hook.id] = runner.position
-
     def save_positions(self) -> None:
-        """Write the positions of persistent hooks that moved (coalesced per loop turn;
-        also called at disconnect and at exit)."""
-        unsaved, self._unsaved_positions = self._unsaved_positions, {}
-        positions = self.positions
-        if positions is None:
-            return
-        for hook_id, position in unsaved.items():
-            if hook_id in self.registry:
-                try:
-                    positions.save(hook_id, (position.id, position.digest))
-                except OSError as exc:
-                    log.warning("cannot save the position of hook %s: %s", hook_id, exc)
+        """Write the positions of persistent hooks that moved (also called at exit)."""
+        self.catchup.save_positions()

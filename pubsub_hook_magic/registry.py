@@ -15,11 +15,16 @@ class HookRegistry:
     The per-node index holds tuples rebuilt on change, so the event path reads one
     dict entry and allocates nothing. Whether a node needs a subscription is derived
     from the index (is anything left on it?), never from a counter that could drift.
+
+    Changed on the session's loop only. Iterating gives an immutable tuple rebuilt at
+    each change, so reading the list from another thread never meets a dict that
+    changes under it.
     """
 
     def __init__(self) -> None:
         self._by_id: dict[str, Hook] = {}
         self._by_node: dict[tuple[str, str], tuple[Hook, ...]] = {}
+        self._ordered: tuple[Hook, ...] = ()
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -29,7 +34,10 @@ class HookRegistry:
 
     def __iter__(self) -> Iterator[Hook]:
         """Persistent hooks first (as Libervia lists them), then by creation time."""
-        return iter(sorted(self._by_id.values(), key=lambda h: (not h.persistent, h.created)))
+        return iter(self._ordered)
+
+    def _reorder(self) -> None:
+        self._ordered = tuple(sorted(self._by_id.values(), key=lambda h: (not h.persistent, h.created)))
 
     def get(self, hook_id: str) -> Hook | None:
         return self._by_id.get(hook_id)
@@ -39,6 +47,7 @@ class HookRegistry:
             raise ValueError(f"a hook with id {hook.id} is already registered")
         self._by_id[hook.id] = hook
         self._by_node[hook.key] = self._by_node.get(hook.key, ()) + (hook,)
+        self._reorder()
 
     def remove(self, hook: Hook) -> None:
         """Remove one hook (no-op if it is not registered)."""
@@ -49,6 +58,7 @@ class HookRegistry:
             self._by_node[hook.key] = rest
         else:
             self._by_node.pop(hook.key, None)
+        self._reorder()
 
     def for_node(self, service: str, node: str) -> tuple[Hook, ...]:
         """The hooks listening to exactly ``(service, node)`` (no prefix matching)."""

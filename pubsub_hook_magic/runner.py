@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from .dedupe import ItemRef
 from .hooks import Hook, HookError, source_path
+from .states import HookState, Outcome, TriggerKind
 from .watchdog import HookTimeout, Watchdog
 
 __all__ = ["Trigger", "HookRunner"]
@@ -31,6 +32,10 @@ _TURN = 0.005
 #: Seconds between two checks of a hook's file for edits while items keep coming (the
 #: first item after a pause is always checked).
 _SOURCE_CHECK = 1.0
+#: How many of the last items run a hook remembers (and stores, if persistent):
+#: catch-up resumes after the newest of them still on the node, so a retracted or
+#: evicted last item is not a gap while an older one remains.
+RECENT_POSITIONS = 16
 
 
 @dataclass(slots=True)
@@ -42,12 +47,12 @@ class Trigger:
     received: float  # wall-clock time the item arrived
     started: float | None = None  # wall-clock time the hook started
     duration: float | None = None  # seconds
-    outcome: str = "pending"  # "ok", "error", "dropped"
+    outcome: Outcome = Outcome.PENDING
     error: str | None = None  # "ValueError: message"
     traceback: str | None = None
     payload: Any = None  # the item stanza (for display and replay; not in as_dict)
     ref: ItemRef | None = None  # the item as a position in its node (None: no id)
-    kind: str = "live"  # live, catch-up, replay, test
+    kind: TriggerKind = TriggerKind.LIVE
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -103,11 +108,15 @@ class HookRunner:
         self.dropped = 0
         self.skipped = 0
         self.gaps = 0
-        #: The last item run (or skipped): where catch-up resumes after a restart. An
-        #: empty id means "from the node's first item".
-        self.position: ItemRef | None = None
-        #: The same for the last item queued: where catch-up resumes after a reconnection.
-        self.submitted_position: ItemRef | None = None
+        #: The last items run (or skipped), oldest first: where catch-up resumes after a
+        #: restart. A single reference with an empty id means "from the node's first item".
+        self.ran: collections.deque[ItemRef] = collections.deque(maxlen=RECENT_POSITIONS)
+        #: The same for the last items queued: where catch-up resumes after a reconnection.
+        self.submitted: collections.deque[ItemRef] = collections.deque(maxlen=RECENT_POSITIONS)
+        #: Items of a catch-up still queued; with ``held`` (the node's missed items are
+        #: being fetched), the hook is "catching up".
+        self.catch_up_left = 0
+        self.held = False
         #: A paused hook does not run: the items it skips are recorded and counted.
         self.paused = False
         self.total_duration = 0.0
@@ -152,32 +161,35 @@ class HookRunner:
         ref: ItemRef | None,
         publisher: str | None,
         received: float,
-        kind: str = "live",
+        kind: TriggerKind = TriggerKind.LIVE,
     ) -> None:
         """Queue ``item`` (``ref``: its id and payload, None if it has no id) for the
         hook; count it as dropped if the queue is full, and as skipped while the hook
         is paused."""
         if ref is not None and ref.id:
             trigger = Trigger(ref.id, publisher, received, payload=item, ref=ref, kind=kind)
-            self.submitted_position = ref
+            self.submitted.append(ref)
             if self._digest_on_submit:
                 ref.digest  # noqa: B018 - computed once per item, shared by its hooks
         else:
             trigger = Trigger(None, publisher, received, payload=item, kind=kind)
         if self.paused:
             self.skipped += 1
-            trigger.outcome = "skipped"
+            trigger.outcome = Outcome.SKIPPED
             if trigger.ref is not None:
-                self.position = trigger.ref
+                self.ran.append(trigger.ref)
             self._record(trigger)
             return
         try:
             self._queue.put_nowait((item, trigger))
         except asyncio.QueueFull:
             self.dropped += 1
-            trigger.outcome = "dropped"
+            trigger.outcome = Outcome.DROPPED
             trigger.error = f"queue full ({self._queue.maxsize} items waiting)"
             self._record(trigger)
+        else:
+            if kind is TriggerKind.CATCH_UP:
+                self.catch_up_left += 1
 
     @property
     def pending(self) -> int:
@@ -202,14 +214,16 @@ class HookRunner:
                 await asyncio.sleep(0)
                 turn_ends = clock() + _TURN
 
-    async def run_now(self, item: Any, kind: str, item_id: str | None = None, publisher: str | None = None) -> Trigger:
+    async def run_now(
+        self, item: Any, kind: str, item_id: str | None = None, publisher: str | None = None
+    ) -> Trigger:
         """Run the hook on ``item`` now, between two queued items (replay, test)."""
         trigger = Trigger(
             item_id if item_id is not None else (item["id"] or None),
             publisher,
             time.time(),
             payload=item,
-            kind=kind,
+            kind=TriggerKind(kind),
         )
         self._source_checked = None  # the file may have been edited just before
         async with self._run_lock:
@@ -262,7 +276,7 @@ class HookRunner:
                     asyncio.current_task().uncancel()  # type: ignore[union-attr]
                     raise HookTimeout() from None
         except HookTimeout as exc:
-            self._fail(trigger, exc, outcome="timeout")
+            self._fail(trigger, exc, outcome=Outcome.TIMEOUT)
             trigger.error = f"ran longer than its time limit ({limit:g} s): stopped"
         except asyncio.CancelledError:
             if _cancelling():
@@ -271,11 +285,13 @@ class HookRunner:
         except BaseException as exc:  # noqa: BLE001 - a hook must never stop the session
             self._fail(trigger, exc)
         else:
-            trigger.outcome = "ok"
+            trigger.outcome = Outcome.OK
         finally:
             self.running_since = None
-            if trigger.ref is not None and trigger.kind in ("live", "catch-up"):
-                self.position = trigger.ref
+            if trigger.kind is TriggerKind.CATCH_UP:
+                self.catch_up_left -= 1
+            if trigger.ref is not None and trigger.kind in (TriggerKind.LIVE, TriggerKind.CATCH_UP):
+                self.ran.append(trigger.ref)
             trigger.duration = duration = time.perf_counter() - start
             self.count += 1
             self.total_duration += duration
@@ -283,21 +299,35 @@ class HookRunner:
             self._record(trigger)
         return trigger
 
-    def set_position(self, position: ItemRef | None) -> None:
-        """Where catch-up starts for this hook (a stored or initial position)."""
-        self.position = self.submitted_position = position
+    @property
+    def position(self) -> ItemRef | None:
+        """The last item run (None: none yet, and no starting position)."""
+        return self.ran[-1] if self.ran else None
+
+    def set_position(self, positions: ItemRef | list[ItemRef] | None) -> None:
+        """Where catch-up starts for this hook: a stored or initial position, or the
+        last items run, oldest first."""
+        if positions is None:
+            positions = []
+        elif isinstance(positions, ItemRef):
+            positions = [positions]
+        self.ran.clear()
+        self.ran.extend(positions)
+        self.submitted.clear()
+        self.submitted.extend(positions)
 
     def report_gap(self, last_id: str, kept: int) -> None:
-        """Record that items may have been missed: the node no longer holds ``last_id``."""
+        """Record that items may have been missed: the node holds none of the last items
+        the hook ran (``last_id`` the newest)."""
         self.gaps += 1
-        trigger = Trigger(None, None, time.time(), outcome="gap", kind="catch-up")
+        trigger = Trigger(None, None, time.time(), outcome=Outcome.GAP, kind=TriggerKind.CATCH_UP)
         trigger.error = (
-            f"the node no longer holds item {last_id!r}, the last one this hook ran (it keeps "
-            f"{kept} item(s)): items published in between were lost"
+            f"the node no longer holds item {last_id!r}, the last one this hook ran, nor the "
+            f"ones before it (it keeps {kept} item(s)): items published in between were lost"
         )
         self._record(trigger)
 
-    def _fail(self, trigger: Trigger, exc: BaseException, outcome: str = "error") -> None:
+    def _fail(self, trigger: Trigger, exc: BaseException, outcome: Outcome = Outcome.ERROR) -> None:
         self.errors += 1
         self.last_error = trigger
         trigger.outcome = outcome
@@ -324,6 +354,16 @@ class HookRunner:
         return self.triggers[-1] if self.triggers else None
 
     @property
+    def state(self) -> HookState:
+        if self.hook.func is None:
+            return HookState.BROKEN
+        if self.paused:
+            return HookState.PAUSED
+        if self.held or self.catch_up_left > 0:
+            return HookState.CATCHING_UP
+        return HookState.ACTIVE
+
+    @property
     def mean_duration(self) -> float | None:
         return self.total_duration / self.count if self.count else None
 
@@ -340,7 +380,7 @@ class HookRunner:
             "arg": hook.arg,
             "persistent": hook.persistent,
             "created": hook.created,
-            "state": "broken" if hook.func is None else ("paused" if self.paused else "active"),
+            "state": self.state.value,
             "load_error": hook.load_error,
             "triggers": self.count,
             "errors": self.errors,

@@ -20,12 +20,15 @@ import ssl
 from typing import Any, Callable
 
 from .hooks import HookError
+from .states import SessionState
 
 __all__ = ["XmppSession", "SessionError", "RequestError", "bare_jid"]
 
 log = logging.getLogger(__name__)
 
 EVENT_NS = "http://jabber.org/protocol/pubsub#event"
+#: Requests to the server awaiting their answer at once, at most (see ``_request``).
+MAX_IN_FLIGHT = 48
 
 
 class SessionError(HookError):
@@ -99,7 +102,7 @@ class XmppSession:
         direct_tls: bool = False,
         ca_file: str | None = None,
         on_restored: Callable[[], None] | None = None,
-        on_state: Callable[[str], None] | None = None,
+        on_state: Callable[[SessionState], None] | None = None,
         keepalive: float = 30.0,
     ):
         self.jid = jid
@@ -112,7 +115,7 @@ class XmppSession:
         self.on_restored = on_restored
         self.keepalive = keepalive
         self.on_state = on_state
-        self._state = "disconnected"
+        self._state = SessionState.DISCONNECTED
         self.last_error: str | None = None
         self.reconnects = 0
         self._attempt = 0
@@ -126,17 +129,18 @@ class XmppSession:
         self._started: asyncio.Future[None] | None = None
         self._last_failure = ""
         self._interests: set[str] = set()
+        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
 
     # ------------------------------------------------------------------ connection
 
     @property
-    def state(self) -> str:
+    def state(self) -> SessionState:
         """connecting, connected, reconnecting, failed (gave up: see ``last_error``),
         stopping or disconnected."""
         return self._state
 
     @state.setter
-    def state(self, value: str) -> None:
+    def state(self, value: SessionState) -> None:
         if value != self._state:
             self._state = value
             if self.on_state is not None:
@@ -144,7 +148,7 @@ class XmppSession:
 
     @property
     def connected(self) -> bool:
-        return self.state == "connected"
+        return self.state == SessionState.CONNECTED
 
     @property
     def bare(self) -> str:
@@ -178,13 +182,12 @@ class XmppSession:
             client.enable_direct_tls = False
         client.add_event_handler("session_start", self._on_session_start)
         client.add_event_handler("failed_all_auth", self._on_failed_auth)
-        client.add_event_handler("no_auth", self._on_no_auth)
+        client.add_event_handler("no_auth", self._on_failed_auth)
         client.add_event_handler("ssl_invalid_chain", self._on_invalid_certificate)
         client.add_event_handler("connection_failed", self._on_connection_failed)
         client.add_event_handler("reconnect_delay", self._on_reconnect_delay)
         client.add_event_handler("stream_error", self._on_stream_error)
         client.add_event_handler("disconnected", self._on_disconnected)
-        client.add_event_handler("session_end", self._on_session_end)
         # One handler for item events instead of two: ours takes the place of
         # xep_0060's, and passes each event on to it only when something (hook code,
         # through ``client``) listens to the events it raises. Matching and handling
@@ -207,7 +210,7 @@ class XmppSession:
         loop = asyncio.get_running_loop()
         self._started = loop.create_future()
         self.client = self._make_client()
-        self.state = "connecting"
+        self.state = SessionState.CONNECTING
         if self.host and self.port:
             self.client.connect(self.host, self.port)
         else:
@@ -237,8 +240,8 @@ class XmppSession:
         # Synchronous on purpose: it runs before the stanzas that follow are handled,
         # so on_restored sees the new session before any of its events.
         self.client.send_presence()
-        restored = self.state == "reconnecting"
-        self.state = "connected"
+        restored = self.state == SessionState.RECONNECTING
+        self.state = SessionState.CONNECTED
         self._attempt = 0
         loop = asyncio.get_running_loop()
         if self._keepalive_task is None or self._keepalive_task.done():
@@ -261,7 +264,7 @@ class XmppSession:
         while self.keepalive > 0:
             await asyncio.sleep(self.keepalive)
             client = self.client
-            if client is None or self.state != "connected":
+            if client is None or self.state != SessionState.CONNECTED:
                 continue
             try:
                 await client.plugin["xep_0199"].send_ping(
@@ -283,7 +286,7 @@ class XmppSession:
 
     def _reconnect_now(self) -> None:
         self._retry = None
-        if self.state != "reconnecting" or self.client is None:
+        if self.state != SessionState.RECONNECTING or self.client is None:
             return
         log.info("reconnecting %s (attempt %d)", self.jid, self._attempt)
         if self.host and self.port:
@@ -298,9 +301,9 @@ class XmppSession:
         )
 
     def _on_failed_auth(self, _event: Any) -> None:
-        if self.state == "reconnecting":
+        if self.state == SessionState.RECONNECTING:
             # The password no longer works (changed on the server): stop retrying.
-            self.state = "failed"
+            self.state = SessionState.FAILED
             self.last_error = (
                 f"authentication failed for {self.jid} while reconnecting: the password "
                 "may have changed; connect again with the new one"
@@ -317,9 +320,6 @@ class XmppSession:
                 f"authentication failed for {self.jid}: check the password (and the JID)"
             )
 
-    def _on_no_auth(self, _event: Any) -> None:
-        self._on_failed_auth(_event)
-
     def _on_invalid_certificate(self, error: Any) -> None:
         self._fail_start(
             f"the server's TLS certificate is not trusted ({getattr(error, 'reason', error)}): "
@@ -335,7 +335,7 @@ class XmppSession:
     def _on_reconnect_delay(self, _delay: Any) -> None:
         # Every address was tried once: during start, that means "unreachable"; while
         # reconnecting, our own backoff replaces slixmpp's (which grows to 300 s).
-        if self.state == "reconnecting":
+        if self.state == SessionState.RECONNECTING:
             self.client.cancel_connection_attempt()
             self._reconnect_later()
             return
@@ -350,19 +350,16 @@ class XmppSession:
     def _on_stream_error(self, error: Any) -> None:
         self._last_failure = f"stream error: {error['condition']}"
 
-    def _on_session_end(self, _event: Any) -> None:
-        pass  # "disconnected" follows, and decides
-
     def _on_disconnected(self, reason: Any) -> None:
-        if self.state in ("connected", "reconnecting"):
+        if self.state in (SessionState.CONNECTED, SessionState.RECONNECTING):
             # An established session dropped (server restart, network, ping timeout).
-            if self.state == "connected":
+            if self.state == SessionState.CONNECTED:
                 log.warning("session of %s lost (%s): reconnecting", self.jid, reason or self._last_failure)
-            self.state = "reconnecting"
+            self.state = SessionState.RECONNECTING
             self._reconnect_later()
             return
-        if self.state not in ("stopping", "failed"):
-            self.state = "disconnected"
+        if self.state not in (SessionState.STOPPING, SessionState.FAILED):
+            self.state = SessionState.DISCONNECTED
         if self._started is not None and not self._started.done():
             # A more precise reason (bad certificate, failed auth) may be reported just
             # after the connection is lost: let it win.
@@ -375,7 +372,7 @@ class XmppSession:
     async def stop(self) -> None:
         """Close the stream and everything the client runs; safe to call twice."""
         client = self.client
-        self.state = "stopping"
+        self.state = SessionState.STOPPING
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None
@@ -396,7 +393,7 @@ class XmppSession:
                 except (asyncio.CancelledError, Exception):  # noqa: BLE001
                     pass
             self.client = None
-        self.state = "disconnected"
+        self.state = SessionState.DISCONNECTED
 
     # ------------------------------------------------------------------ events
 
@@ -429,20 +426,25 @@ class XmppSession:
     def _pubsub(self) -> Any:
         return self.client.plugin["xep_0060"]
 
-    async def _request(self, what: str, coro: Any) -> Any:
+    async def _request(self, what: str, make: Callable[[], Any]) -> Any:
+        """Send one request (``make()`` builds and sends it) and await its answer, with
+        at most :data:`MAX_IN_FLIGHT` requests waiting at once: many nodes go out
+        together without flooding the server (slixmpp also matches each answer by a
+        scan of the waiting requests)."""
         from slixmpp.exceptions import IqError, IqTimeout
 
-        try:
-            return await coro
-        except (IqError, IqTimeout) as exc:
-            condition, text = _iq_condition(exc)
-            raise RequestError(what, condition, text) from None
+        async with self._in_flight:
+            try:
+                return await make()
+            except (IqError, IqTimeout) as exc:
+                condition, text = _iq_condition(exc)
+                raise RequestError(what, condition, text) from None
 
     async def subscription_exists(self, service: str, node: str) -> bool:
         """Whether this account (bare JID) is already subscribed to the node."""
         iq = await self._request(
             f"listing subscriptions to {node!r} on {service}",
-            self._pubsub().get_subscriptions(service, node, timeout=15),
+            lambda: self._pubsub().get_subscriptions(service, node, timeout=15),
         )
         me = self.client.boundjid.bare
         for sub in iq["pubsub"]["subscriptions"]:
@@ -453,11 +455,25 @@ class XmppSession:
                 return True
         return False
 
+    async def subscribed_nodes(self, service: str) -> set[str]:
+        """The nodes of ``service`` this account (bare JID) is subscribed to, in one
+        request (XEP-0060 5.6); a RequestError where the service does not list them."""
+        iq = await self._request(
+            f"listing subscriptions on {service}",
+            lambda: self._pubsub().get_subscriptions(service, timeout=15),
+        )
+        me = self.client.boundjid.bare
+        return {
+            sub["node"]
+            for sub in iq["pubsub"]["subscriptions"]
+            if sub["jid"].bare == me and sub["node"] and sub["subscription"] in ("subscribed", "")
+        }
+
     async def subscribe(self, service: str, node: str) -> None:
         """Subscribe the account's bare JID to the node."""
         iq = await self._request(
             f"subscribing to {node!r} on {service}",
-            self._pubsub().subscribe(service, node, bare=True, timeout=15),
+            lambda: self._pubsub().subscribe(service, node, bare=True, timeout=15),
         )
         state = iq["pubsub"]["subscription"]["subscription"]
         if state not in ("", "subscribed"):
@@ -469,7 +485,7 @@ class XmppSession:
     async def unsubscribe(self, service: str, node: str) -> None:
         await self._request(
             f"unsubscribing from {node!r} on {service}",
-            self._pubsub().unsubscribe(service, node, bare=True, timeout=15),
+            lambda: self._pubsub().unsubscribe(service, node, bare=True, timeout=15),
         )
 
     async def last_items(self, service: str, node: str, max_items: int | None = 1) -> list[Any]:
@@ -477,7 +493,7 @@ class XmppSession:
         first."""
         iq = await self._request(
             f"reading items of {node!r} on {service}",
-            self._pubsub().get_items(service, node, max_items=max_items, timeout=30),
+            lambda: self._pubsub().get_items(service, node, max_items=max_items, timeout=30),
         )
         return [i for i in iq["pubsub"]["items"].iterables if i.name == "item"]
 
@@ -485,7 +501,7 @@ class XmppSession:
         """Publish ``payload`` (an XML element) to the node; returns the item id."""
         iq = await self._request(
             f"publishing to {node!r} on {service}",
-            self._pubsub().publish(service, node, id=item_id, payload=payload, timeout=15),
+            lambda: self._pubsub().publish(service, node, id=item_id, payload=payload, timeout=15),
         )
         return iq["pubsub"]["publish"]["item"]["id"] or item_id or ""
 
@@ -493,7 +509,7 @@ class XmppSession:
         """The nodes a service lists in service discovery, as (node, name)."""
         iq = await self._request(
             f"listing the nodes of {service}",
-            self.client.plugin["xep_0030"].get_items(jid=service, timeout=15),
+            lambda: self.client.plugin["xep_0030"].get_items(jid=service, timeout=15),
         )
         return [
             (node, name or "")
@@ -503,17 +519,24 @@ class XmppSession:
 
     async def set_pep_interest(self, node: str, interested: bool) -> None:
         """Add or remove ``node+notify`` in our caps, then tell the server (presence)."""
-        disco = self.client.plugin["xep_0030"]
-        feature = f"{node}+notify"
-        if interested and node not in self._interests:
-            disco.add_feature(feature)
-            self._interests.add(node)
-        elif not interested and node in self._interests:
-            # xep_0163.remove_interest() of slixmpp 1.17 removes the wrong feature.
-            disco.del_feature(feature=feature)
-            self._interests.discard(node)
-        else:
-            return
-        await self.client.plugin["xep_0115"].update_caps(broadcast=False)
-        self.client.send_presence()
+        await self.set_pep_interests([node], interested)
 
+    async def set_pep_interests(self, nodes: Any, interested: bool) -> None:
+        """Add or remove ``+notify`` for several nodes at once: one caps update and one
+        presence, however many nodes."""
+        disco = self.client.plugin["xep_0030"]
+        changed = False
+        for node in nodes:
+            feature = f"{node}+notify"
+            if interested and node not in self._interests:
+                disco.add_feature(feature)
+                self._interests.add(node)
+                changed = True
+            elif not interested and node in self._interests:
+                # xep_0163.remove_interest() of slixmpp 1.17 removes the wrong feature.
+                disco.del_feature(feature=feature)
+                self._interests.discard(node)
+                changed = True
+        if changed:
+            await self.client.plugin["xep_0115"].update_caps(broadcast=False)
+            self.client.send_presence()

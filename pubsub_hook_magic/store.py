@@ -228,19 +228,24 @@ class PositionStore:
     def _path(self, hook_id: str) -> Path:
         return self.dir / f"{urllib.parse.quote(hook_id, safe='')}.json"
 
-    def load(self, hook_id: str) -> tuple[str, str] | None:
-        """``(item id, payload digest)``; ``("", "")`` means "from the node's start"."""
+    def load(self, hook_id: str) -> list[tuple[str, str]] | None:
+        """The last items the hook ran, oldest first, as ``(item id, payload digest)``;
+        ``[("", "")]`` means "from the node's start". A file of an older version holds
+        only the last item."""
         try:
             data = json.loads(self._path(hook_id).read_text(encoding="utf-8"))
-            return (str(data["id"]), str(data["digest"]))
-        except (OSError, ValueError, KeyError, TypeError):
+            recent = data.get("recent") or [[data["id"], data["digest"]]]
+            return [(str(item_id), str(digest)) for item_id, digest in recent]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
-    def save(self, hook_id: str, position: tuple[str, str]) -> None:
+    def save(self, hook_id: str, positions: list[tuple[str, str]]) -> None:
+        """Store the last items the hook ran, oldest first (the newest also as ``id``
+        and ``digest``, which older versions read)."""
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_atomically(
-            self._path(hook_id), json.dumps({"id": position[0], "digest": position[1]}), fsync=False
-        )
+        newest = positions[-1]
+        record = {"id": newest[0], "digest": newest[1], "recent": [list(p) for p in positions]}
+        write_atomically(self._path(hook_id), json.dumps(record), fsync=False)
 
     def remove(self, hook_id: str) -> None:
         with contextlib.suppress(OSError):

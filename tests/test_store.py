@@ -109,8 +109,18 @@ def test_positions_round_trip(tmp_path):
 
     positions = PositionStore("alice@localhost", tmp_path)
     assert positions.load("h1") is None
-    positions.save("h1", ("item-7", "abcd"))
-    assert PositionStore("alice@localhost", tmp_path).load("h1") == ("item-7", "abcd")
+    positions.save("h1", [("item-6", "0123"), ("item-7", "abcd")])
+    assert PositionStore("alice@localhost", tmp_path).load("h1") == [("item-6", "0123"), ("item-7", "abcd")]
     assert stat.S_IMODE(os.stat(positions._path("h1")).st_mode) == 0o600
     positions.remove("h1")
     assert positions.load("h1") is None
+
+
+def test_positions_of_the_previous_format_read_as_the_last_item(tmp_path):
+    """A position file written before the last 16 items were kept holds one item."""
+    from pubsub_hook_magic.store import PositionStore
+
+    positions = PositionStore("alice@localhost", tmp_path)
+    positions.save("h1", [("x", "y")])
+    positions._path("h1").write_text('{"id": "item-7", "digest": "abcd"}')
+    assert positions.load("h1") == [("item-7", "abcd")]

@@ -1,0 +1,319 @@
+"""How items reach the hooks, live and after an absence: what happens at connect and
+at every reconnection.
+
+**Live items.** :meth:`CatchUp.on_item` is the event path: an item of a node nobody
+hooks is ignored; a copy of an item already seen (servers re-send some) is dropped;
+the others are queued to each hook of the node.
+
+**Resuming** (:meth:`CatchUp.resume`, at connect and after every reconnection):
+
+1. every node's live items are *held*, so that they run after what was missed;
+2. every node is made to deliver again, all nodes at once
+   (:meth:`.Subscriptions.ensure`); ``connect`` returns here;
+3. each node then catches up on its own, in the background, as soon as its
+   subscription is back: its missed items are fetched and queued to its hooks, then
+   its held live items are released. A slow or failing node holds up no other.
+
+**What is fetched.** A hook remembers the last :data:`~.runner.RECENT_POSITIONS`
+items it ran (stored for persistent hooks). Catch-up asks the node for its newest
+:data:`FIRST_FETCH` items and widens the request (x :data:`WIDEN`) only while some
+hook's remembered items are none of them, so the cost follows what was missed, not
+the size of the node. A hook resumes after the newest of its remembered items still
+on the node (a retracted last item is no gap while an older one remains); only when
+the node holds none of them is it a gap, recorded as such, and the hook runs what the
+node holds.
+
+**Positions.** Persistent hooks store their last items after each run (coalesced to
+one write per loop turn), so a restarted kernel resumes where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Callable
+
+from .dedupe import ItemRef, RecentItems
+from .hooks import HookError
+from .registry import HookRegistry
+from .runner import HookRunner, Trigger
+from .session import RequestError, XmppSession
+from .states import TriggerKind
+from .store import PositionStore
+from .subscriptions import Subscriptions, node_missing
+
+__all__ = ["CatchUp", "FIRST_FETCH", "WIDEN", "resume_index"]
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+
+#: Items asked for first when catching up a node (enough for one missed item).
+FIRST_FETCH = 2
+#: How much each further request widens (newest 2, 6, 18, 54… items).
+WIDEN = 3
+#: Past this many items, ask for everything the node keeps.
+FETCH_ALL_ABOVE = 500
+
+
+class CatchUp:
+    """Live items, held items, catch-up and positions of one manager's hooks."""
+
+    def __init__(
+        self,
+        registry: HookRegistry,
+        runners: dict[str, HookRunner],
+        subscriptions: Subscriptions,
+        session: Callable[[], XmppSession | None],
+        on_change: Callable[[], None],
+    ):
+        self.registry = registry
+        self.runners = runners
+        self.subscriptions = subscriptions
+        self._session = session
+        self._on_change = on_change
+        self.recent = RecentItems()
+        #: The newest item seen per node: where a new hook's catch-up starts.
+        self.node_position: dict[Key, ItemRef] = {}
+        #: Nodes catching up: their live items wait here, to run after the missed ones.
+        self.held: dict[Key, list[tuple[Any, ItemRef]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.positions: PositionStore | None = None
+        self._unsaved: dict[str, list[tuple[str, str]]] = {}
+
+    def reset(self) -> None:
+        """Forget the session (at disconnect); background catch-ups are cancelled."""
+        for task in self._tasks:
+            task.cancel()
+        self._tasks.clear()
+        self.save_positions()
+        self.positions = None
+        self.recent = RecentItems()
+        self.node_position.clear()
+        self.held.clear()
+
+    # ------------------------------------------------------------------ live items
+
+    def on_item(self, service: str, node: str, item: Any) -> None:
+        """The event path: one published item, from ``service`` (the sender)."""
+        key = (service, node)
+        held = self.held.get(key)
+        if held is None:
+            if not self.registry.for_node(service, node):
+                return
+            self.dispatch(service, node, item, ItemRef.of(item))
+        else:
+            held.append((item, ItemRef.of(item)))
+
+    def dispatch(self, service: str, node: str, item: Any, ref: ItemRef) -> None:
+        hooks = self.registry.for_node(service, node)
+        if not hooks or self.recent.seen(service, node, ref):
+            return
+        if ref.id:
+            self.node_position[(service, node)] = ref
+        else:
+            ref = None
+        received = time.time()
+        publisher = item["publisher"] or None
+        runners = self.runners
+        for hook in hooks:
+            runners[hook.id].submit(item, ref, publisher, received)
+
+    async def seed(self, service: str, node: str) -> None:
+        """Remember the node's newest item (before its first hook is made): a copy the
+        server re-sends on subscribe or presence is then known as old and fires
+        nothing, and a new hook's catch-up starts after it."""
+        session = self._session()
+        if session is None:
+            raise HookError("not connected to an XMPP server: connect first (%hook connect JID)")
+        try:
+            items = await session.last_items(service, node, 1)
+        except RequestError as exc:
+            error = node_missing(service, node, exc)
+            if error is not None:
+                raise error from None
+            return  # PEP nodes appear at their first publish; other refusals show later
+        for item in items:
+            ref = ItemRef.of(item)
+            self.recent.seen(service, node, ref)
+            self.node_position[(service, node)] = ref
+
+    def forget(self, service: str, node: str) -> None:
+        """A node no hook uses any more."""
+        self.recent.forget(service, node)
+        self.node_position.pop((service, node), None)
+
+    # ------------------------------------------------------------------ resuming
+
+    def hold(self, keys: Any) -> None:
+        """Hold the live items of these nodes until they have caught up."""
+        for key in keys:
+            self.held.setdefault(key, [])
+            for hook in self.registry.for_node(*key):
+                self.runners[hook.id].held = True
+
+    async def resume(self, keys: Any) -> dict[Key, HookError]:
+        """Make the nodes deliver again (all at once), then let each catch up in the
+        background. Returns the nodes that could not be made to deliver, with why;
+        they still catch up on what they hold."""
+        keys = sorted(set(keys))
+        self.hold(keys)
+        try:
+            failed = await self.subscriptions.ensure(keys)
+        except BaseException:
+            for key in keys:
+                self._release(key)
+            raise
+        for key in keys:
+            task = asyncio.get_running_loop().create_task(
+                self.catch_up(*key), name=f"pubsub-hook-catch-up {key[0]} {key[1]}"
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return failed
+
+    def resume_in_background(self, keys: Any) -> None:
+        """:meth:`resume` after a reconnection (called before any event of the new
+        stream): hold at once, the rest in a task; failures go to the log."""
+        keys = sorted(set(keys))
+        self.hold(keys)
+
+        async def resume() -> None:
+            for (service, node), exc in (await self.resume(keys)).items():
+                log.warning("after reconnecting, %s/%s: %s", service, node, exc)
+
+        task = asyncio.get_running_loop().create_task(resume(), name="pubsub-hook-resume")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def catch_up(self, service: str, node: str) -> None:
+        """Run, for each hook of the node, the items published after the last one it
+        ran; then the live items held meanwhile."""
+        key = (service, node)
+        try:
+            runners = [
+                self.runners[h.id]
+                for h in self.registry.for_node(service, node)
+                if h.catch_up and h.func is not None and self.runners[h.id].submitted
+            ]
+            session = self._session()
+            if not runners or session is None or not session.connected:
+                return
+            try:
+                keyed, starts = await self._fetch(session, service, node, runners)
+            except RequestError as exc:
+                log.warning("catching up on %s/%s: %s", service, node, exc)
+                return
+            now = time.time()
+            for runner in runners:
+                start = starts.get(runner)
+                remembered = list(runner.submitted)
+                if start is None:
+                    newest = next((r.id for r in reversed(remembered) if r.id), "")
+                    runner.report_gap(newest, len(keyed))
+                    start = 0
+                for item, ref in keyed[start:]:
+                    if not any(r.id == ref.id and r.same_payload(ref) for r in remembered):
+                        runner.submit(item, ref, item["publisher"] or None, now, TriggerKind.CATCH_UP)
+            for _item, ref in keyed:
+                self.recent.seen(service, node, ref)
+            if keyed:
+                self.node_position[key] = keyed[-1][1]
+        finally:
+            self._release(key)
+
+    async def _fetch(
+        self, session: XmppSession, service: str, node: str, runners: list[HookRunner]
+    ) -> tuple[list[tuple[Any, ItemRef]], dict[HookRunner, int]]:
+        """The node's newest items, as many as the hooks need to find where they
+        resume: ``(items, where each hook resumes)``; a hook missing from the second
+        resumes nowhere (a gap)."""
+        from_start = any(not any(r.id for r in runner.submitted) for runner in runners)
+        wanted: int | None = None if from_start else FIRST_FETCH
+        while True:
+            items = await session.last_items(service, node, wanted)
+            keyed = [(item, ItemRef.of(item)) for item in items]
+            complete = wanted is None or len(keyed) < wanted
+            starts: dict[HookRunner, int] = {}
+            for runner in runners:
+                start = resume_index(keyed, list(runner.submitted), complete)
+                if start is not None:
+                    starts[runner] = start
+            if complete or len(starts) == len(runners):
+                return keyed, starts
+            wanted = wanted * WIDEN
+            if wanted > FETCH_ALL_ABOVE:
+                wanted = None
+
+    def _release(self, key: Key) -> None:
+        """The node has caught up: run its held live items, in order."""
+        held = self.held.pop(key, None)
+        for hook in self.registry.for_node(*key):
+            self.runners[hook.id].held = False
+        if held is None:
+            return
+        service, node = key
+        for item, ref in held:
+            self.dispatch(service, node, item, ref)
+        self._on_change()
+
+    # ------------------------------------------------------------------ positions
+
+    def load_positions(self, runner: HookRunner) -> None:
+        """Give a persistent hook the position its last process stored."""
+        if self.positions is None:
+            return
+        stored = self.positions.load(runner.hook.id)
+        if stored is not None:
+            runner.set_position([ItemRef(item_id, digest=digest) for item_id, digest in stored])
+
+    def save_position_now(self, runner: HookRunner) -> None:
+        """Store a new persistent hook's starting position (errors propagate)."""
+        if self.positions is not None and runner.ran:
+            self.positions.save(runner.hook.id, [(r.id, r.digest) for r in runner.ran])
+
+    def position_moved(self, runner: HookRunner, _trigger: Trigger) -> None:
+        """A persistent hook ran an item: store its position at the end of this turn."""
+        if not runner.ran:
+            return
+        if not self._unsaved:
+            asyncio.get_running_loop().call_soon(self.save_positions)
+        self._unsaved[runner.hook.id] = [(r.id, r.digest) for r in runner.ran]
+
+    def drop_position(self, hook_id: str) -> None:
+        self._unsaved.pop(hook_id, None)
+        if self.positions is not None:
+            self.positions.remove(hook_id)
+
+    def save_positions(self) -> None:
+        """Write the positions of persistent hooks that moved (coalesced per loop turn;
+        also called at disconnect and at exit)."""
+        unsaved, self._unsaved = self._unsaved, {}
+        positions = self.positions
+        if positions is None:
+            return
+        for hook_id, position in unsaved.items():
+            if hook_id in self.registry:
+                try:
+                    positions.save(hook_id, position)
+                except OSError as exc:
+                    log.warning("cannot save the position of hook %s: %s", hook_id, exc)
+
+
+def resume_index(
+    keyed: list[tuple[Any, ItemRef]], remembered: list[ItemRef], complete: bool
+) -> int | None:
+    """Where a hook resumes in the node's newest items ``keyed`` (oldest first), given
+    the last items it ran (``remembered``, oldest first): after the newest of them the
+    node still holds, or at it when it was published again with another payload. From
+    the first item for a hook that starts at the node's beginning, if ``keyed`` is the
+    whole node. None when none of them is there."""
+    if not any(r.id for r in remembered):
+        return 0 if complete else None
+    where = {ref.id: i for i, (_item, ref) in enumerate(keyed)}
+    for ref in reversed(remembered):
+        index = where.get(ref.id)
+        if index is not None:
+            return index + 1 if keyed[index][1].same_payload(ref) else index
+    return None

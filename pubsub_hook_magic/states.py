@@ -1,0 +1,60 @@
+"""The fixed vocabularies, listed once: session states, hook states, trigger outcomes
+and trigger kinds.
+
+They are ``StrEnum`` members, so they print, compare and serialise (``-O json``) as
+the plain words users see.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["SessionState", "HookState", "Outcome", "TriggerKind"]
+
+
+class SessionState(StrEnum):
+    """Where the XMPP session is (``%hook status``)."""
+
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    #: Gave up (e.g. the password stopped working while reconnecting): see ``last_error``.
+    FAILED = "failed"
+    STOPPING = "stopping"
+
+
+class HookState(StrEnum):
+    """What a hook is doing (the ``state`` of ``%hook list``)."""
+
+    ACTIVE = "active"
+    #: Running what was published while the session was away, before live items.
+    CATCHING_UP = "catching up"
+    PAUSED = "paused"
+    #: Its code does not load (``load_error`` says why); it stays listed until deleted.
+    BROKEN = "broken"
+
+
+class Outcome(StrEnum):
+    """How one trigger ended."""
+
+    PENDING = "pending"
+    OK = "ok"
+    ERROR = "error"
+    #: Ran past the hook's time limit and was stopped.
+    TIMEOUT = "timeout"
+    #: The hook's queue was full: the item was not run.
+    DROPPED = "dropped"
+    #: The hook was paused: the item was not run.
+    SKIPPED = "skipped"
+    #: The node no longer holds the items the hook ran last: some were missed.
+    GAP = "gap"
+
+
+class TriggerKind(StrEnum):
+    """Why a hook ran."""
+
+    LIVE = "live"
+    CATCH_UP = "catch-up"
+    REPLAY = "replay"
+    TEST = "test"

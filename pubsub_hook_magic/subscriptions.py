@@ -1,0 +1,197 @@
+"""Which nodes must deliver their events, and making them do so.
+
+A node must deliver while at least one installed hook is on it (derived from the
+registry, never counted). A service node delivers through a subscription of the
+account's bare JID; a PEP node through ``node+notify`` in our entity capabilities.
+
+Subscriptions this extension made itself ("ours") are recorded in the store, so that
+they are removed with the last hook of their node, even by a later session, while a
+subscription the user made by other means is never touched.
+
+:meth:`Subscriptions.ensure` makes many nodes deliver at once: one request per
+service lists what is already subscribed, then the missing subscriptions go out
+together (the session bounds how many requests wait at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable, Iterable
+
+from .hooks import HookError
+from .session import RequestError, XmppSession
+from .store import HookStore, StoreError
+
+__all__ = ["Subscriptions", "is_pep"]
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+
+
+def is_pep(service: str) -> bool:
+    """Whether ``service`` is an account (PEP, XEP-0163) rather than a PubSub service."""
+    return "@" in service
+
+
+class Subscriptions:
+    """Subscriptions and PEP interests of one session.
+
+    :param session: returns the current session (None when disconnected).
+    :param store: returns the account's store (None when disconnected).
+    """
+
+    def __init__(
+        self,
+        session: Callable[[], XmppSession | None],
+        store: Callable[[], HookStore | None],
+    ):
+        self._session = session
+        self._store = store
+        #: Subscriptions this extension made (stored: a later session removes them).
+        self.ours: set[Key] = set()
+
+    def load(self, store: HookStore) -> None:
+        """Read the subscriptions a previous session made (at connect)."""
+        try:
+            self.ours = store.subscriptions()
+        except StoreError as exc:
+            log.warning("%s", exc)
+
+    def clear(self) -> None:
+        self.ours = set()
+
+    # ------------------------------------------------------------------ one node
+
+    async def listen(self, service: str, node: str, *, subscribed: bool | None = None) -> None:
+        """Make the node's events arrive. ``subscribed``: whether the account is known
+        to be subscribed already (None: ask the service)."""
+        session = self._require()
+        if is_pep(service):
+            await session.set_pep_interest(node, True)
+            return
+        if subscribed is None:
+            subscribed = await self.is_subscribed(service, node)
+        if subscribed:
+            return
+        try:
+            await session.subscribe(service, node)
+        except RequestError as exc:
+            raise _refused(service, node, exc) from None
+        self._set_ours(service, node, True)
+
+    async def is_subscribed(self, service: str, node: str) -> bool:
+        """Whether the account is subscribed to a service node (False when the service
+        does not say: subscribing again tells)."""
+        try:
+            return await self._require().subscription_exists(service, node)
+        except RequestError:
+            return False
+
+    async def unlisten(self, service: str, node: str) -> None:
+        """Stop the events of a node that no hook uses any more."""
+        session = self._session()
+        if session is None or not session.connected:
+            return
+        if is_pep(service):
+            await session.set_pep_interest(node, False)
+        elif (service, node) in self.ours:
+            try:
+                await session.unsubscribe(service, node)
+            except RequestError as exc:
+                if exc.condition not in ("item-not-found", "unexpected-request"):
+                    raise HookError(str(exc)) from None
+            self._set_ours(service, node, False)
+
+    # ------------------------------------------------------------------ many nodes
+
+    async def ensure(self, keys: Iterable[Key]) -> dict[Key, HookError]:
+        """Make every node of ``keys`` deliver, all at once; returns the nodes that
+        failed with why (the others deliver)."""
+        session = self._require()
+        keys = sorted(set(keys))
+        pep = [node for service, node in keys if is_pep(service)]
+        if pep:
+            await session.set_pep_interests(pep, True)
+        by_service: dict[str, list[str]] = {}
+        for service, node in keys:
+            if not is_pep(service):
+                by_service.setdefault(service, []).append(node)
+        failed: dict[Key, HookError] = {}
+
+        async def one_service(service: str, nodes: list[str]) -> None:
+            try:
+                subscribed: set[str] | None = await session.subscribed_nodes(service)
+            except RequestError:
+                subscribed = None  # not listed here: ask node by node
+
+            async def one_node(node: str) -> None:
+                try:
+                    await self.listen(
+                        service, node, subscribed=None if subscribed is None else node in subscribed
+                    )
+                except HookError as exc:
+                    failed[(service, node)] = exc
+
+            await asyncio.gather(*(one_node(node) for node in nodes))
+
+        await asyncio.gather(*(one_service(s, n) for s, n in by_service.items()))
+        return failed
+
+    async def drop_unused(self, used: set[Key]) -> None:
+        """Remove the subscriptions we made for nodes no hook uses (e.g. a crashed
+        kernel's temporary hooks)."""
+        unused = sorted(self.ours - used)
+
+        async def one(key: Key) -> None:
+            try:
+                await self.unlisten(*key)
+            except HookError as exc:
+                log.warning("%s", exc)
+
+        await asyncio.gather(*(one(key) for key in unused))
+
+    # ------------------------------------------------------------------ internals
+
+    def _require(self) -> XmppSession:
+        session = self._session()
+        if session is None:
+            raise HookError("not connected to an XMPP server: connect first (%hook connect JID)")
+        return session
+
+    def _set_ours(self, service: str, node: str, ours: bool) -> None:
+        if ours:
+            self.ours.add((service, node))
+        else:
+            self.ours.discard((service, node))
+        store = self._store()
+        if store is not None:
+            try:
+                store.set_subscription(service, node, ours)
+            except StoreError as exc:
+                log.warning("%s", exc)
+
+
+def _refused(service: str, node: str, exc: RequestError) -> HookError:
+    if exc.condition == "item-not-found":
+        return HookError(f"node {node!r} does not exist on {service}")
+    return HookError(
+        f"{service} refused the subscription to {node!r} ({exc.condition}"
+        f"{': ' + exc.text if exc.text else ''}): the node's access model may "
+        "require an invitation, a roster group or the owner's approval"
+    )
+
+
+def node_missing(service: str, node: str, exc: RequestError) -> HookError | None:
+    """The error to give when reading a node's items failed, or None when that failure
+    does not stop a hook from being made (a PEP node appears at its first publish)."""
+    if exc.condition == "item-not-found" and not is_pep(service):
+        return HookError(
+            f"node {node!r} does not exist on {service}: create it first, or check "
+            "the name (%hook nodes lists a service's nodes)"
+        )
+    if exc.condition == "timeout":
+        return HookError(f"{service} does not answer ({exc.what})")
+    return None
+
