@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .catchup import CatchUp
+from .catchup import CatchUp, publisher_of
 from .dedupe import ItemRef
 from .hooks import (
     Hook,
@@ -508,7 +508,7 @@ class HookManager:
                     "take items from the node"
                 )
             items = seen[-1:]
-        return [await runner.run_now(item, TriggerKind.REPLAY, publisher=item["publisher"] or None) for item in items]
+        return [await runner.run_now(item, TriggerKind.REPLAY, publisher=publisher_of(item)) for item in items]
 
     async def _node_items(self, hook: Hook, last: int | None) -> list[Any]:
         session = self._require_session()
