@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python -m benchmarks            # full mode (about 6-9 min on 2 cores), writes RESULTS.md
+    python -m benchmarks            # full mode (about 15 min on 2 cores), writes RESULTS.md
     python -m benchmarks --quick    # tiny N, under a minute: proves it runs (CI smoke)
 
 See benchmarks/README.md for what each row measures and how.
@@ -48,6 +48,8 @@ USERS = {
     "dave": "dave-bench",  # HookManager, memory (row 6)
     "kern": "kern-bench",  # the IPython kernel (rows 4, 5, 7)
     "erin": "erin-bench",  # a bare slixmpp client in a thread of that kernel (row 4)
+    "frank": "frank-bench",  # HookManager at a distance, through the delaying proxy (rows 8-10)
+    "gina": "gina-bench",  # the bare slixmpp client at a distance: the floor (rows 8-10)
 }
 ROW_NAMES = {
     1: "Throughput",
@@ -57,7 +59,13 @@ ROW_NAMES = {
     5: "Table cost",
     6: "Memory",
     7: "Start-up",
+    8: "Connect at a distance",
+    9: "Catch-up cost",
+    10: "Create at a distance",
 }
+ALL_ROWS = sorted(ROW_NAMES)
+#: The target of row 8 is 1 s at 50 ms of round trip: 20 round trips.
+CONNECT_TARGET_RTTS = 20
 HOOK_TYPES = [  # (label, type, argument); python_file's file is written by the worker
     ("python", "python", "benchmarks.hooks_noop"),
     ("python_file", "python_file", ""),
@@ -91,12 +99,21 @@ class Config:
     #: spread of about 15 % on 2 shared cores; the median of 9 per-run ratios spreads about
     #: a quarter less than the median of 5 (1/sqrt(n)).
     throughput_runs: int = 9
+    #: Rows 8-10: the round trip the proxy adds (each way is half), and the sizes.
+    rtt: float = 0.05
+    far_hooks: int = 200
+    catchup_nodes: int = 20
+    catchup_items: int = 200
+    catchup_missed: tuple[int, ...] = (1, 10)
+    item_bytes: int = 1024
+    create_samples: int = 10
 
     @classmethod
     def make(cls, quick: bool) -> Config:
         if quick:
             return cls(True, 1, 200, 100, 100, 100.0, 100, 10, 200, 30, 500.0, 1.5, 1000.0, 1.5,
-                       1, 10, 1000, 5000, 1, throughput_runs=1)
+                       1, 10, 1000, 5000, 1, throughput_runs=1, far_hooks=20, catchup_nodes=3,
+                       create_samples=5)
         return cls(False, 3, 5000, 100, 1000, 100.0, 1000, 10, 3000, 400, 500.0, 10.0, 1000.0, 6.0,
                    5, 10, 1000, 100_000, 3)
 
@@ -800,6 +817,167 @@ class Bench:
             notes=f"~{d / rate * 1e6:.0f} us per item" if rate else "",
         ))
 
+    # ------------------------------------------------------------ at a distance
+
+    @property
+    def far(self) -> Worker:
+        """The worker of rows 8-10: a HookManager (frank) and a bare client (gina)
+        reaching Prosody through a proxy that adds ``rtt`` (half each way)."""
+        if "far" not in self.workers:
+            self.workers["far"] = Worker(
+                "distance", **self.account("frank"), bare=self.account("gina"), delay=self.cfg.rtt / 2
+            ).ready()
+        return self.workers["far"]
+
+    def far_nodes(self, count: int, max_items: int | None = None) -> tuple[list[str], str]:
+        """``count`` fresh nodes on pubsub.localhost, and a fresh item id prefix."""
+        name, prefix = self.fresh()
+        nodes = [f"{name}-{i}" for i in range(count)]
+        self.pub.call("create_nodes", nodes, 50, max_items)
+        return nodes, prefix
+
+    def publish_nodes(self, nodes: list[str], count: int, prefix: str, size: int = 0) -> int:
+        """``count`` items to each node over the direct path; returns their payload bytes."""
+        got = self.pub.call("publish_nodes", nodes, count, prefix, size)
+        if got["errors"]:
+            raise RuntimeError(f"{got['errors']} publish errors: {got['first_error']}")
+        return got["payload_bytes"]
+
+    def _rtts(self, seconds: float) -> str:
+        return f"{seconds / self.cfg.rtt:.1f} RTT"
+
+    def row8_connect_far(self) -> None:
+        """HookManager.connect with N persistent hooks on N nodes, through the proxy,
+        minus the same connect with no hook (our own login); beside it the floor: a bare
+        client's N get_items(max_items=1) sent at once through the proxy."""
+        cfg = self.cfg
+        runs = cfg.runs if self.runs_override is None else self.runs_override
+        n = cfg.far_hooks
+        print(f"[8] connect at a distance: {n} persistent hooks on {n} nodes, {ms(cfg.rtt)} round trip, "
+              f"{runs} run(s)", flush=True)
+        self.start_workers([("pub", "publisher", "admin")])
+        far = self.far
+        nodes, prefix = self.far_nodes(n)
+        self.publish_nodes(nodes, 1, prefix)  # each node has an item, which the hooks have seen
+        store = f"row8-{prefix}"
+        took = far.call("prepare", store, nodes)
+        print(f"     {n} nodes, {n} persistent hooks made over the direct path in {took:.1f} s", flush=True)
+        measures: dict[str, Callable[[], dict[str, Any]]] = {
+            "ours": lambda: far.call("connect", store),
+            "login": lambda: far.call("connect", f"login-{prefix}"),  # a store without hooks
+            "floor": lambda: far.call("floor", "items", nodes, 1),
+        }
+        for measure in measures.values():  # warm-up
+            measure()
+        far.call("disconnect")
+        fig: dict[str, list[float]] = {"ours": [], "login": [], "floor": [], "bare_login": []}
+        for r in range(runs):
+            order = list(measures)
+            for name in order[r % 3:] + order[: r % 3]:
+                got = measures[name]()
+                if name == "floor":
+                    fig["floor"].append(got["times"][0])
+                    fig["bare_login"].append(got["login"])
+                else:
+                    far.call("disconnect")
+                    if name == "ours" and got["hooks"] != n:
+                        raise RuntimeError(f"{got['hooks']} of {n} hooks installed at connect")
+                    fig[name].append(got["connect"])
+            print(f"     run {r + 1}: connect with {n} hooks {fig['ours'][-1]:.3f} s, without {fig['login'][-1]:.3f} s; "
+                  f"bare: login {fig['bare_login'][-1]:.3f} s, {n} get_items at once {fig['floor'][-1]:.3f} s", flush=True)
+        self.results.details["row8"] = {**fig, "rtt": cfg.rtt, "hooks": n}
+        extra = median([o - lg for o, lg in zip(fig["ours"], fig["login"])])
+        target = CONNECT_TARGET_RTTS * cfg.rtt
+        self.results.add(Row(
+            8, f"Connect at a distance: {n} persistent hooks on {n} nodes, {ms(cfg.rtt)} RTT, minus the login",
+            f"{extra:.2f} s = {self._rtts(extra)} (connect {median(fig['ours']):.2f} s - login {median(fig['login']):.2f} s)",
+            f"<= {target:g} s" + ("" if cfg.rtt == 0.05 else f" ({CONNECT_TARGET_RTTS} RTT: 1 s at 50 ms)"),
+            extra <= target, runs,
+            notes=f"floor: a bare client's {n} get_items(max_items=1) at once {median(fig['floor']):.3f} s "
+                  f"({self._rtts(median(fig['floor']))}); bare login {median(fig['bare_login']):.2f} s",
+        ))
+
+    def row9_catch_up(self) -> None:
+        """Bytes from the server while persistent hooks catch up on the items missed
+        while disconnected, over the missed payloads' bytes."""
+        cfg = self.cfg
+        runs = cfg.runs if self.runs_override is None else self.runs_override
+        k, items = cfg.catchup_nodes, cfg.catchup_items
+        print(f"[9] catch-up cost: {k} nodes of {items} items of {cfg.item_bytes} B, "
+              f"{' then '.join(map(str, cfg.catchup_missed))} missed per node, {ms(cfg.rtt)} round trip, "
+              f"{runs} run(s)", flush=True)
+        self.start_workers([("pub", "publisher", "admin")])
+        far = self.far
+        far.call("connect", f"login-{self.fresh()[1]}")  # warm-up (login) and the byte count of a login
+        far.call("disconnect")
+        fig: dict[int, dict[str, list[float]]] = {
+            m: {"ratio": [], "floor": [], "seconds": [], "bytes": [], "payload": []} for m in cfg.catchup_missed
+        }
+        repeats = []
+        for r in range(runs):
+            # Fresh nodes and store each run: every run starts from the same state.
+            nodes, prefix = self.far_nodes(k, max_items=items + sum(cfg.catchup_missed) + 50)
+            self.publish_nodes(nodes, items, f"{prefix}old-", cfg.item_bytes)
+            store = f"row9-{prefix}"
+            far.call("prepare", store, nodes)
+            for missed in cfg.catchup_missed:
+                payload = self.publish_nodes(nodes, missed, f"{prefix}missed{missed}-", cfg.item_bytes)
+                login = far.call("connect", f"login-{prefix}")
+                far.call("disconnect")
+                got = far.call("connect", store, k * missed)
+                far.call("disconnect")
+                floor = far.call("floor", "items", nodes, missed)
+                if got["runs"] < k * missed:
+                    raise RuntimeError(f"the hooks ran {got['runs']} of {k * missed} missed items")
+                if got["runs"] > k * missed:
+                    repeats.append(got["runs"] - k * missed)
+                cost = got["to_client"] - login["to_client"]
+                f = fig[missed]
+                f["ratio"].append(cost / payload)
+                f["floor"].append(floor["to_client"] / payload)
+                f["seconds"].append(got["caught_up"])
+                f["bytes"].append(cost)
+                f["payload"].append(payload)
+                print(f"     run {r + 1}, {missed} missed per node: {cost:,} B after the login for {payload:,} B "
+                      f"of payloads = {cost / payload:.2f}x (floor {f['floor'][-1]:.2f}x); caught up "
+                      f"{got['caught_up']:.2f} s after the connect call (connect returned at {got['connect']:.2f} s; "
+                      f"login alone {login['connect']:.2f} s, {login['to_client']:,} B)", flush=True)
+        self.results.details["row9"] = {str(m): f for m, f in fig.items()}
+        for missed, f in fig.items():
+            ratio = median(f["ratio"])
+            self.results.add(Row(
+                9, f"Catch-up cost: {missed} missed item(s) on each of {k} nodes of {items} items of "
+                   f"{cfg.item_bytes} B, {ms(cfg.rtt)} RTT",
+                f"{ratio:.2f}x the missed payloads ({median(f['bytes']) / 1024:,.0f} KiB for "
+                f"{median(f['payload']) / 1024:,.0f} KiB)",
+                "<= 3x", ratio <= 3 and not repeats, runs,
+                notes=f"floor: a bare client's get_items(max_items={missed}) on each node {median(f['floor']):.2f}x; "
+                      f"every hook caught up {median(f['seconds']):.2f} s after the connect call"
+                      + (f"; {sum(repeats)} item(s) RUN TWICE" if repeats else ""),
+            ))
+
+    def row10_create_far(self) -> None:
+        """Wall time of create_hook on a node no hook uses yet, in round trips."""
+        cfg = self.cfg
+        n = cfg.create_samples
+        print(f"[10] create at a distance: {n} persistent hooks, each on a new node, {ms(cfg.rtt)} round trip",
+              flush=True)
+        self.start_workers([("pub", "publisher", "admin")])
+        far = self.far
+        nodes, prefix = self.far_nodes(n + 1)
+        times = far.call("create", f"row10-{prefix}", nodes)[1:]  # the first one warms up
+        floor_nodes, _p = self.far_nodes(n)
+        floor = far.call("floor", "subscribe", floor_nodes, None, False)["times"]
+        print("     create_hook: " + ", ".join(f"{t * 1000:.0f}" for t in times) + " ms; bare subscribe: "
+              + ", ".join(f"{t * 1000:.0f}" for t in floor) + " ms", flush=True)
+        self.results.details["row10"] = {"create": times, "floor_subscribe": floor, "rtt": cfg.rtt}
+        rtts = median(times) / cfg.rtt
+        self.results.add(Row(
+            10, f"Create at a distance: `create_hook` (persistent) on a node no hook uses yet, {ms(cfg.rtt)} RTT",
+            f"{rtts:.1f} round trips ({ms(median(times))})", "<= 2", rtts <= 2, n,
+            notes=f"floor: a bare client's subscribe {self._rtts(median(floor))} ({ms(median(floor))})",
+        ))
+
     # ------------------------------------------------------------ all
 
     def close(self) -> None:
@@ -900,6 +1078,8 @@ def _git_state() -> str:
 #: RESULTS.md keeps what follows this line when it is rewritten: the reading of the
 #: figures, written by hand, up to the next section the benchmark writes itself.
 ANALYSIS_MARK = "<!-- analysis: written by hand, kept when python -m benchmarks rewrites this file -->"
+DISTANCE_HEADING = "## At a distance (rows 8-10)"
+DISTANCE_ROWS = (8, 9, 10)
 ERRORS_HEADING = "## Errors"
 RAW_HEADING = "## Raw figures"
 _GENERATED_SECTIONS = tuple(f"\n{heading}\n" for heading in (ERRORS_HEADING, RAW_HEADING))
@@ -924,7 +1104,7 @@ def write_results(path: Path, res: Results, cfg: Config, seconds: float, argv: l
     info = machine()
     analysis = kept_analysis(path.read_text(encoding="utf-8")) if path.exists() else ""
     lines = [
-        "# Benchmark results (issue 5)",
+        "# Benchmark results (issues 5 and 11)",
         "",
         f"Written by `python -m benchmarks` (full mode) on {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}; "
         f"the run took {seconds / 60:.1f} min. Each figure is the median of the runs given; "
@@ -937,9 +1117,21 @@ def write_results(path: Path, res: Results, cfg: Config, seconds: float, argv: l
         "",
         "## Results",
         "",
-        table_markdown(res.rows),
+        table_markdown([r for r in res.rows if r.row not in DISTANCE_ROWS]),
         "",
     ]
+    far = [r for r in res.rows if r.row in DISTANCE_ROWS]
+    if far:
+        lines += [
+            DISTANCE_HEADING,
+            "",
+            f"Through `pubsub_hook_magic.testing.proxy.TcpProxy` on loopback, adding {cfg.rtt * 1000:g} ms of "
+            f"round trip ({cfg.rtt * 500:g} ms each way), with the floor (a bare slixmpp client through the "
+            "same proxy) measured in the same run. See README.md for the method.",
+            "",
+            table_markdown(far),
+            "",
+        ]
     if analysis:
         lines += [analysis]
     if res.errors:
@@ -966,7 +1158,9 @@ def write_results(path: Path, res: Results, cfg: Config, seconds: float, argv: l
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny N, one run each, no RESULTS.md (CI smoke)")
-    ap.add_argument("--rows", default="1,2,3,4,5,6,7", help="comma-separated rows to run (default: all)")
+    ap.add_argument("--rows", default=",".join(map(str, ALL_ROWS)), help="comma-separated rows to run (default: all)")
+    ap.add_argument("--rtt", type=float, default=None, metavar="SECONDS",
+                    help="round trip the proxy adds in rows 8-10, half each way (default: 0.05)")
     ap.add_argument("--runs", type=int, default=None, help="runs per figure (default: 3, quick: 1)")
     ap.add_argument("--profile", metavar="DIR", default=None,
                     help="profile the first measured run of rows 1-4 in the processes that handle "
@@ -989,6 +1183,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg = Config.make(args.quick)
     if args.runs:
         cfg.runs = args.runs
+    if args.rtt is not None:
+        if args.rtt <= 0:
+            ap.error("--rtt must be > 0")
+        cfg.rtt = args.rtt
     rows = sorted({int(x) for x in args.rows.split(",") if x.strip()})
     profile_dir = Path(args.profile).resolve() if args.profile else None
     if profile_dir is not None:
@@ -1010,6 +1208,7 @@ def main(argv: list[str] | None = None) -> int:
         order = [
             (1, bench.row1_throughput), (2, bench.row2_latency), (3, bench.row3_scale),
             (7, bench.row7_startup), (4, bench.row4_kernel), (5, bench.row5_table), (6, bench.row6_memory),
+            (8, bench.row8_connect_far), (9, bench.row9_catch_up), (10, bench.row10_create_far),
         ]
         try:
             for number, func in order:
@@ -1039,7 +1238,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table_text(res.rows))
     print(f"\n{len(res.rows)} rows in {seconds:.0f} s ({'quick' if cfg.quick else 'full'} mode)")
-    if not cfg.quick and not args.no_write and rows == [1, 2, 3, 4, 5, 6, 7]:
+    if not cfg.quick and not args.no_write and rows == ALL_ROWS:
         write_results(Path(args.results), res, cfg, seconds, argv or sys.argv[1:])
         print(f"Results written to {args.results}")
     if failed:

@@ -7,6 +7,9 @@
   :class:`BareThread` runs one in a thread of another process (a kernel).
 * :class:`HookRole`: our :class:`~pubsub_hook_magic.manager.HookManager`, exactly as a
   script uses it (``asyncio.run``), running hooks.
+* :class:`DistanceRole` (rows 8-10): a HookManager, and a bare slixmpp client for the
+  floor, reaching Prosody through a delaying, byte-counting
+  :class:`~pubsub_hook_magic.testing.proxy.TcpProxy`.
 
 Each worker is started with the ``spawn`` method and serves commands sent over a
 :mod:`multiprocessing` pipe: ``(name, args)`` -> ``("ok", result)`` or
@@ -124,18 +127,24 @@ class PublisherRole:
     async def stop(self) -> None:
         await _close(self.client)
 
-    async def cmd_create_nodes(self, nodes: list[str], inflight: int = 50) -> float:
-        """Create nodes on the PubSub service (an existing one is fine); returns seconds."""
+    async def cmd_create_nodes(self, nodes: list[str], inflight: int = 50, max_items: int | None = None) -> float:
+        """Create nodes on the PubSub service (an existing one is fine), keeping
+        ``max_items`` items (Prosody's default: 20); returns seconds."""
         from slixmpp.exceptions import IqError
 
         xep = self.client.plugin["xep_0060"]
         sem = asyncio.Semaphore(inflight)
         started = time.perf_counter()
+        config = None
+        if max_items is not None:
+            config = self.client.plugin["xep_0004"].make_form("submit")
+            config.add_field(var="FORM_TYPE", ftype="hidden", value="http://jabber.org/protocol/pubsub#node_config")
+            config.add_field(var="pubsub#max_items", value=str(max_items))
 
         async def create(node: str) -> None:
             async with sem:
                 try:
-                    await xep.create_node(SERVICE, node, timeout=60)
+                    await xep.create_node(SERVICE, node, config=config, timeout=60)
                 except IqError as exc:
                     if exc.iq["error"]["condition"] != "conflict":
                         raise
@@ -150,10 +159,12 @@ class PublisherRole:
         prefix: str,
         inflight: int = 100,
         rate: float | None = None,
+        size: int = 0,
     ) -> dict[str, Any]:
         """Publish ``count`` items with at most ``inflight`` unanswered, either as fast
         as that allows or paced at ``rate`` items/s. The payload carries
-        ``t`` = ``time.time()`` taken just before the publish is sent."""
+        ``t`` = ``time.time()`` taken just before the publish is sent; with ``size``,
+        text pads it to about ``size`` bytes serialised (their sum is returned)."""
         from slixmpp.xmlstream import ET
 
         xep = self.client.plugin["xep_0060"]
@@ -175,6 +186,7 @@ class PublisherRole:
                 done.set_result(None)
 
         t_first = None
+        payload_bytes = 0
         cpu0 = time.process_time()
         start = time.time() + 0.01
         for i in range(count):
@@ -187,6 +199,8 @@ class PublisherRole:
             if t_first is None:
                 t_first = now
             payload = ET.Element(tag, t=repr(now))
+            if size:
+                payload_bytes += _pad(payload, size)
             fut = asyncio.ensure_future(
                 xep.publish(SERVICE, node, id=f"{prefix}{i}", payload=payload, timeout=120)
             )
@@ -202,7 +216,28 @@ class PublisherRole:
             "first_error": state["first_error"],
             "send_rate": count / (t_last_send - t_first) if count > 1 and t_last_send > t_first else None,
             "cpu": time.process_time() - cpu0,
+            "payload_bytes": payload_bytes,
         }
+
+    async def cmd_publish_nodes(self, nodes: list[str], count: int, prefix: str, size: int = 0) -> dict[str, Any]:
+        """``count`` items to each node in turn (:meth:`cmd_publish`); the errors and
+        payload bytes of all."""
+        total = {"errors": 0, "first_error": None, "payload_bytes": 0}
+        for node in nodes:
+            got = await self.cmd_publish(node, count, prefix, 100, None, size)
+            total["errors"] += got["errors"]
+            total["first_error"] = total["first_error"] or got["first_error"]
+            total["payload_bytes"] += got["payload_bytes"]
+        return total
+
+
+def _pad(payload: Any, size: int) -> int:
+    """Pad ``payload``'s text so that it serialises to about ``size`` bytes; returns its size."""
+    from slixmpp.xmlstream import tostring
+
+    payload.text = ""
+    payload.text = "x" * max(0, size - len(tostring(payload)))
+    return len(tostring(payload).encode())
 
 
 # ------------------------------------------------------------------------ bare client
@@ -378,7 +413,158 @@ class HookRole:
         }
 
 
-ROLES = {"publisher": PublisherRole, "bare": BareRole, "hooks": HookRole}
+# ------------------------------------------------------------------------ at a distance
+
+
+class DistanceRole:
+    """Rows 8-10: our HookManager as a script uses it, and a bare slixmpp client (the
+    floor, on its own loop thread), both reaching Prosody through a
+    :class:`~pubsub_hook_magic.testing.proxy.TcpProxy` that delays each direction by
+    ``delay`` and counts the bytes. The proxy runs on its own loop thread here.
+
+    Persistent hooks live in named stores (data dirs) of this worker: ``prepare``
+    makes them over the direct path, ``connect`` installs them again through the proxy.
+    """
+
+    def __init__(self, jid: str, password: str, host: str, port: int, *, bare: dict[str, Any], delay: float):
+        self.args = (jid, password, host, port)
+        self.bare_account = bare
+        self.delay = delay
+        self.tmp = tempfile.mkdtemp(prefix="phm-bench-far-")
+        self.proxy: Any = None
+        self.manager: Any = None  # connected through the proxy between commands, or None
+
+    async def start(self) -> None:
+        from pubsub_hook_magic.testing.proxy import TcpProxy
+
+        self.proxy = TcpProxy(*self.args[2:], delay=self.delay, name="bench-proxy")
+
+    async def stop(self) -> None:
+        await self.cmd_disconnect()
+        self.proxy.close()
+
+    async def _connect(self, store: str, far: bool) -> Any:
+        from pubsub_hook_magic.manager import HookManager
+
+        jid, password, host, port = self.args
+        if far:
+            host, port = self.proxy.host, self.proxy.port
+        manager = HookManager(data_dir=os.path.join(self.tmp, store))
+        await manager.connect(jid, password, host=host, port=port, tls=False)
+        return manager
+
+    async def _quiet(self) -> None:
+        """Wait until no connection goes through the proxy (the last one's closing
+        bytes have passed), so that a count starts at zero."""
+        deadline = time.monotonic() + 10
+        while self.proxy.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(2 * self.delay + 0.02)
+
+    async def cmd_prepare(self, store: str, nodes: list[str], code: str = "pass") -> float:
+        """Persistent ``python_code`` hooks on ``nodes`` in ``store``, made over the
+        direct (fast) path, then a disconnect; returns seconds."""
+        started = time.perf_counter()
+        manager = await self._connect(store, far=False)
+        try:
+            for node in nodes:
+                await manager.create_hook(SERVICE, node, "python_code", code, persistent=True)
+        finally:
+            await manager.disconnect()
+        return time.perf_counter() - started
+
+    async def cmd_connect(self, store: str, runs: int = 0, timeout: float = 600) -> dict[str, Any]:
+        """Connect through the proxy with ``store``'s persistent hooks; wait until they
+        have run ``runs`` items in all (polling ``list_hooks()``). Times from the call
+        of ``connect``, bytes through the proxy from then until the runs were done."""
+        await self.cmd_disconnect()
+        await self._quiet()
+        self.proxy.reset_traffic()
+        started = time.perf_counter()
+        self.manager = await self._connect(store, far=True)
+        connected = time.perf_counter() - started
+        deadline = time.monotonic() + timeout
+        ran = 0
+        while True:
+            hooks = self.manager.list_hooks()
+            ran = sum(h["triggers"] for h in hooks)
+            if ran >= runs or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.005)
+        done = time.perf_counter() - started
+        traffic = self.proxy.traffic()
+        await asyncio.sleep(0.2)  # a repeated run would show now
+        return {
+            "connect": connected,
+            "caught_up": done,
+            "to_client": traffic.to_client,
+            "to_server": traffic.to_server,
+            "hooks": len(hooks),
+            "runs": sum(h["triggers"] for h in self.manager.list_hooks()),
+            "errors": sum(h["errors"] for h in hooks),
+        }
+
+    async def cmd_disconnect(self) -> None:
+        if self.manager is not None:
+            manager, self.manager = self.manager, None
+            await manager.disconnect()
+
+    async def cmd_create(self, store: str, nodes: list[str], code: str = "pass") -> list[float]:
+        """Connect ``store`` through the proxy, then time each persistent hook's
+        ``create_hook`` on ``nodes`` (each one that no hook uses yet), one after another."""
+        await self.cmd_disconnect()
+        self.manager = await self._connect(store, far=True)
+        times = []
+        for node in nodes:
+            started = time.perf_counter()
+            await self.manager.create_hook(SERVICE, node, "python_code", code, persistent=True)
+            times.append(time.perf_counter() - started)
+        await self.cmd_disconnect()
+        return times
+
+    async def cmd_floor(self, request: str, nodes: list[str], max_items: int | None = None,
+                        at_once: bool = True) -> dict[str, Any]:
+        """The bare client through the proxy, on its own loop thread: its login, then
+        ``get_items(max_items=...)`` (``request="items"``) or ``subscribe``
+        (``"subscribe"``) on every node, all at once or one after another."""
+        from pubsub_hook_magic.loopthread import LoopThread
+
+        await self._quiet()
+        account = dict(self.bare_account, host=self.proxy.host, port=self.proxy.port)
+        thread = LoopThread(name="bench-bare-far")
+        try:
+            started = time.perf_counter()
+            client = thread.run(_client(**account), 120)
+            login = time.perf_counter() - started
+            xep = client.plugin["xep_0060"]
+
+            def one(node: str) -> Any:
+                if request == "subscribe":
+                    return xep.subscribe(SERVICE, node, bare=True, timeout=120)
+                return xep.get_items(SERVICE, node, max_items=max_items, timeout=120)
+
+            async def send() -> list[float]:
+                if at_once:
+                    started = time.perf_counter()
+                    await asyncio.gather(*(one(n) for n in nodes))
+                    return [time.perf_counter() - started]
+                times = []
+                for node in nodes:
+                    started = time.perf_counter()
+                    await one(node)
+                    times.append(time.perf_counter() - started)
+                return times
+
+            self.proxy.reset_traffic()
+            times = thread.run(send(), 600)
+            traffic = self.proxy.traffic()
+            thread.run(_close(client), 30)
+        finally:
+            thread.stop()
+        return {"login": login, "times": times, "to_client": traffic.to_client, "to_server": traffic.to_server}
+
+
+ROLES = {"publisher": PublisherRole, "bare": BareRole, "hooks": HookRole, "distance": DistanceRole}
 
 
 if __name__ == "__main__":  # pragma: no cover - spawned, not run
