@@ -21,13 +21,14 @@ import signal
 import sys
 from typing import Any
 
-from . import formatting
+from . import __version__, formatting
 from .account import account_from_args, resolve_jid
 from .commands import add_connect_arguments, add_create_arguments, add_delete_arguments
 from .hooks import Hook, HookError
 from .manager import HookManager
 from .runner import HookRunner, Trigger
 from .session import bare_jid
+from .states import Outcome
 from .store import HookStore
 
 __all__ = ["main"]
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="XMPP PubSub hooks without Jupyter: manage an account's persistent "
         "hooks, and run them.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def account(p: argparse.ArgumentParser, positional: bool = False) -> None:
@@ -172,7 +174,7 @@ async def _run(args: Any) -> int:
 
     def on_trigger(runner: HookRunner, trigger: Trigger) -> None:
         what = f"hook {runner.hook.id} ({runner.hook.node}) item {trigger.item_id}: {trigger.outcome}"
-        if trigger.outcome == "ok":
+        if trigger.outcome == Outcome.OK:
             log.info("%s in %s", what, formatting.seconds(trigger.duration))
         else:
             log.error("%s: %s", what, trigger.error)

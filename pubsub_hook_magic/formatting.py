@@ -6,6 +6,8 @@ import json
 import time
 from typing import Any, Sequence
 
+from .states import SessionState
+
 __all__ = ["hooks_json", "hooks_text", "status_text", "shorten", "ago", "seconds"]
 
 
@@ -85,7 +87,7 @@ def hooks_text(summaries: Sequence[dict[str, Any]]) -> str:
 
 def status_text(status: dict[str, Any]) -> str:
     """``%hook status`` for people."""
-    if status["state"] == "disconnected" and not status["jid"]:
+    if status["state"] == SessionState.DISCONNECTED and not status["jid"]:
         return "Not connected. Use %hook connect JID."
     lines = [f"{status['state']} as {status['jid']}"]
     if status["server"]:

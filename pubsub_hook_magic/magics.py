@@ -105,8 +105,10 @@ class HookMagics(Magics):
         """Tab completion after ``%hook`` (registered by the extension)."""
         from IPython.core.error import TryNext
 
-        hooks = [(h.id, h.service, h.node, h.type.value, h.arg) for h in self.manager.hooks()]
-        choices = commands.complete(event.text_until_cursor, hooks, self.manager.jid)
+        # On the kernel's thread: read the loop's published snapshot, never its objects.
+        snapshot = self.manager.snapshot()
+        hooks = [(h.id, h.service, h.node, h.type, h.arg) for h in snapshot.hooks]
+        choices = commands.complete(event.text_until_cursor, hooks, snapshot.jid)
         if choices is None:
             raise TryNext()
         return choices
@@ -154,10 +156,9 @@ class HookMagics(Magics):
         getattr(self, f"_cmd_{args.command}")(args)
 
     def _cmd_connect(self, args: Any) -> None:
-        if self.manager.session is not None:
-            raise UsageError(
-                f"already connected as {self.manager.jid}: %hook disconnect first"
-            )
+        jid, _count = self._call(self._account())
+        if jid is not None:
+            raise UsageError(f"already connected as {jid}: %hook disconnect first")
         try:
             # the kernel's getpass: asks the front end where it can
             account = account_from_args(args, getpass.getpass, "%hook connect user@domain")
@@ -178,21 +179,25 @@ class HookMagics(Magics):
             ),
             timeout + 30,
         )
-        hooks = self.manager.hooks()
-        print(
-            f"Connected as {self.manager.jid}"
-            + (f"; {len(hooks)} persistent hook(s) installed." if hooks else ".")
-        )
+        jid, count = self._call(self._account())
+        print(f"Connected as {jid}" + (f"; {count} persistent hook(s) installed." if count else "."))
         for warning in warnings:
             print(f"Warning: {warning}")
 
     def _cmd_disconnect(self, args: Any) -> None:
-        if self.manager.session is None:
-            print("Not connected.")
-            return
+        jid = self._call(self._disconnect())
+        print(f"Disconnected {jid}." if jid is not None else "Not connected.")
+
+    async def _account(self) -> tuple[str | None, int]:
+        """On the session loop: the account's JID (None without a session) and how many
+        hooks are installed."""
+        return self.manager.jid, len(self.manager.hooks())
+
+    async def _disconnect(self) -> str | None:
+        """On the session loop: disconnect; the JID that was connected (None: none was)."""
         jid = self.manager.jid
-        self._call(self.manager.disconnect())
-        print(f"Disconnected {jid}.")
+        await self.manager.disconnect()  # without a session: nothing to do
+        return jid
 
     def _apply_config(self) -> None:
         """Hand the current %config values to the manager (new hooks use them)."""

@@ -4,8 +4,13 @@ One :class:`TableHub` per manager owns every displayed :class:`HookTable` and th
 lock under which widgets change. Runs and changes only mark rows dirty; a flush on the
 session's loop applies them at most every ``interval`` seconds, sending only cells
 whose text changed (an unchanged trait sends nothing). So the cost is flat whatever
-the event rate, and tables stay live while a notebook cell blocks. Button clicks
-arrive on the kernel's main thread; they only submit work to the session loop.
+the event rate, and tables stay live while a notebook cell blocks.
+
+Threads: the hooks, runners and triggers belong to the session's loop, and so does the
+hub's own bookkeeping (its tables, what is dirty, its listeners). Button clicks and
+picks arrive on the kernel's main thread; they read only the table's widgets (under
+the hub's lock) and hand the rest to the loop (:meth:`TableHub.on_loop`,
+:meth:`TableHub.submit`), which looks the hooks up there.
 
 Everything that comes from the network (item ids, payloads, publisher JIDs, error
 texts) reaches the page as text: Labels are text, and every HTML is built with
@@ -25,6 +30,8 @@ import ipywidgets as widgets
 from ipywidgets.widgets import widget_string
 
 from .formatting import ago, seconds, shorten
+from .hooks import HookError
+from .states import HookState, Outcome, SessionState, TriggerKind
 
 if TYPE_CHECKING:
     from .loopthread import LoopThread
@@ -38,13 +45,19 @@ log = logging.getLogger(__name__)
 _COLUMNS = ("id", "node", "type", "argument", "lifetime", "state · triggers · errors · last · duration", "")
 _STATS_WIDTHS = (70, 100, 60, 90, 130)  # px of the cells inside the stats column
 _GRID_COLUMNS = "70px minmax(120px, 230px) 90px minmax(120px, 260px) 85px 470px 270px"
+_STATE_COLORS = {
+    HookState.ACTIVE: "#1a7f37",
+    HookState.CATCHING_UP: "#0969da",
+    HookState.PAUSED: "#9a6700",
+    HookState.BROKEN: "#cf222e",
+}
 
 
 def _stats_html(summary: dict[str, Any], now: float) -> str:
     """The live cells of a row, as one HTML value (one message when any changes)."""
     last = summary["last_trigger"]
     state = summary["state"]
-    color = {"active": "#1a7f37", "paused": "#9a6700", "broken": "#cf222e"}.get(state, "inherit")
+    color = _STATE_COLORS.get(state, "inherit")
     errors = summary["errors"]
     extra = []
     if summary.get("skipped"):
@@ -165,7 +178,9 @@ class _Row:
 
     def update(self, summary: dict[str, Any], now: float) -> None:
         self.stats.value = _stats_html(summary, now)
-        paused = summary["paused"]
+        #: What the row shows (set on the loop, under the hub's lock): the pause button
+        #: does what its label says.
+        self.paused = paused = bool(summary["paused"])
         self.pause.description = "resume" if paused else "pause"
         self.pause.icon = "play" if paused else "pause"
 
@@ -273,7 +288,7 @@ class HookTable:
         current = self.trigger_pick.value
         self.trigger_pick.options = options
         if options and current is None:
-            errors = [i for i, t in enumerate(self._trigger_list) if t.outcome == "error"]
+            errors = [i for i, t in enumerate(self._trigger_list) if t.outcome == Outcome.ERROR]
             self.trigger_pick.value = errors[-1] if errors else options[0][1]
 
     def _show_details(self, hook_id: str | None) -> None:
@@ -285,27 +300,40 @@ class HookTable:
             self.trigger_detail.value = ""
 
     def _on_pick(self, change: dict[str, Any]) -> None:
-        index = change["new"]
+        # A pick in the browser arrives on the kernel's thread: the trigger (the loop's)
+        # is read and shown on the loop.
+        self.hub.on_loop(self._show_pick, change["new"])
+
+    def _show_pick(self, index: int | None) -> None:
+        """On the session loop."""
         with self.hub.lock:
+            if self.closed:
+                return
             trigger = self._trigger_list[index] if index is not None and index < len(self._trigger_list) else None
             self.trigger_detail.value = trigger_detail_html(trigger)
 
     # -------------------------------------------------------------- buttons (main thread)
 
     def _toggle_pause(self, hook_id: str) -> None:
-        runner = self.hub.manager.runners.get(hook_id)
-        if runner is not None:
-            self.hub.submit(self.hub.manager.set_paused(hook_id, not runner.paused), self)
+        with self.hub.lock:
+            row = self.rows.get(hook_id)
+            paused = row.paused if row is not None else None
+        if paused is not None:  # pause what shows as running, resume what shows as paused
+            self.hub.submit(self.hub.manager.set_paused(hook_id, not paused), self)
 
     def _replay(self) -> None:
-        index = self.trigger_pick.value
-        trigger = self._trigger_list[index] if index is not None and index < len(self._trigger_list) else None
-        if self.selected is None or trigger is None or trigger.payload is None:
-            self.message.value = "<i>Pick a trigger that has an item to replay.</i>"
-            return
-        runner = self.hub.manager.runners.get(self.selected)
-        if runner is not None:
-            self.hub.submit(runner.run_now(trigger.payload, "replay", publisher=trigger.publisher), self)
+        self.hub.on_loop(self._replay_on_loop)
+
+    def _replay_on_loop(self) -> None:
+        """On the session loop: the picked trigger of the shown hook, run again."""
+        with self.hub.lock:
+            index = self.trigger_pick.value
+            trigger = self._trigger_list[index] if index is not None and index < len(self._trigger_list) else None
+            hook_id = self.selected
+            if hook_id is None or trigger is None or trigger.payload is None:
+                self.message.value = "<i>Pick a trigger that has an item to replay.</i>"
+                return
+        self.hub.submit(_replay_trigger(self.hub.manager, hook_id, trigger), self)
 
     def _delete(self, hook_id: str) -> None:
         self.hub.submit(self.hub.manager.delete_hooks(hook_id=hook_id), self)
@@ -337,8 +365,21 @@ class HookTable:
         self.styles.close()
 
 
+async def _replay_trigger(manager: HookManager, hook_id: str, trigger: Trigger) -> Trigger:
+    """Run a hook again on the item of one of its triggers (on the session loop, where
+    the hook's runner is looked up)."""
+    runner = manager.runners.get(hook_id)
+    if runner is None:
+        raise HookError(f"hook {hook_id} is gone: nothing to replay")
+    return await runner.run_now(trigger.payload, TriggerKind.REPLAY, publisher=trigger.publisher)
+
+
 class TableHub:
-    """Every table of one manager, one lock, and the coalescing flush."""
+    """Every table of one manager, one lock, and the coalescing flush.
+
+    Its bookkeeping (``tables``, what is dirty, the listeners it adds to the manager)
+    changes on the session loop only; the public methods may be called from any thread.
+    """
 
     def __init__(self, manager: HookManager, loop_thread: LoopThread, interval: float = 0.3, keep: int = 8):
         self.manager = manager
@@ -352,30 +393,28 @@ class TableHub:
         self._scheduled = False
         self._ticker: Any = None
         self.flushes = 0
-        manager.add_trigger_listener(self._on_trigger)
-        manager.add_change_listener(self._on_change)
+        self._on_loop_now(self._attach)
 
-    # -------------------------------------------------------------- public
+    # -------------------------------------------------------------- public (any thread)
 
     def new_table(self) -> HookTable:
         """A table showing the current hooks; it then updates itself."""
         with self.lock:
             table = HookTable(self)
-            self.tables.append(table)
-            while len(self.tables) > self.keep:
-                self.tables.pop(0).close()
-        # First render now, from the session loop (consistent statistics).
-        self.loop_thread.run(self._render_tables([table], full=True), 10)
-        self._schedule()
+        # Added and first rendered on the session loop (consistent statistics).
+        self._on_loop_now(self._add_table, table)
         return table
 
     def mark(self, hook_id: str | None = None) -> None:
-        """Ask for a refresh (of one hook's row, or everything); thread-safe."""
-        if hook_id is None:
-            self._all_dirty = True
+        """Ask for a refresh (of one hook's row, or everything)."""
+        self.on_loop(self._mark, hook_id)
+
+    def on_loop(self, func: Any, *args: Any) -> None:
+        """Call ``func(*args)`` on the session loop (at once when already there)."""
+        if self.loop_thread.in_thread():
+            func(*args)
         else:
-            self._dirty.add(hook_id)
-        self.loop_thread.call_soon(self._schedule)
+            self.loop_thread.call_soon(func, *args)
 
     def submit(self, coro: Any, table: HookTable) -> None:
         """Run a command for a button; an error shows in the table's message line."""
@@ -391,16 +430,54 @@ class TableHub:
         future.add_done_callback(done)
 
     def close(self) -> None:
+        """Close every table and stop listening (on the loop while it runs)."""
+        if self.loop_thread.alive:
+            try:
+                self._on_loop_now(self._close)
+                return
+            except (TimeoutError, RuntimeError):  # a stuck or stopping loop: close anyway
+                pass
+        self._close()
+
+    def _on_loop_now(self, func: Any, *args: Any) -> None:
+        """Call ``func(*args)`` on the session loop and wait for it."""
+        if self.loop_thread.in_thread():
+            func(*args)
+        else:
+            self.loop_thread.run(_called(func, *args), 10)
+
+    # -------------------------------------------------------------- on the session loop
+
+    def _attach(self) -> None:
+        self.manager.add_trigger_listener(self._on_trigger)
+        self.manager.add_change_listener(self._on_change)
+
+    def _close(self) -> None:
         self.manager.remove_trigger_listener(self._on_trigger)
         self.manager.remove_change_listener(self._on_change)
         with self.lock:
             for table in self.tables:
                 table.close()
-            self.tables.clear()
+            self.tables = []
         if self._ticker is not None:
-            self.loop_thread.call_soon(self._ticker.cancel)
+            self._ticker.cancel()
+            self._ticker = None
 
-    # -------------------------------------------------------------- on the session loop
+    def _add_table(self, table: HookTable) -> None:
+        self.tables.append(table)
+        while len(self.tables) > self.keep:
+            old = self.tables.pop(0)
+            with self.lock:
+                old.close()
+        self._render_now([table], True, set())
+        self._schedule()
+
+    def _mark(self, hook_id: str | None) -> None:
+        if hook_id is None:
+            self._all_dirty = True
+        else:
+            self._dirty.add(hook_id)
+        self._schedule()
 
     def _on_trigger(self, runner: HookRunner, _trigger: Trigger) -> None:
         self._dirty.add(runner.hook.id)
@@ -427,9 +504,6 @@ class TableHub:
         self._render_now(self.tables, full, dirty)
         self._tick_later()
 
-    async def _render_tables(self, tables: list[HookTable], full: bool) -> None:
-        self._render_now(tables, full, set())
-
     def _render_now(self, tables: list[HookTable], full: bool, dirty: set[str]) -> None:
         manager = self.manager
         now = time.time()
@@ -455,11 +529,11 @@ class TableHub:
         manager = self.manager
         state = manager.state
         jid = manager.jid
-        if state == "connected":
+        if state == SessionState.CONNECTED:
             text = f"<b style='color:#1a7f37'>connected</b> as {html.escape(jid or '')}"
-        elif state == "reconnecting":
+        elif state == SessionState.RECONNECTING:
             text = f"<b style='color:#9a6700'>reconnecting</b> as {html.escape(jid or '')}…"
-        elif state == "failed":
+        elif state == SessionState.FAILED:
             text = f"<b style='color:#cf222e'>failed</b>: {html.escape(manager.session.last_error or '') if manager.session else ''}"
         else:
             text = "<b>disconnected</b>"
@@ -481,3 +555,7 @@ class TableHub:
         if any(r.last_trigger and time.time() - r.last_trigger.received < 3600 for r in self.manager.runners.values()):
             self._schedule()
 
+
+
+async def _called(func: Any, *args: Any) -> None:
+    func(*args)
