@@ -473,6 +473,19 @@ class DistanceRole:
             await manager.disconnect()
         return time.perf_counter() - started
 
+    async def cmd_forget(self, store: str) -> int:
+        """Delete every hook of ``store`` over the direct path (which unsubscribes from
+        their nodes); returns how many."""
+        await self.cmd_disconnect()
+        manager = await self._connect(store, far=False)
+        try:
+            deleted = 0
+            for hook in manager.list_hooks():
+                deleted += await manager.delete_hooks(hook_id=hook["id"])
+            return deleted
+        finally:
+            await manager.disconnect()
+
     async def cmd_connect(self, store: str, runs: int = 0, timeout: float = 600) -> dict[str, Any]:
         """Connect through the proxy with ``store``'s persistent hooks; wait until they
         have run ``runs`` items in all (polling ``list_hooks()``). Times from the call

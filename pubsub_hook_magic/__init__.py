@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
+from importlib.metadata import PackageNotFoundError, version as _dist_version
 from typing import Any
 
 from .hooks import Hook, HookError, HookLoadError, HookType
@@ -25,7 +26,10 @@ __all__ = [
     "unload_ipython_extension",
 ]
 
-__version__ = "0.1.0"
+try:  # one source: the version in pyproject.toml, as installed
+    __version__ = _dist_version("pubsub_hook_magic")
+except PackageNotFoundError:  # a source tree on sys.path that was never installed
+    __version__ = "0+unknown"
 
 _ATTR = "_pubsub_hook_magics"
 _HANDOVER = "_pubsub_hook_handover"
@@ -45,8 +49,9 @@ def load_ipython_extension(ipython: Any) -> None:
     magics = HookMagics(ipython, handover=handover)
     ipython.register_magics(magics)
     setattr(ipython, _ATTR, magics)
-    for key in ("%hook", "%%hook"):
-        ipython.set_hook("complete_command", _completer, str_key=key)
+    completer = getattr(ipython, "Completer", None)
+    if completer is not None:  # matcher API v2: ours first, the others suppressed
+        completer.custom_matchers.insert(0, magics.matcher)
     _wrap_config_magic(ipython)
 
 
@@ -70,10 +75,14 @@ def unload_ipython_extension(ipython: Any) -> None:
             del registered[kind]["hook"]
     ipython.magics_manager.registry.pop(type(magics).__name__, None)
     _unwrap_config_magic(ipython)
-    completers = ipython.strdispatchers.get("complete_command")
-    if completers is not None:
-        for key in ("%hook", "%%hook"):
-            completers.strs.pop(key, None)
+    completer = getattr(ipython, "Completer", None)
+    if completer is not None:
+        completer.custom_matchers[:] = [
+            m for m in completer.custom_matchers if getattr(m, "__self__", None) is not magics
+        ]
+    from . import logs
+
+    logs.uninstall()  # a reload installs it again
     if magics in ipython.configurables:
         ipython.configurables.remove(magics)
 
@@ -88,15 +97,6 @@ def _reloading() -> bool:
             return True
         frame = frame.f_back
     return False
-
-
-def _completer(shell: Any, event: Any) -> list[str]:
-    magics = getattr(shell, _ATTR, None)
-    if magics is None:
-        from IPython.core.error import TryNext
-
-        raise TryNext()
-    return magics.complete(event)
 
 
 _CONFIG_LINE = re.compile(r"^\s*HookMagics\.(\w+)\s*=\s*(.+?)\s*$", re.S)

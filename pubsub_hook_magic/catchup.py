@@ -23,8 +23,9 @@ on the node (a retracted last item is no gap while an older one remains); only w
 the node holds none of them is it a gap, recorded as such, and the hook runs what the
 node holds.
 
-**Positions.** Persistent hooks store their last items after each run (coalesced to
-one write per loop turn), so a restarted kernel resumes where the last one stopped.
+**Positions.** Persistent hooks journal each item they run (one ``write``, see
+:class:`.store.PositionStore`), so a restarted or killed process resumes where the
+last one stopped, running again at most the item that was running.
 """
 
 from __future__ import annotations
@@ -80,7 +81,6 @@ class CatchUp:
         self.held: dict[Key, list[tuple[Any, ItemRef]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.positions: PositionStore | None = None
-        self._unsaved: dict[str, list[tuple[str, str]]] = {}
 
     def reset(self) -> None:
         """Forget the session (at disconnect); background catch-ups are cancelled."""
@@ -196,6 +196,7 @@ class CatchUp:
                 self.runners[h.id]
                 for h in self.registry.for_node(service, node)
                 if h.catch_up and h.func is not None and self.runners[h.id].submitted
+                and not self.runners[h.id].inactive
             ]
             session = self._session()
             if not runners or session is None or not session.connected:
@@ -205,23 +206,50 @@ class CatchUp:
             except RequestError as exc:
                 log.warning("catching up on %s/%s: %s", service, node, exc)
                 return
-            now = time.time()
             for runner in runners:
-                start = starts.get(runner)
-                remembered = list(runner.submitted)
-                if start is None:
-                    newest = next((r.id for r in reversed(remembered) if r.id), "")
-                    runner.report_gap(newest, len(keyed))
-                    start = 0
-                for item, ref in keyed[start:]:
-                    if not any(r.id == ref.id and r.same_payload(ref) for r in remembered):
-                        runner.submit(item, ref, publisher_of(item), now, TriggerKind.CATCH_UP)
+                _queue_missed(runner, keyed, starts.get(runner))
             for _item, ref in keyed:
                 self.recent.seen(service, node, ref)
             if keyed:
                 self.node_position[key] = keyed[-1][1]
         finally:
             self._release(key)
+
+    def restart(self, runner: HookRunner) -> None:
+        """(Re)start one hook from its position, alone: its live items are parked while
+        what it missed is fetched and queued, then they follow (a hook taken over from
+        another process, one whose notebook names are now defined, one whose full
+        queue has drained)."""
+        runner.parked = []
+        task = asyncio.get_running_loop().create_task(
+            self._restart(runner), name=f"pubsub-hook-restart {runner.hook.id}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self._on_change()
+
+    async def _restart(self, runner: HookRunner) -> None:
+        keyed: list[tuple[Any, ItemRef]] = []
+        starts: dict[HookRunner, int] | None = None
+        try:
+            session = self._session()
+            hook = runner.hook
+            if hook.catch_up and runner.submitted and session is not None and session.connected:
+                keyed, starts = await self._fetch(session, hook.service, hook.node, [runner])
+        except RequestError as exc:
+            log.warning("catching up hook %s: %s", runner.hook.id, exc)
+        finally:
+            # No await from here on: the missed items, then the parked ones, in order.
+            parked, runner.parked = runner.parked or [], None
+            runner.inactive = runner.standby or bool(runner.waiting_for)
+            if starts is not None and not runner.inactive:
+                _queue_missed(runner, keyed, starts.get(runner))
+            fetched = {ref.id: ref for _item, ref in keyed}
+            for item, ref, publisher, received in parked:
+                seen = fetched.get(ref.id) if ref is not None else None
+                if seen is None or not seen.same_payload(ref):
+                    runner.submit(item, ref, publisher, received)
+            self._on_change()
 
     async def _fetch(
         self, session: XmppSession, service: str, node: str, runners: list[HookRunner]
@@ -274,31 +302,44 @@ class CatchUp:
             self.positions.save(runner.hook.id, [(r.id, r.digest) for r in runner.ran])
 
     def position_moved(self, runner: HookRunner, _trigger: Trigger) -> None:
-        """A persistent hook ran an item: store its position at the end of this turn."""
-        if not runner.ran:
+        """A persistent hook ran (or skipped) an item: journal it at once, so a killed
+        process runs again only the item that was running."""
+        positions = self.positions
+        if positions is None or not runner.ran:
             return
-        if not self._unsaved:
-            asyncio.get_running_loop().call_soon(self.save_positions)
-        self._unsaved[runner.hook.id] = [(r.id, r.digest) for r in runner.ran]
+        newest = runner.ran[-1]
+        try:
+            positions.append(
+                runner.hook.id,
+                (newest.id, newest.digest),
+                lambda: [(r.id, r.digest) for r in runner.ran],
+            )
+        except OSError as exc:
+            log.warning("cannot save the position of hook %s: %s", runner.hook.id, exc)
 
     def drop_position(self, hook_id: str) -> None:
-        self._unsaved.pop(hook_id, None)
         if self.positions is not None:
             self.positions.remove(hook_id)
 
     def save_positions(self) -> None:
-        """Write the positions of persistent hooks that moved (coalesced per loop turn;
-        also called at disconnect and at exit)."""
-        unsaved, self._unsaved = self._unsaved, {}
-        positions = self.positions
-        if positions is None:
-            return
-        for hook_id, position in unsaved.items():
-            if hook_id in self.registry:
-                try:
-                    positions.save(hook_id, position)
-                except OSError as exc:
-                    log.warning("cannot save the position of hook %s: %s", hook_id, exc)
+        """Close the position journals (at disconnect and at exit; every run is
+        already written)."""
+        if self.positions is not None:
+            self.positions.close()
+
+
+def _queue_missed(runner: HookRunner, keyed: list[tuple[Any, ItemRef]], start: int | None) -> None:
+    """Queue to the hook the node's items from ``start`` on (all of them, after a gap
+    report, with None), but those it ran already."""
+    remembered = list(runner.submitted)
+    if start is None:
+        newest = next((r.id for r in reversed(remembered) if r.id), "")
+        runner.report_gap(newest, len(keyed))
+        start = 0
+    now = time.time()
+    for item, ref in keyed[start:]:
+        if not any(r.id == ref.id and r.same_payload(ref) for r in remembered):
+            runner.submit(item, ref, publisher_of(item), now, TriggerKind.CATCH_UP)
 
 
 def publisher_of(item: Any) -> str | None:

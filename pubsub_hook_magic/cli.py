@@ -6,6 +6,8 @@ Libervia's CLI shape (``li pubsub hook``) over the per-account store the noteboo
     pubsub-hook list --jid alice@example.org [-O json]
     pubsub-hook delete --jid alice@example.org -n urn:xmpp:microblog:0
     pubsub-hook run alice@example.org      # runs the persistent hooks until SIGTERM / Ctrl-C
+    pubsub-hook failed --jid alice@example.org ID [-O json]    # the items hook ID could not run
+    pubsub-hook retry --jid alice@example.org ID [--item I] [--discard]
 
 Hooks made here are persistent (there is no session to keep temporary ones in). The
 password comes from ``--password-env VAR``, else ``$XMPP_PASSWORD``, else a prompt.
@@ -23,12 +25,20 @@ from typing import Any
 
 from . import __version__, formatting
 from .account import account_from_args, resolve_jid
-from .commands import add_connect_arguments, add_create_arguments, add_delete_arguments
+from .commands import (
+    add_connect_arguments,
+    add_create_arguments,
+    add_delete_arguments,
+    add_failed_arguments,
+    add_retry_arguments,
+)
+from .deadletters import DeadLetters
 from .hooks import Hook, HookError
 from .manager import HookManager
+from .persistence import SERVICE, TOOL
 from .runner import HookRunner, Trigger
 from .session import bare_jid
-from .states import Outcome
+from .states import HookState, Outcome
 from .store import HookStore
 
 __all__ = ["main"]
@@ -69,6 +79,20 @@ def build_parser() -> argparse.ArgumentParser:
     account(p)
     p.add_argument("-O", "--output", choices=("text", "json"), default="text")
 
+    p = sub.add_parser("failed", help="list the items a persistent hook could not run (no connection)")
+    account(p)
+    add_failed_arguments(p)
+
+    p = sub.add_parser(
+        "retry",
+        help="run a persistent hook again on its failed items (connects), or --discard them",
+        description="Connect, run hook ID here on its failed items, in order, and remove "
+        "those that succeed; --discard drops them without connecting.",
+    )
+    account(p)
+    add_connect_arguments(p)
+    add_retry_arguments(p)
+
     p = sub.add_parser("run", help="connect and run the account's persistent hooks until stopped")
     account(p, positional=True)
     add_connect_arguments(p)
@@ -89,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         args.jid = resolve_jid(args.jid, usage=_usage(args.command))
         if args.command == "list":
             return _list(args)
+        if args.command == "failed" or (args.command == "retry" and args.discard):
+            return _failed(args)
         return asyncio.run(_COMMANDS[args.command](args))
     except (_Fail, HookError) as exc:
         print(f"pubsub-hook: {exc}", file=sys.stderr)
@@ -106,7 +132,9 @@ def _usage(command: str) -> str:
 async def _connect(args: Any) -> tuple[HookManager, list[str]]:
     prompt = getpass.getpass if sys.stdin.isatty() else None
     account = account_from_args(args, prompt, _usage(args.command))
-    manager = HookManager({}, strict_names=True)
+    # The service runs every persistent hook it can load; create and delete run none.
+    role = SERVICE if args.command == "run" else TOOL
+    manager = HookManager({}, strict_names=True, role=role)
     warnings = await manager.connect(
         account.jid,
         account.password,
@@ -132,6 +160,8 @@ async def _create(args: Any) -> int:
             " ".join(args.arg),
             persistent=True,
             catch_up=args.catch_up,
+            retry=args.retry,
+            retry_delay=args.retry_delay,
         )
         print(f"Created {hook.describe()}.")
     finally:
@@ -158,9 +188,43 @@ def _list(args: Any) -> int:
     summaries = []
     for record in records:
         hook = Hook.from_record(record)
-        summaries.append(HookRunner(hook, lambda: (None, None)).summary())
+        dead = DeadLetters.for_hook(bare_jid(args.jid), hook.id)
+        summaries.append(HookRunner(hook, lambda: (None, None), dead_letters=dead).summary())
     print(formatting.hooks_json(summaries) if args.output == "json" else formatting.hooks_text(summaries))
     return 0
+
+
+def _failed(args: Any) -> int:
+    """``failed ID`` and ``retry ID --discard``: on the hook's dead-letter file, without
+    connecting."""
+    account = bare_jid(args.jid)
+    if args.id not in {str(r.get("id")) for r in HookStore(account).hooks()}:
+        raise _Fail(f"no persistent hook {args.id!r} for {account}: pubsub-hook list shows the ids")
+    dead = DeadLetters.for_hook(account, args.id)
+    if args.command == "retry":
+        count = dead.settle({letter.seq for letter in dead.letters(args.item or None)})
+        print(f"Discarded {count} failed item(s) of hook {args.id}.")
+        return 0
+    letters = [letter.as_dict() for letter in dead.letters()]
+    print(formatting.hooks_json(letters) if args.output == "json" else formatting.failed_text(args.id, letters))
+    return 0
+
+
+async def _retry(args: Any) -> int:
+    """``retry ID``: connect, run the hook here on its failed items (as ``%hook retry``
+    does), update its file, disconnect. Exit 1 if some still fail."""
+    manager, _warnings = await _connect(args)
+    try:
+        triggers = await manager.retry_failed(args.id, args.item or None)
+    finally:
+        await manager.disconnect()
+    for trigger in triggers:
+        print(f"retry of item {trigger.item_id}: {trigger.outcome} ({formatting.seconds(trigger.duration)})")
+        if trigger.error:
+            print(f"  {trigger.error}")
+    ok = sum(1 for t in triggers if t.outcome == Outcome.OK)
+    print(f"{ok} of {len(triggers)} failed item(s) ran and were removed.")
+    return 0 if ok == len(triggers) else 1
 
 
 async def _run(args: Any) -> int:
@@ -180,11 +244,14 @@ async def _run(args: Any) -> int:
             log.error("%s: %s", what, trigger.error)
 
     manager.add_trigger_listener(on_trigger)
-    running = [h for h in manager.hooks() if h.func is not None]
+    views = manager.snapshot().hooks
+    standby = [h for h in views if h.state == HookState.STANDBY]
+    running = [h for h in views if h.state not in (HookState.STANDBY, HookState.BROKEN)]
     log.info(
-        "connected as %s: running %d persistent hook(s); stop with SIGTERM or Ctrl-C",
+        "connected as %s: running %d persistent hook(s)%s; stop with SIGTERM or Ctrl-C",
         manager.jid,
         len(running),
+        f", {len(standby)} in standby (run by another process until it lets go)" if standby else "",
     )
     try:
         await stop.wait()
@@ -208,7 +275,7 @@ async def _finish_in_flight(manager: HookManager, grace: float) -> None:
         await asyncio.sleep(0.05)
 
 
-_COMMANDS = {"create": _create, "delete": _delete, "run": _run}
+_COMMANDS = {"create": _create, "delete": _delete, "retry": _retry, "run": _run}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -84,6 +84,9 @@ def tokenize(line: str) -> Iterator[Token]:
 # ---------------------------------------------------------------------- the parser
 
 _FORMATS = ("table", "text", "json")
+#: XEP-0060's access models (4.5) and publish models (``pubsub#publish_model``).
+ACCESS_MODELS = ("open", "presence", "roster", "whitelist", "authorize")
+PUBLISH_MODELS = ("publishers", "subscribers", "open")
 
 
 def build_parser(prog: str = "%hook") -> _Parser:
@@ -157,6 +160,24 @@ def build_parser(prog: str = "%hook") -> _Parser:
     p.add_argument("--item-id", default="", help="the test item's id")
     p.add_argument("payload", nargs="*", metavar="XML", help="the item's payload")
 
+    p = sub.add_parser(
+        "failed",
+        help="list the items a hook could not run, after its retries",
+        description="List the failed items of hook ID (its dead letters), oldest first: "
+        "item id, attempts, last failure time and error; -O json adds the payload and "
+        "the traceback.",
+    )
+    add_failed_arguments(p)
+
+    p = sub.add_parser(
+        "retry",
+        help="run a hook again on its failed items (or --discard them)",
+        description="Run hook ID again on its failed items, in order (after fixing its "
+        "code); those that succeed are removed, the others stay. --item ITEM_ID: only "
+        "that item. --discard: drop them instead of running them.",
+    )
+    add_retry_arguments(p)
+
     for name, what in (("pause", "pause a hook: the items it skips are counted"), ("resume", "resume a paused hook")):
         p = sub.add_parser(name, help=what)
         p.add_argument("id", help="the hook's id (see %%hook list)")
@@ -177,6 +198,54 @@ def build_parser(prog: str = "%hook") -> _Parser:
 
     p = sub.add_parser("nodes", help="list the nodes a service offers (service discovery)")
     p.add_argument("service", nargs="?", default="", help="PubSub service JID (default: your own PEP)")
+
+    p = sub.add_parser(
+        "node",
+        help="create a node (node create -n NODE), as Libervia's li pubsub node",
+        description="Nodes of a PubSub service or of your PEP.",
+    )
+    node_sub = p.add_subparsers(dest="node_command", metavar="ACTION", parser_class=_Parser)
+    p = node_sub.add_parser(
+        "create",
+        help="create a node, with its access model",
+        description="Create NODE on SERVICE (default: your own PEP), as Libervia's "
+        "li pubsub node create; -f sets any configuration field.",
+    )
+    p.add_argument("-s", "--service", default="", help="PubSub service JID (default: your own JID, i.e. PEP)")
+    p.add_argument("-n", "--node", required=True, help="the node's name")
+    p.add_argument(
+        "--access-model",
+        choices=ACCESS_MODELS,
+        default=None,
+        help="who may subscribe and read items (default: the service's, usually open)",
+    )
+    p.add_argument(
+        "--publish-model",
+        choices=PUBLISH_MODELS,
+        default=None,
+        help="who may publish (default: the service's, usually publishers: the owner)",
+    )
+    p.add_argument(
+        "-f",
+        "--field",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("KEY", "VALUE"),
+        help="a configuration field, e.g. -f max_items 100 (repeatable; pubsub# is added)",
+    )
+    p.add_argument(
+        "-F", "--full-prefix", action="store_true", help="do not add pubsub# before the -f keys"
+    )
+
+    p = sub.add_parser(
+        "log",
+        help="the recent log records of the extension and slixmpp",
+        description="The last records the extension and slixmpp logged (warnings and "
+        "errors unless you lower their loggers' levels), oldest first; they are never "
+        "printed into cells.",
+    )
+    p.add_argument("-n", "--last", type=int, default=20, metavar="N", help="how many (default: 20)")
 
     sub.add_parser("status", help="the session's state and totals")
     return parser
@@ -217,7 +286,37 @@ def add_create_arguments(p: argparse.ArgumentParser) -> None:
         help="do not run the items published while the session was away (at connect, "
         "after a reconnection)",
     )
+    p.add_argument(
+        "--retry",
+        type=int,
+        default=0,
+        metavar="N",
+        help="try a failed run (an error, or the time limit) again up to N times, the "
+        "hook's later items waiting; an item that still fails is kept in the hook's "
+        "failed items (default: 0)",
+    )
+    p.add_argument(
+        "--retry-delay",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="seconds before the first retry, twice as long before each next one, at "
+        "most 5 min (default: 1)",
+    )
     p.add_argument("arg", nargs="*", metavar="ARG", help="module, file or code")
+
+
+def add_failed_arguments(p: argparse.ArgumentParser) -> None:
+    """``failed ID``: the items a hook could not run (shared with ``pubsub-hook``)."""
+    p.add_argument("id", help="the hook's id (see list)")
+    p.add_argument("-O", "--output", choices=("text", "json"), default="text", help="output format (default: text)")
+
+
+def add_retry_arguments(p: argparse.ArgumentParser) -> None:
+    """``retry ID [--item ITEM_ID] [--discard]`` (shared with ``pubsub-hook``)."""
+    p.add_argument("id", help="the hook's id (see list)")
+    p.add_argument("--item", default="", metavar="ITEM_ID", help="only the failed item with this id")
+    p.add_argument("--discard", action="store_true", help="drop the failed items instead of running them")
 
 
 def add_delete_arguments(p: argparse.ArgumentParser) -> None:
@@ -250,7 +349,7 @@ def parse_command(line: str, cell: str | None = None) -> argparse.Namespace:
     if first is None:
         raise CommandError(
             "%hook needs a sub-command: connect, create, list, delete, pause, resume, "
-            "replay, test, publish, nodes, status or disconnect (see %hook -h)"
+            "replay, test, failed, retry, publish, nodes, node, status, log or disconnect (see %hook -h)"
         )
     if first.text == "create":
         args = _parse_create(line, first, tokens, cell)
@@ -289,6 +388,7 @@ def _parse_create(line: str, first: Token, tokens: Iterator[Token], cell: str | 
     if hook_type is None and cell is None and code_start is not None:
         # -t may follow the argument of a module or file hook: look at the whole line.
         hook_type = _option_value([t.text for t in tokenize(line)][1:], actions, "--type")
+    type_given = hook_type is not None
     hook_type = hook_type or ("python_code" if cell is not None else "python")
     if cell is not None or hook_type == "python_code":
         args = parser().parse_args(["create", *options])
@@ -320,7 +420,32 @@ def _parse_create(line: str, first: Token, tokens: Iterator[Token], cell: str | 
         args.arg = args.arg[0]
     if not args.arg.strip():
         raise CommandError("a python_code hook needs code: give it after the options, or use %%hook create")
+    args.type_given = type_given
     return args
+
+
+def default_type_hint(args: argparse.Namespace, message: str) -> str:
+    """``message`` (a failed create) with a hint when ``-t`` was left out and the type
+    defaulted to ``python`` (a module name): ``%hook create -n news pass`` meant code."""
+    if getattr(args, "type_given", True) or args.type != "python":
+        return message
+    return (
+        f"{message} (no -t: the type defaulted to python, a module name; for code give "
+        "-t python_code, or use %%hook create with the code in the cell)"
+    )
+
+
+def node_config(args: argparse.Namespace) -> dict[str, str]:
+    """The configuration fields of ``node create`` (Libervia's -f KEY VALUE, with
+    ``pubsub#`` added unless -F, and the --access-model / --publish-model shorthands)."""
+    config: dict[str, str] = {}
+    for key, value in args.field:
+        config[key if args.full_prefix or key.startswith("pubsub#") else f"pubsub#{key}"] = value
+    if args.access_model:
+        config["pubsub#access_model"] = args.access_model
+    if args.publish_model:
+        config["pubsub#publish_model"] = args.publish_model
+    return config
 
 
 def _parse_with_payload(command: str, line: str, tokens: Iterator[Token], cell: str | None) -> argparse.Namespace:
@@ -381,48 +506,153 @@ def full_help() -> str:
 # ---------------------------------------------------------------------- completion
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """One completion: the text to insert, and what it is (the hint a front end shows
+    beside it: ``sub-command``, ``option``, a hook id's type and node…)."""
+
+    text: str
+    type: str
+
+
+#: What an option's value is, by the option's ``dest``, for the completion hint.
+_VALUE_KINDS = {
+    "type": "hook type",
+    "output": "format",
+    "access_model": "access model",
+    "publish_model": "publish model",
+}
+
+
+def complete_typed(
+    text_until_cursor: str,
+    hooks: list[tuple[str, str, str, str, str]],
+    own_jid: str | None = None,
+) -> tuple[str, list[Candidate]]:
+    """Completions for a ``%hook`` line up to the cursor: the fragment they replace
+    (the word being typed) and the candidates, in the order to show them.
+
+    ``hooks`` are ``(id, service, node, type, arg)`` of the installed hooks. An empty
+    list means "nothing of ours here" (e.g. the code of a ``python_code`` hook).
+    """
+    words = text_until_cursor.split()
+    current = "" if not text_until_cursor or text_until_cursor[-1:].isspace() else words.pop()
+    subs = _subparsers()
+    if len(words) <= 1:
+        return current, _starting(current, [Candidate(n, "sub-command") for n in subs])
+    sub = words[1]
+    subparser = subs.get(sub)
+    rest = words[2:]
+    if sub == "node":  # node create …: one more level of sub-commands
+        nested = _subparsers(subparser) if subparser is not None else {}
+        if not rest:
+            return current, _starting(current, [Candidate(n, "sub-command") for n in nested])
+        subparser, rest = nested.get(rest[0]), rest[1:]
+    if subparser is None:
+        return current, []
+    actions = subparser._option_string_actions  # noqa: SLF001 - argparse has no public lookup
+    prev = actions.get(rest[-1]) if rest else None
+    if prev is not None and prev.nargs != 0:
+        return current, _starting(current, _values(prev, hooks, own_jid))
+    if current.startswith("-"):
+        options = [Candidate(o, "option") for o in _options(subparser) if o not in ("-h", "--help")]
+        return current, _starting(current, options)
+    positionals = [a for a in subparser._positionals._group_actions if a.option_strings == []]  # noqa: SLF001
+    given = _positionals_given(rest, actions)
+    if positionals and positionals[0].dest == "id" and given == 0:
+        return current, _starting(current, _hook_ids(hooks))
+    if sub == "create" and "python_file" in words:
+        return current, _paths(current)
+    if sub in ("create", "publish", "test") and current:
+        return current, []  # code or XML: not ours
+    options = [Candidate(o, "option") for o in _options(subparser) if o not in ("-h", "--help")]
+    return current, _starting(current, options)
+
+
 def complete(
     text_until_cursor: str,
     hooks: list[tuple[str, str, str, str, str]],
     own_jid: str | None = None,
-) -> list[str] | None:
-    """Completions for a ``%hook`` line up to the cursor; None means "complete a path".
+) -> list[str]:
+    """The texts of :func:`complete_typed` (file names included)."""
+    return [c.text for c in complete_typed(text_until_cursor, hooks, own_jid)[1]]
 
-    ``hooks`` are ``(id, service, node, type, arg)`` of the installed hooks.
-    """
-    words = text_until_cursor.split()
-    current = "" if text_until_cursor[-1:].isspace() else (words.pop() if words else "")
-    sub_names = list(_subparsers())
-    if len(words) <= 1:
-        return [name for name in sub_names if name.startswith(current)]
-    sub = words[1]
-    prev = words[-1] if len(words) > 2 else ""
-    subparser = _subparsers().get(sub)
-    if subparser is None:
+
+def _starting(current: str, candidates: list[Candidate]) -> list[Candidate]:
+    return [c for c in candidates if c.text.startswith(current)]
+
+
+def _options(subparser: argparse.ArgumentParser) -> list[str]:
+    """Long options first, in the parser's order, then the short ones."""
+    names = [o for a in subparser._actions for o in a.option_strings]  # noqa: SLF001
+    return [o for o in names if o.startswith("--")] + [o for o in names if not o.startswith("--")]
+
+
+def _positionals_given(rest: list[str], actions: dict) -> int:
+    count, skip = 0, 0
+    for word in rest:
+        if skip:
+            skip -= 1
+        elif word.startswith("-"):
+            action = actions.get(word.split("=", 1)[0])
+            if action is not None and "=" not in word and action.nargs != 0:
+                skip = action.nargs if isinstance(action.nargs, int) else 1
+        else:
+            count += 1
+    return count
+
+
+def _hook_ids(hooks: list[tuple[str, str, str, str, str]]) -> list[Candidate]:
+    return [Candidate(h[0], f"hook: {h[3]} on {h[2]} @ {h[1]}") for h in hooks]
+
+
+def _values(action: argparse.Action, hooks: list[tuple[str, str, str, str, str]], own_jid: str | None) -> list[Candidate]:
+    """The values an option takes."""
+    dest = action.dest
+    if action.choices:
+        return [Candidate(str(c), _VALUE_KINDS.get(dest, "choice")) for c in action.choices if c != ""]
+    if dest == "service":
+        services = sorted({h[1] for h in hooks} - {own_jid})
+        return ([Candidate(own_jid, "service: your PEP")] if own_jid else []) + [Candidate(s, "service") for s in services]
+    if dest == "node":
+        return [Candidate(n, "node") for n in sorted({h[2] for h in hooks})]
+    if dest == "arg":
+        return [Candidate(a, "argument") for a in sorted({h[4] for h in hooks})]
+    if dest == "id":
+        return _hook_ids(hooks)
+    return []
+
+
+def _paths(current: str) -> list[Candidate]:
+    """Directories and Python files whose path starts with ``current``."""
+    import os
+
+    head, _, prefix = current.rpartition("/")
+    where = os.path.expanduser(head + "/" if head or current.startswith("/") else ".")
+    try:
+        entries = sorted(os.scandir(where), key=lambda e: e.name)
+    except OSError:
         return []
-    if prev in ("-t", "--type"):
-        choices = [t.value for t in HookType]
-    elif prev in ("-s", "--service"):
-        choices = sorted({h[1] for h in hooks} | ({own_jid} if own_jid else set()))
-    elif prev in ("-n", "--node"):
-        choices = sorted({h[2] for h in hooks})
-    elif prev in ("-a", "--arg"):
-        choices = sorted({h[4] for h in hooks})
-    elif prev in ("-O", "--output"):
-        choices = list(_FORMATS)
-    elif prev == "--id" or (sub in ("pause", "resume", "replay", "test") and len(words) == 2):
-        choices = [h[0] for h in hooks]
-    elif current.startswith("-"):
-        choices = sorted(subparser._option_string_actions)  # noqa: SLF001
-    elif sub == "create" and any(w == "python_file" for w in words):
-        return None  # a path: let IPython complete file names
-    else:
-        choices = []
-    return [c for c in choices if c.startswith(current)]
+    found = []
+    for entry in entries:
+        if not entry.name.startswith(prefix) or (entry.name.startswith(".") and not prefix.startswith(".")):
+            continue
+        text = (head + "/" if head or current.startswith("/") else "") + entry.name
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            continue
+        if is_dir:
+            found.append(Candidate(text + "/", "directory"))
+        elif entry.name.endswith(".py"):
+            found.append(Candidate(text, "file"))
+    return found
 
 
-def _subparsers() -> dict[str, _Parser]:
-    for action in parser()._subparsers._group_actions:  # noqa: SLF001
+def _subparsers(of: argparse.ArgumentParser | None = None) -> dict[str, _Parser]:
+    """The sub-command parsers of the ``%hook`` parser (or of ``of``), in order."""
+    top = of if of is not None else parser()
+    for action in top._actions:  # noqa: SLF001
         if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
             return dict(action.choices)
     return {}

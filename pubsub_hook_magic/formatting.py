@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 from .states import SessionState
 
-__all__ = ["hooks_json", "hooks_text", "status_text", "shorten", "ago", "seconds"]
+__all__ = ["failed_text", "hooks_json", "hooks_text", "status_text", "shorten", "ago", "seconds"]
 
 
 def shorten(text: str, width: int = 40) -> str:
@@ -76,12 +76,44 @@ def hooks_text(summaries: Sequence[dict[str, Any]]) -> str:
     for s in summaries:
         if s.get("load_error"):
             lines.append(f"hook {s['id']} is broken: {s['load_error']}")
+        if s.get("reload_error"):
+            lines.append(f"hook {s['id']} runs the previous version: {s['reload_error']}")
         failed = s.get("last_error")
         if failed:
             lines.append(
                 f"hook {s['id']} last failed on item {failed['item_id']} "
                 f"({ago(failed['received'], now)}): {failed['error']}"
             )
+        if s.get("attempt") and failed:
+            lines.append(
+                f"hook {s['id']} is retrying item {failed['item_id']}: attempt "
+                f"{s['attempt']} of {s['retry'] + 1}"
+            )
+        if s.get("failed") or s.get("failed_dropped"):
+            dropped = f" ({s['failed_dropped']} older dropped)" if s.get("failed_dropped") else ""
+            lines.append(f"hook {s['id']} has {s['failed']} failed item(s){dropped}: %hook failed {s['id']}")
+    return "\n".join(lines)
+
+
+def failed_text(hook_id: str, letters: Sequence[dict[str, Any]]) -> str:
+    """``%hook failed ID``: one line per failed item, oldest first: id, attempts, last
+    failure, error."""
+    if not letters:
+        return f"Hook {hook_id} has no failed item."
+    now = time.time()
+    rows = [
+        (
+            str(d["item_id"]),
+            str(d["attempts"]),
+            ago(d["last_failed"], now),
+            shorten(d["error"] or d["outcome"], 100),
+        )
+        for d in letters
+    ]
+    columns = ("item", "attempts", "last failed", "error")
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
     return "\n".join(lines)
 
 

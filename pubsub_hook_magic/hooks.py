@@ -25,6 +25,7 @@ import importlib
 import inspect
 import itertools
 import linecache
+import math
 import os
 import secrets
 import sys
@@ -39,6 +40,7 @@ __all__ = [
     "HookType",
     "HookError",
     "HookLoadError",
+    "check_retry",
     "load_hook",
     "missing_names",
     "normalize_arg",
@@ -110,6 +112,15 @@ class Hook:
     func: Callable[..., Any] | None = field(default=None, repr=False)
     #: Why the code could not be loaded (a persistent hook that broke since it was stored).
     load_error: str | None = None
+    #: How many times a failed run (error or time limit) is tried again before the
+    #: item goes to the hook's dead letters.
+    retry: int = 0
+    #: Seconds before the first retry; each further one waits twice as long (at most
+    #: :data:`MAX_RETRY_DELAY`).
+    retry_delay: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.retry, self.retry_delay = check_retry(self.retry, self.retry_delay)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -137,6 +148,8 @@ class Hook:
             "arg": self.arg,
             "created": self.created,
             "catch_up": self.catch_up,
+            "retry": self.retry,
+            "retry_delay": self.retry_delay,
         }
 
     @classmethod
@@ -150,7 +163,27 @@ class Hook:
             id=str(record["id"]),
             created=float(record.get("created") or time.time()),
             catch_up=bool(record.get("catch_up", True)),
+            retry=record.get("retry", 0),
+            retry_delay=record.get("retry_delay", 1.0),
         )
+
+
+#: The longest wait between two retries of a failed run, in seconds.
+MAX_RETRY_DELAY = 300.0
+
+
+def check_retry(retry: Any, retry_delay: Any) -> tuple[int, float]:
+    """``retry`` (a count, 0 or more) and ``retry_delay`` (seconds, 0 or more) as
+    numbers, or a :class:`HookError` that says what is wrong."""
+    if isinstance(retry, bool) or not isinstance(retry, (int, float)) or not (
+        math.isfinite(retry) and retry >= 0 and retry == int(retry)
+    ):
+        raise HookError(f"--retry must be a whole number of retries, 0 or more, not {retry!r}")
+    if isinstance(retry_delay, bool) or not isinstance(retry_delay, (int, float)) or not (
+        math.isfinite(retry_delay) and retry_delay >= 0
+    ):
+        raise HookError(f"--retry-delay must be a number of seconds, 0 or more, not {retry_delay!r}")
+    return int(retry), float(retry_delay)
 
 
 # --------------------------------------------------------------------------- loading

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import getpass
 from typing import Any
 
+from IPython.core.completer import SimpleCompletion, completion_matcher
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from traitlets import Float, Integer, TraitError, Unicode, validate
 
-from . import commands, formatting
+from . import commands, formatting, logs
 from .account import account_from_args
 from .hooks import HookError, HookType, missing_names
 from .loopthread import LoopThread
 from .manager import HookManager
+from .states import HookState
 
 __all__ = ["HookMagics"]
 
@@ -41,6 +44,11 @@ class HookMagics(Magics):
     table_refresh = Float(
         0.3, help="Seconds between two refreshes of a live hooks table (coalesced updates)."
     ).tag(config=True)
+    dead_letters = Integer(
+        1000,
+        help="How many failed items (after their retries) each hook keeps for %hook "
+        "failed / %hook retry; past it the oldest are dropped and counted.",
+    ).tag(config=True)
     list_format = Unicode(
         "table",
         help="Default format of %hook list: table (live widget in a notebook, text "
@@ -53,7 +61,7 @@ class HookMagics(Magics):
             raise TraitError("list_format must be table, text or json")
         return proposal["value"]
 
-    @validate("history", "queue_size")
+    @validate("history", "queue_size", "dead_letters")
     def _positive_int(self, proposal: Any) -> int:
         if proposal["value"] < 1:
             raise TraitError(f"{proposal['trait'].name} must be at least 1")
@@ -68,6 +76,10 @@ class HookMagics(Magics):
     def __init__(self, shell: Any, handover: tuple[LoopThread, HookManager] | None = None, **kwargs: Any):
         super().__init__(shell, **kwargs)
         self._tables: Any = None  # the TableHub, made at the first table
+        #: Our and slixmpp's log records: kept for %hook log, never printed into cells.
+        self.log_records = logs.install()
+        # After each cell: start the persistent hooks waiting for notebook names.
+        shell.events.register("post_run_cell", self._after_cell)
         if handover is not None and handover[0].alive:  # %reload_ext: keep the session
             self.loop_thread, self.manager = handover
             return
@@ -84,6 +96,7 @@ class HookMagics(Magics):
             history=self.history,
             queue_size=self.queue_size,
             time_limit=self.time_limit,
+            dead_letters=self.dead_letters,
         )
 
     # ------------------------------------------------------------------ plumbing
@@ -102,16 +115,35 @@ class HookMagics(Magics):
             ) from None
 
     def complete(self, event: Any) -> list[str]:
-        """Tab completion after ``%hook`` (registered by the extension)."""
-        from IPython.core.error import TryNext
+        """The texts :meth:`matcher` would offer for ``event.text_until_cursor``."""
+        return [c.text for c in self._candidates(event.text_until_cursor)[1]]
 
+    def _candidates(self, text_until_cursor: str) -> tuple[str, list[commands.Candidate]]:
         # On the kernel's thread: read the loop's published snapshot, never its objects.
         snapshot = self.manager.snapshot()
         hooks = [(h.id, h.service, h.node, h.type, h.arg) for h in snapshot.hooks]
-        choices = commands.complete(event.text_until_cursor, hooks, snapshot.jid)
-        if choices is None:
-            raise TryNext()
-        return choices
+        return commands.complete_typed(text_until_cursor, hooks, snapshot.jid)
+
+    @completion_matcher(identifier="pubsub_hook_magic", priority=100, api_version=2)
+    def matcher(self, context: Any) -> dict[str, Any]:
+        """Tab completion of a ``%hook`` line (IPython's matcher API v2, registered by
+        the extension): our candidates, typed (sub-command, option, hook id with its
+        type and node…), in our order, and only them (``suppress``: no Python keywords
+        or names after ``%hook``)."""
+        line = context.text_until_cursor
+        stripped = line.lstrip()
+        first = stripped.split(None, 1)[0] if stripped else ""
+        if first not in ("%hook", "%%hook") or stripped == first:
+            return {"completions": [], "suppress": False}
+        if first == "%%hook" and context.cursor_line != 0:
+            return {"completions": [], "suppress": False}  # the body of a %%hook cell
+        fragment, candidates = self._candidates(stripped)
+        return {
+            "completions": [SimpleCompletion(c.text, type=c.type) for c in candidates],
+            "matched_fragment": fragment,
+            "suppress": True,
+            "ordered": True,
+        }
 
     def _at_exit(self) -> None:
         if self.loop_thread.alive:
@@ -128,8 +160,14 @@ class HookMagics(Magics):
             self._tables.close()
             self._tables = None
 
+    def _after_cell(self, _result: Any = None) -> None:
+        if self.loop_thread.alive:
+            self.loop_thread.call_soon(self.manager.persistent.notebook_changed)
+
     def close(self) -> None:
         """Disconnect and stop the loop thread (``%unload_ext``)."""
+        with contextlib.suppress(ValueError):
+            self.shell.events.unregister("post_run_cell", self._after_cell)
         self.close_tables()
         atexit.unregister(self._at_exit)
         if self.loop_thread.alive:
@@ -204,24 +242,39 @@ class HookMagics(Magics):
         manager = self.manager
         manager.history, manager.queue_size = self.history, self.queue_size
         manager.time_limit = self.time_limit
+        manager.dead_letters = self.dead_letters
 
     def _cmd_create(self, args: Any) -> None:
         self._apply_config()
-        hook = self._call(
-            self.manager.create_hook(
-                args.service or None,
-                args.node,
-                args.type,
-                args.arg,
-                persistent=args.persistent,
-                catch_up=args.catch_up,
+        try:
+            hook = self._call(
+                self.manager.create_hook(
+                    args.service or None,
+                    args.node,
+                    args.type,
+                    args.arg,
+                    persistent=args.persistent,
+                    catch_up=args.catch_up,
+                    retry=args.retry,
+                    retry_delay=args.retry_delay,
+                )
             )
-        )
+        except UsageError as exc:
+            raise UsageError(commands.default_type_hint(args, str(exc))) from None
         print(f"Created {hook.describe()}.")
+        view = self.manager.snapshot().hook(hook.id)
+        if view is not None and view.state == HookState.STANDBY:
+            print(f"It runs in {view.owner or 'the account service'}; standby here.")
         if hook.type is HookType.PYTHON_CODE:
             names = missing_names(hook.arg, self.shell.user_ns)
             if names:
                 print(f"Note: the code uses {', '.join(names)}, not defined in the notebook yet.")
+            notebook_names = missing_names(hook.arg, {})
+            if hook.persistent and notebook_names:
+                print(
+                    f"After a kernel restart it waits for {', '.join(notebook_names)} until a "
+                    "cell defines them; its items run then."
+                )
 
     def _cmd_delete(self, args: Any) -> None:
         if not args.node and not args.id:
@@ -257,7 +310,9 @@ class HookMagics(Magics):
         from .table import TableHub
 
         if self._tables is None:
-            self._tables = TableHub(self.manager, self.loop_thread, interval=self.table_refresh)
+            self._tables = TableHub(
+                self.manager, self.loop_thread, interval=self.table_refresh, log_records=self.log_records
+            )
         self._tables.interval = self.table_refresh
         table = self._tables.new_table()
         bundle = table.box._repr_mimebundle_()
@@ -276,24 +331,69 @@ class HookMagics(Magics):
     def _cmd_replay(self, args: Any) -> None:
         if args.item and args.last:
             raise UsageError("give --item or --last, not both")
-        triggers = self._call(self.manager.replay(args.id, args.item or None, args.last or None))
+        triggers, reload_error = self._call(
+            self._with_reload_error(args.id, self.manager.replay(args.id, args.item or None, args.last or None))
+        )
         for trigger in triggers:
-            self._print_run("replay", trigger)
+            self._print_run("replay", trigger, reload_error)
 
     def _cmd_test(self, args: Any) -> None:
-        trigger = self._call(self.manager.test(args.id, args.payload, args.item_id or None))
-        self._print_run("test", trigger)
+        trigger, reload_error = self._call(
+            self._with_reload_error(args.id, self.manager.test(args.id, args.payload, args.item_id or None))
+        )
+        self._print_run("test", trigger, reload_error)
+
+    async def _with_reload_error(self, hook_id: str, run: Any) -> tuple[Any, str | None]:
+        """On the session loop: run a replay or test, then read whether the hook's last
+        edit failed to load (the run then used the previous version)."""
+        result = await run
+        runner = self.manager.runners.get(hook_id)
+        return result, (runner.reload_error if runner is not None else None)
 
     @staticmethod
-    def _print_run(what: str, trigger: Any) -> None:
+    def _print_run(what: str, trigger: Any, reload_error: str | None = None) -> None:
         print(
             f"{what} of item {trigger.item_id}: {trigger.outcome} "
             f"({formatting.seconds(trigger.duration)})"
         )
+        if reload_error:
+            print(f"ran the previous version: {reload_error}")
         if trigger.traceback:
             print(trigger.traceback.rstrip())
         elif trigger.error:
             print(trigger.error)
+
+    def _cmd_failed(self, args: Any) -> None:
+        letters = self._call(self._failed(args.id))
+        if args.output == "json":
+            print(formatting.hooks_json(letters))
+        else:
+            print(formatting.failed_text(args.id, letters))
+
+    async def _failed(self, hook_id: str) -> list[dict[str, Any]]:
+        return self.manager.failed(hook_id)
+
+    def _cmd_retry(self, args: Any) -> None:
+        if args.discard:
+            count = self._call(self.manager.discard_failed(args.id, args.item or None))
+            print(f"Discarded {count} failed item(s) of hook {args.id}.")
+            return
+        waiting = len(self._call(self._failed(args.id)))
+        # each item may take up to the time limit
+        triggers = self._call(
+            self.manager.retry_failed(args.id, args.item or None),
+            self.timeout + waiting * self.time_limit,
+        )
+        if not triggers:
+            print(f"Hook {args.id} has no failed item.")
+            return
+        for trigger in triggers:
+            self._print_run("retry", trigger)
+        ok = sum(1 for t in triggers if t.outcome == "ok")
+        print(
+            f"{ok} of {len(triggers)} failed item(s) ran and were removed"
+            + (f"; {len(triggers) - ok} still fail (%hook failed {args.id})." if ok < len(triggers) else ".")
+        )
 
     def _cmd_pause(self, args: Any) -> None:
         hook = self._call(self.manager.set_paused(args.id, True))
@@ -309,6 +409,36 @@ class HookMagics(Magics):
             print("No node found.")
         for node, name in nodes:
             print(f"{node}  ({name})" if name and name != node else node)
+
+    def _cmd_node(self, args: Any) -> None:
+        if args.node_command != "create":
+            raise UsageError("give an action: %hook node create -n NODE [-s SERVICE] [--access-model MODEL]")
+        service, node = self._call(self._create_node(args.service or None, args.node, commands.node_config(args)))
+        print(f"Created node {node} on {service}.")
+
+    async def _create_node(self, service: str | None, node: str, config: dict[str, str]) -> tuple[str, str]:
+        """On the session loop: create a node (your PEP by default)."""
+        from .session import RequestError, bare_jid
+
+        session = self.manager.session
+        if session is None or not session.connected:
+            raise HookError("not connected to an XMPP server: connect first (%hook connect JID)")
+        service = bare_jid(service, "service JID") if service else session.bare
+        try:
+            return service, await session.create_node(service, node, config)
+        except RequestError as exc:
+            raise HookError(str(exc)) from None
+
+    def _cmd_log(self, args: Any) -> None:
+        entries = self.log_records.recent(max(1, args.last))
+        if not entries:
+            print(
+                "No log record yet. (The extension and slixmpp keep their warnings and "
+                "errors here, never in cells; for more, "
+                "logging.getLogger('pubsub_hook_magic').setLevel('INFO').)"
+            )
+        for entry in entries:
+            print(entry.line())
 
     def _cmd_status(self, args: Any) -> None:
         status = self._call(self._status())

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .catchup import CatchUp, publisher_of
+from .deadletters import DeadLetters
 from .dedupe import ItemRef
 from .hooks import (
     Hook,
@@ -49,8 +50,9 @@ from .registry import HookRegistry
 from .runner import HookRunner, Trigger
 from .session import RequestError, XmppSession, bare_jid
 from .snapshot import HookView, Snapshot
-from .states import SessionState, TriggerKind
+from .states import Outcome, SessionState, TriggerKind
 from .store import HookStore, PositionStore, StoreDamaged
+from .persistence import KERNEL, PersistentHooks
 from .subscriptions import Subscriptions, is_pep
 from .watchdog import Watchdog
 
@@ -90,6 +92,11 @@ class HookManager:
     :param time_limit: seconds one run of a hook may take before it is stopped.
     :param strict_names: refuse python_code that reads names nothing defines (outside
         a notebook, where no notebook variables exist).
+    :param dead_letters: how many failed items each hook keeps (see :mod:`.deadletters`).
+    :param role: what this process is to the account's other processes on the machine
+        (see :mod:`.persistence`): ``"kernel"``, ``"pubsub-hook run"`` (the service,
+        which runs every persistent hook it can load) or ``"pubsub-hook"`` (a short
+        command, which runs none).
     """
 
     def __init__(
@@ -103,6 +110,8 @@ class HookManager:
         queue_size: int = 1000,
         time_limit: float | None = 60.0,
         strict_names: bool = False,
+        dead_letters: int = 1000,
+        role: str = KERNEL,
     ):
         self.namespace = namespace if namespace is not None else {}
         self.shell = shell
@@ -112,13 +121,17 @@ class HookManager:
         self.queue_size = queue_size
         self.time_limit = time_limit
         self.strict_names = strict_names
+        self.dead_letters = dead_letters
         self.watchdog = Watchdog()
         self.registry = HookRegistry()
         self.runners: dict[str, HookRunner] = {}
         self.session: XmppSession | None = None
         self.store: HookStore | None = None
         self.connected_since: float | None = None
-        self.subscriptions = Subscriptions(lambda: self.session, lambda: self.store)
+        self.subscriptions = Subscriptions(
+            lambda: self.session, lambda: self.store, lambda key: self.persistent.claimed_elsewhere(key)
+        )
+        self.persistent = PersistentHooks(self, role)
         self.catchup = CatchUp(
             self.registry, self.runners, self.subscriptions, lambda: self.session, self._changed
         )
@@ -237,44 +250,17 @@ class HookManager:
                 on_restored=self._restore,
                 on_state=lambda _state: self._changed(),
             )
-            await session.start(timeout)
+            self.persistent.start(store)  # a second service of the account stops here
+            try:
+                await session.start(timeout)
+            except BaseException:
+                self.persistent.close()
+                raise
             self.session, self.store = session, store
             self.catchup.positions = PositionStore(account, store.data_dir)
             self.connected_since = time.time()
             self.subscriptions.load(store)
-            return warnings + await self._install_persistent(records)
-
-    async def _install_persistent(self, records: list[dict[str, Any]]) -> list[str]:
-        warnings = []
-        hooks = []
-        for record in records:
-            try:
-                hook = Hook.from_record(record)
-            except (KeyError, TypeError, ValueError, HookError) as exc:
-                warnings.append(f"a stored hook is unreadable ({exc}): {record!r}")
-                continue
-            if hook.id not in self.registry:
-                hooks.append(hook)
-        for hook in hooks:
-            try:
-                hook.func = self._load(hook)
-            except HookError as exc:
-                hook.load_error = str(exc)
-            runner = self._install(hook)
-            self.catchup.load_positions(runner)
-        running = {h.key for h in hooks if h.func is not None}
-        failed = await self.catchup.resume(running)
-        for hook in hooks:
-            if hook.func is not None and hook.key in failed:
-                hook.load_error = str(failed[hook.key])
-                hook.func = None
-            if hook.load_error:
-                warnings.append(f"persistent {hook.describe()} is not running: {hook.load_error}")
-        # Subscriptions we made for hooks that are gone (e.g. a crashed kernel's
-        # temporary hooks): remove them now.
-        await self.subscriptions.drop_unused(self.registry.nodes())
-        self._changed()
-        return warnings
+            return warnings + await self.persistent.install(records)
 
     def _restore(self) -> None:
         """After a reconnection (called before any event of the new session): hold the
@@ -290,6 +276,7 @@ class HookManager:
                 return
             temporary_nodes = {h.key for h in self.registry if not h.persistent}
             persistent_nodes = {h.key for h in self.registry if h.persistent}
+            self.persistent.stop()
             if session.connected:
                 leaving = sorted(temporary_nodes - persistent_nodes)
                 results = await asyncio.gather(
@@ -302,6 +289,7 @@ class HookManager:
             for hook in list(self.registry):
                 await self._uninstall(hook)
             self.catchup.reset()
+            self.persistent.close()
             self.session, self.store = None, None
             self.connected_since = None
             self.subscriptions.clear()
@@ -333,9 +321,15 @@ class HookManager:
         *,
         persistent: bool = False,
         catch_up: bool = True,
+        retry: int = 0,
+        retry_delay: float = 1.0,
     ) -> Hook:
         """Check the hook's code, make sure the node's events arrive, install the hook
-        and store it if persistent. On any error nothing is installed or stored."""
+        and store it if persistent. On any error nothing is installed or stored.
+
+        A failed run is tried again ``retry`` times, after ``retry_delay`` seconds and
+        twice as long each time (see :mod:`.runner`); an item that still fails goes to
+        the hook's dead letters (:meth:`failed`)."""
         async with self._lock:
             session = self._require_session()
             kind = HookType.parse(hook_type)
@@ -350,6 +344,8 @@ class HookManager:
                 persistent=persistent,
                 id=new_hook_id(lambda i: i in self.registry),
                 catch_up=catch_up,
+                retry=retry,
+                retry_delay=retry_delay,
             )
             hook.func = self._load(hook)
             new_node = not self.registry.for_node(service, node)
@@ -369,6 +365,8 @@ class HookManager:
                     if new_node:
                         await self._unlisten(service, node)
                     raise
+                self.persistent.adopt(runner)
+                self._changed()
             log.info("created %s", hook.describe())
             return hook
 
@@ -427,15 +425,19 @@ class HookManager:
                 self.store.remove_hooks(stored)  # fails before anything is removed
                 for hook_id in stored:
                     self.catchup.drop_position(hook_id)
+                    self._drop_dead_letters(hook_id)
             for hook in doomed:
-                await self._uninstall(hook)
-            for key in {h.key for h in doomed}:
-                if not self.registry.for_node(*key) and self.connected:
-                    try:
-                        await self._unlisten(*key)
-                    except HookError as exc:
-                        log.warning("%s", exc)
+                await self._remove(hook)
             return len(doomed)
+
+    async def _remove(self, hook: Hook) -> None:
+        """Uninstall a hook, and stop its node's events if no hook is left on it."""
+        await self._uninstall(hook)
+        if not self.registry.for_node(*hook.key) and self.connected:
+            try:
+                await self._unlisten(*hook.key)
+            except HookError as exc:
+                log.warning("%s", exc)
 
     async def publish(
         self, service: str | None, node: str, payload: str, item_id: str | None = None
@@ -472,9 +474,10 @@ class HookManager:
 
     async def set_paused(self, hook_id: str, paused: bool) -> Hook:
         """Pause or resume a hook. A paused hook records the items it skips."""
-        runner = self.runners.get(hook_id)
-        if runner is None:
-            raise HookError(f"no hook {hook_id!r}: %hook list shows the ids")
+        runner = self._runner(hook_id)
+        if runner.hook.persistent and self.store is not None:
+            # Stored: the process that runs it (maybe another) pauses it too.
+            self.store.set_paused(hook_id, paused)
         runner.paused = paused
         self._changed()
         return runner.hook
@@ -630,6 +633,7 @@ class HookManager:
             time_limit=self.time_limit,
             watchdog=self.watchdog,
             loader=self._load,
+            dead_letters=self._dead_letters_for(hook),
         )
         if hook.persistent and hook.catch_up:
             runner.add_listener(self.catchup.position_moved)
@@ -637,7 +641,10 @@ class HookManager:
             runner.add_listener(self._caught_up)
         for listener in self._trigger_listeners:
             runner.add_listener(listener)
+        if runner.lossless:
+            runner.on_drained = self.catchup.restart
         self.runners[hook.id] = runner
+        self.persistent.claim()  # before its node is subscribed: see Subscriptions.unlisten
         runner.start()
         self._changed()
         return runner
@@ -654,8 +661,76 @@ class HookManager:
             await runner.stop()
             self._retired.triggers += runner.count
             self._retired.errors += runner.errors
+        self.persistent.release(hook.id)
+        if hook.persistent and self.catchup.positions is not None:
+            self.catchup.positions.close(hook.id)
+        self.persistent.claim()
         self._changed()
 
     def save_positions(self) -> None:
         """Write the positions of persistent hooks that moved (also called at exit)."""
         self.catchup.save_positions()
+
+    # ---- dead letters
+    # The items a hook could not run, after its retries (see :mod:`.deadletters`):
+    # listed, run again or discarded here; kept in a file for persistent hooks.
+
+    def _dead_letters_for(self, hook: Hook) -> DeadLetters:
+        """A hook's dead letters as it is installed: in its file beside the positions
+        for a persistent hook (what earlier sessions left is read), else in memory."""
+        if hook.persistent and self.store is not None:
+            return DeadLetters.for_hook(self.store.account, hook.id, self.store.data_dir, self.dead_letters)
+        return DeadLetters(self.dead_letters)
+
+    def _drop_dead_letters(self, hook_id: str) -> None:
+        """A persistent hook is deleted: its dead letters go with it (the file too)."""
+        runner = self.runners.get(hook_id)
+        if runner is not None:
+            runner.dead_letters.delete()
+        elif self.store is not None:
+            DeadLetters.for_hook(self.store.account, hook_id, self.store.data_dir).delete()
+
+    def failed(self, hook_id: str) -> list[dict[str, Any]]:
+        """The items hook ``hook_id`` could not run, oldest first (``%hook failed``):
+        ``item_id``, ``publisher``, ``payload`` (XML text), ``error``, ``traceback``,
+        ``attempts``, ``first_failed`` and ``last_failed`` (times), ``outcome``."""
+        return [letter.as_dict() for letter in self._runner(hook_id).dead_letters.letters()]
+
+    async def retry_failed(self, hook_id: str, item_id: str | None = None) -> list[Trigger]:
+        """Run hook ``hook_id`` again on its failed items (those of item ``item_id``
+        when given), in order, each once, recorded as triggers of kind "retry". Those
+        that succeed are removed; the others stay, with one more attempt."""
+        runner = self._runner(hook_id)
+        hook = runner.hook
+        if hook.func is None:
+            raise HookError(
+                f"hook {hook_id} does not load ({hook.load_error}): fix its code, then retry"
+            )
+        letters = runner.dead_letters.letters(item_id)
+        triggers: list[Trigger] = []
+        done: set[int] = set()
+        again = []
+        try:
+            for letter in letters:
+                trigger = await runner.run_now(
+                    letter.item(), TriggerKind.RETRY, letter.item_id, letter.publisher
+                )
+                triggers.append(trigger)
+                if trigger.outcome == Outcome.OK:
+                    done.add(letter.seq)
+                else:
+                    letter.failed_again(trigger)
+                    again.append(letter)
+        finally:  # what ran is settled even if the retry is interrupted
+            runner.dead_letters.settle(done, again)
+            self._changed()
+        return triggers
+
+    async def discard_failed(self, hook_id: str, item_id: str | None = None) -> int:
+        """Drop hook ``hook_id``'s failed items (those of item ``item_id`` when given);
+        returns how many."""
+        runner = self._runner(hook_id)
+        dead = runner.dead_letters
+        count = dead.settle({letter.seq for letter in dead.letters(item_id)})
+        self._changed()
+        return count

@@ -4,6 +4,12 @@ Each hook has a bounded queue and one worker task on the session's loop. A
 synchronous hook runs inline on that loop (it may use ``client``); an ``async def``
 hook, or ``python_code`` with top-level ``await``, is awaited. Whatever the hook raises
 is recorded, with its traceback, on the trigger of that item; the next item still runs.
+
+A failed run (an error, or the time limit) of a hook created with ``--retry N`` is
+tried again up to N times, after ``retry_delay`` seconds, then twice as long each time
+(at most 5 min), the hook's later items waiting behind it (state ``retrying``); each
+attempt is a trigger. An item that still fails goes to the hook's dead letters
+(:mod:`.deadletters`).
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .deadletters import DeadLetter, DeadLetters
 from .dedupe import ItemRef
-from .hooks import Hook, HookError, source_path
+from .hooks import MAX_RETRY_DELAY, Hook, HookError, source_path
 from .states import HookState, Outcome, TriggerKind
 from .watchdog import HookTimeout, Watchdog
 
@@ -53,6 +60,10 @@ class Trigger:
     payload: Any = None  # the item stanza (for display and replay; not in as_dict)
     ref: ItemRef | None = None  # the item as a position in its node (None: no id)
     kind: TriggerKind = TriggerKind.LIVE
+    #: 1 for the first run of an item, 2 for its first retry (``--retry``)…
+    attempt: int = 1
+    #: This attempt failed and the item is tried again (after a delay).
+    retried: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +76,7 @@ class Trigger:
             "error": self.error,
             "traceback": self.traceback,
             "kind": self.kind,
+            "attempt": self.attempt,
         }
 
 
@@ -81,8 +93,15 @@ class HookRunner:
         time_limit: float | None = None,
         watchdog: Watchdog | None = None,
         loader: Callable[[Hook], Callable[..., Any]] | None = None,
+        dead_letters: DeadLetters | None = None,
     ):
         self.hook = hook
+        #: The items that still failed after the hook's retries.
+        self.dead_letters = dead_letters if dead_letters is not None else DeadLetters()
+        #: The attempt of the item being retried (None: not retrying), and when its
+        #: first attempt failed.
+        self.retry_attempt: int | None = None
+        self._first_failed: float | None = None
         #: Reloads the hook's code when its file changes on disk (None: never).
         self.loader = loader
         self._source = source_path(hook) if loader is not None else None
@@ -117,6 +136,22 @@ class HookRunner:
         #: being fetched), the hook is "catching up".
         self.catch_up_left = 0
         self.held = False
+        #: Takes no item: in standby (another process runs it), waiting for notebook
+        #: names, or overflowed (its queue was full). See :meth:`submit`.
+        self.inactive = False
+        #: While the hook (re)starts from its position: its live items, kept until
+        #: the missed ones are queued ((item, ref, publisher, received) each).
+        self.parked: list[tuple[Any, ItemRef | None, str | None, float]] | None = None
+        #: Another process of the machine runs this persistent hook (``owner`` says who).
+        self.standby = False
+        self.owner: str | None = None
+        #: Names the hook's code reads that the notebook does not define yet.
+        self.waiting_for: tuple[str, ...] = ()
+        #: Persistent hooks never drop: a full queue makes them fetch from the node later.
+        self.lossless = hook.persistent and hook.catch_up
+        self.overflowed = False
+        #: Called (on the loop) when an overflowed hook's queue has drained.
+        self.on_drained: Callable[[HookRunner], None] | None = None
         #: A paused hook does not run: the items it skips are recorded and counted.
         self.paused = False
         self.total_duration = 0.0
@@ -165,7 +200,15 @@ class HookRunner:
     ) -> None:
         """Queue ``item`` (``ref``: its id and payload, None if it has no id) for the
         hook; count it as dropped if the queue is full, and as skipped while the hook
-        is paused."""
+        is paused. A persistent hook drops nothing: when its queue is full it stops
+        taking items, and fetches them from the node once the queue has drained.
+        An inactive hook (standby, waiting, overflowed) takes nothing; a restarting
+        one parks its live items until its missed ones are queued."""
+        if self.parked is not None:
+            self.parked.append((item, ref, publisher, received))
+            return
+        if self.inactive:
+            return
         if ref is not None and ref.id:
             trigger = Trigger(ref.id, publisher, received, payload=item, ref=ref, kind=kind)
             self.submitted.append(ref)
@@ -183,6 +226,12 @@ class HookRunner:
         try:
             self._queue.put_nowait((item, trigger))
         except asyncio.QueueFull:
+            if self.lossless:
+                # Nothing is lost: the item stays on the node, and the hook resumes
+                # from its last queued item when its queue has drained.
+                self.submitted.pop()
+                self.inactive = self.overflowed = True
+                return
             self.dropped += 1
             trigger.outcome = Outcome.DROPPED
             trigger.error = f"queue full ({self._queue.maxsize} items waiting)"
@@ -206,13 +255,39 @@ class HookRunner:
             item, trigger = await queue.get()
             async with lock:
                 await self.run(item, trigger)
+            while trigger.retried:  # the hook's later items wait behind it: order holds
+                trigger = await self._retry(item, trigger)
             # Queue.get() does not yield while items wait: after a few milliseconds of
             # work, give the loop a turn, so a backlog of one hook never starves the
             # others, the stream or the writes, while a burst is still drained in bulk
             # (one turn per item would let a socket read of many items overflow the queue).
             if clock() >= turn_ends or queue.empty():
+                if self.overflowed and queue.empty() and self.on_drained is not None:
+                    self.overflowed = False
+                    self.on_drained(self)
                 await asyncio.sleep(0)
                 turn_ends = clock() + _TURN
+
+    async def _retry(self, item: Any, failed: Trigger) -> Trigger:
+        """Wait (exponential backoff from the hook's ``retry_delay``), then run a
+        failed item again; return the new attempt's trigger. A stop of the runner
+        during the wait cancels it."""
+        try:
+            await asyncio.sleep(backoff(self.hook.retry_delay, failed.attempt))
+        except asyncio.CancelledError:
+            self.retry_attempt = None
+            raise
+        trigger = Trigger(
+            failed.item_id,
+            failed.publisher,
+            failed.received,
+            payload=item,
+            ref=failed.ref,
+            kind=failed.kind,
+            attempt=failed.attempt + 1,
+        )
+        async with self._run_lock:
+            return await self.run(item, trigger)
 
     async def run_now(
         self, item: Any, kind: str, item_id: str | None = None, publisher: str | None = None
@@ -241,8 +316,10 @@ class HookRunner:
         try:
             self.hook.func = self.loader(self.hook)  # type: ignore[misc]
         except HookError as exc:
-            self.reload_error = f"the edited code does not load ({exc}); the previous version keeps running"
-            log.warning("hook %s: %s", self.hook.id, self.reload_error)
+            edited = time.strftime("%H:%M", time.localtime(mtime / 1e9))
+            # Shown as "runs the previous version: the edit at 12:01 does not load: …"
+            self.reload_error = f"the edit at {edited} does not load: {exc}"
+            log.warning("hook %s runs the previous version: %s", self.hook.id, self.reload_error)
         else:
             self.reload_error = None
             self.reloads += 1
@@ -288,9 +365,11 @@ class HookRunner:
             trigger.outcome = Outcome.OK
         finally:
             self.running_since = None
-            if trigger.kind is TriggerKind.CATCH_UP:
+            # An item is done (its position moves) once it ran, or failed its last attempt.
+            retried = trigger.retried = self._settle_attempt(trigger)
+            if trigger.kind is TriggerKind.CATCH_UP and not retried:
                 self.catch_up_left -= 1
-            if trigger.ref is not None and trigger.kind in (TriggerKind.LIVE, TriggerKind.CATCH_UP):
+            if trigger.ref is not None and trigger.kind in (TriggerKind.LIVE, TriggerKind.CATCH_UP) and not retried:
                 self.ran.append(trigger.ref)
             trigger.duration = duration = time.perf_counter() - start
             self.count += 1
@@ -327,6 +406,29 @@ class HookRunner:
         )
         self._record(trigger)
 
+    def _settle_attempt(self, trigger: Trigger) -> bool:
+        """After a run of a queued item: whether it is tried again (``--retry``); a
+        failure without retries left goes to the dead letters (before the position
+        moves past the item)."""
+        if trigger.kind not in (TriggerKind.LIVE, TriggerKind.CATCH_UP):
+            return False  # replay, test, retry: one-off runs
+        failed = trigger.outcome in (Outcome.ERROR, Outcome.TIMEOUT)
+        if not failed:
+            self.retry_attempt = None
+            return False
+        now = time.time()
+        if trigger.attempt == 1:
+            self._first_failed = now
+        if trigger.attempt <= self.hook.retry and not _cancelling():
+            self.retry_attempt = trigger.attempt + 1
+            return True
+        self.retry_attempt = None
+        try:
+            self.dead_letters.add(DeadLetter.of(trigger, trigger.attempt, self._first_failed))
+        except Exception:  # noqa: BLE001 - never stop the hook for its bookkeeping
+            log.exception("hook %s: cannot keep the failed item %s", self.hook.id, trigger.item_id)
+        return False
+
     def _fail(self, trigger: Trigger, exc: BaseException, outcome: Outcome = Outcome.ERROR) -> None:
         self.errors += 1
         self.last_error = trigger
@@ -337,7 +439,10 @@ class HookRunner:
         while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
             tb = tb.tb_next
         trigger.traceback = "".join(traceback.format_exception(type(exc), exc, tb))
-        log.warning("hook %s failed on item %s: %s", self.hook.id, trigger.item_id, trigger.error)
+        attempt = ""
+        if self.hook.retry and trigger.kind in (TriggerKind.LIVE, TriggerKind.CATCH_UP):
+            attempt = f" (attempt {trigger.attempt} of {self.hook.retry + 1})"
+        log.warning("hook %s failed on item %s%s: %s", self.hook.id, trigger.item_id, attempt, trigger.error)
 
     def _record(self, trigger: Trigger) -> None:
         self.triggers.append(trigger)
@@ -357,9 +462,15 @@ class HookRunner:
     def state(self) -> HookState:
         if self.hook.func is None:
             return HookState.BROKEN
+        if self.standby:
+            return HookState.STANDBY
+        if self.waiting_for:
+            return HookState.WAITING
         if self.paused:
             return HookState.PAUSED
-        if self.held or self.catch_up_left > 0:
+        if self.retry_attempt is not None:
+            return HookState.RETRYING
+        if self.held or self.catch_up_left > 0 or self.parked is not None or self.overflowed:
             return HookState.CATCHING_UP
         return HookState.ACTIVE
 
@@ -381,12 +492,19 @@ class HookRunner:
             "persistent": hook.persistent,
             "created": hook.created,
             "state": self.state.value,
+            "owner": self.owner,
+            "waiting_for": list(self.waiting_for),
             "load_error": hook.load_error,
             "triggers": self.count,
             "errors": self.errors,
             "dropped": self.dropped,
             "skipped": self.skipped,
             "gaps": self.gaps,
+            "retry": hook.retry,
+            "retry_delay": hook.retry_delay,
+            "attempt": self.retry_attempt,  # of the item being retried (None: not retrying)
+            "failed": len(self.dead_letters),  # dead letters: %hook failed ID
+            "failed_dropped": self.dead_letters.dropped,
             "reloads": self.reloads,
             "reload_error": self.reload_error,
             "catch_up": hook.catch_up,
@@ -401,6 +519,12 @@ class HookRunner:
             "mean_duration": self.mean_duration,
             "recent": [t.as_dict() for t in self.triggers] if recent else [],
         }
+
+
+def backoff(first: float, attempt: int) -> float:
+    """Seconds to wait after the failed attempt number ``attempt`` (1: the first run)
+    before the next: ``first``, then twice as long each time, at most 5 min."""
+    return min(first * 2.0 ** min(attempt - 1, 64), MAX_RETRY_DELAY)
 
 
 def _cancelling() -> bool:

@@ -69,14 +69,65 @@ logging.getLogger("slixmpp").addHandler(logging.NullHandler())
 
 
 class RequestError(SessionError):
-    """A PubSub request failed with an XMPP error condition."""
+    """A PubSub request failed with an XMPP error condition; ``hint`` says what usually
+    fixes it."""
 
-    def __init__(self, what: str, condition: str, text: str):
+    def __init__(self, what: str, condition: str, text: str, hint: str = ""):
         self.what = what
         self.condition = condition
         self.text = text
+        self.hint = hint
         detail = f"{condition}{': ' + text if text else ''}"
-        super().__init__(f"{what} failed ({detail})")
+        super().__init__(f"{what} failed ({detail})" + (f": {hint}" if hint else ""))
+
+
+def _event_item(item: Any) -> Any:
+    """A retrieved ``<item/>`` as the stanza class of an event's item, so that hook code
+    reads the same interfaces whatever brought the item (slixmpp's retrieved ``Item``
+    has no ``publisher``: asking for it logs a warning on the root logger, which in a
+    kernel prints into a cell)."""
+    from slixmpp.plugins.xep_0060.stanza.pubsub_event import EventItem
+
+    return EventItem(xml=item.xml)
+
+
+def publish_hint(service: str, node: str, condition: str, me: str) -> str:
+    """What usually fixes a refused publish, by the server's error condition."""
+    pep = service == me
+    if condition == "forbidden":
+        if pep:
+            return "the server refused a publish to your own PEP node: check the node's publish model"
+        return (
+            f"only the node's owner and its publishers may publish to it: ask the owner of "
+            f"{node!r} (or an admin of {service}) to make {me} a publisher or to set its "
+            f"publish model to open, or publish to a node of your own "
+            f"(%hook node create -s {service} -n NAME) or to your PEP (leave out -s)"
+        )
+    if condition == "item-not-found":
+        return f"create it first: %hook node create -s {service} -n {node}"
+    if condition == "not-acceptable":
+        return "the node refused the item: it may be too big, or not the payload type the node takes"
+    if condition in ("conflict", "precondition-not-met"):
+        return "the node's configuration does not match what the publish asks for"
+    if condition in ("service-unavailable", "remote-server-not-found", "feature-not-implemented"):
+        return f"{service} does not answer as a PubSub service: check the JID (%hook nodes {service})"
+    return ""
+
+
+def create_hint(service: str, node: str, condition: str, me: str) -> str:
+    """What usually fixes a refused node creation."""
+    if condition == "conflict":
+        return f"node {node!r} already exists on {service}: hook it (%hook create -s {service} -n {node} ...)"
+    if condition == "forbidden":
+        return (
+            f"{service} does not let {me} create nodes (many services leave that to their "
+            "admins): ask an admin, or use your own PEP (leave out -s)"
+        )
+    if condition in ("not-acceptable", "bad-request", "not-allowed", "feature-not-implemented"):
+        return f"{service} does not take this node configuration: try another --access-model, or none"
+    if condition in ("service-unavailable", "remote-server-not-found"):
+        return f"{service} does not answer as a PubSub service: check the JID"
+    return ""
 
 
 def _iq_condition(exc: BaseException) -> tuple[str, str]:
@@ -495,15 +546,42 @@ class XmppSession:
             f"reading items of {node!r} on {service}",
             lambda: self._pubsub().get_items(service, node, max_items=max_items, timeout=30),
         )
-        return [i for i in iq["pubsub"]["items"].iterables if i.name == "item"]
+        return [_event_item(i) for i in iq["pubsub"]["items"].iterables if i.name == "item"]
 
     async def publish(self, service: str, node: str, payload: Any, item_id: str | None = None) -> str:
-        """Publish ``payload`` (an XML element) to the node; returns the item id."""
-        iq = await self._request(
-            f"publishing to {node!r} on {service}",
-            lambda: self._pubsub().publish(service, node, id=item_id, payload=payload, timeout=15),
-        )
+        """Publish ``payload`` (an XML element) to the node; returns the item id. A
+        refusal says what the server said and what usually fixes it."""
+        try:
+            iq = await self._request(
+                f"publishing to {node!r} on {service}",
+                lambda: self._pubsub().publish(service, node, id=item_id, payload=payload, timeout=15),
+            )
+        except RequestError as exc:
+            hint = publish_hint(service, node, exc.condition, self.bare)
+            raise RequestError(exc.what, exc.condition, exc.text, hint) from None
         return iq["pubsub"]["publish"]["item"]["id"] or item_id or ""
+
+    async def create_node(self, service: str, node: str, config: dict[str, str] | None = None) -> str:
+        """Create a node (XEP-0060 8.1) with the configuration fields given (e.g.
+        ``{"pubsub#access_model": "open"}``); returns its name (a server may choose
+        another). A refusal says what usually fixes it."""
+        form = None
+        if config:
+            form = self.client.plugin["xep_0004"].make_form("submit")
+            form.add_field(
+                var="FORM_TYPE", ftype="hidden", value="http://jabber.org/protocol/pubsub#node_config"
+            )
+            for var, value in config.items():
+                form.add_field(var=var, value=value)
+        try:
+            iq = await self._request(
+                f"creating node {node!r} on {service}",
+                lambda: self._pubsub().create_node(service, node, config=form, timeout=15),
+            )
+        except RequestError as exc:
+            hint = create_hint(service, node, exc.condition, self.bare)
+            raise RequestError(exc.what, exc.condition, exc.text, hint) from None
+        return iq["pubsub"]["create"]["node"] or node
 
     async def list_nodes(self, service: str) -> list[tuple[str, str]]:
         """The nodes a service lists in service discovery, as (node, name)."""

@@ -28,11 +28,16 @@ class HookView:
     arg: str
     persistent: bool
     state: HookState
+    #: The process that runs it, for a persistent hook ("kernel, pid 4243").
+    owner: str | None = None
 
     @classmethod
     def of(cls, runner: Any) -> HookView:
         hook = runner.hook
-        return cls(hook.id, hook.service, hook.node, hook.type.value, hook.arg, hook.persistent, runner.state)
+        return cls(
+            hook.id, hook.service, hook.node, hook.type.value, hook.arg, hook.persistent,
+            runner.state, runner.owner,
+        )
 
 
 @dataclass(frozen=True, slots=True)

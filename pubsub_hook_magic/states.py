@@ -31,6 +31,13 @@ class HookState(StrEnum):
     #: Running what was published while the session was away, before live items.
     CATCHING_UP = "catching up"
     PAUSED = "paused"
+    #: Persistent, and run by another process of the machine (``owner`` says which).
+    STANDBY = "standby"
+    #: A persistent ``python_code`` hook whose code reads notebook names not defined
+    #: yet (``waiting_for``): its items wait on the node until a cell defines them.
+    WAITING = "waiting"
+    #: A run failed and is tried again after a delay; the hook's later items wait.
+    RETRYING = "retrying"
     #: Its code does not load (``load_error`` says why); it stays listed until deleted.
     BROKEN = "broken"
 
@@ -58,3 +65,5 @@ class TriggerKind(StrEnum):
     CATCH_UP = "catch-up"
     REPLAY = "replay"
     TEST = "test"
+    #: A dead letter run again (``%hook retry``).
+    RETRY = "retry"

@@ -6,6 +6,14 @@ read-modify-write under an exclusive ``flock`` (two kernels on one account lose 
 update), written to a temporary file that replaces the old one atomically. Every file
 written there has mode 0600 and the directory 0700: the store holds code that runs at
 every ``connect``. Passwords are never stored.
+
+The file says its format (``"version"``, an integer; absent means 1). A process that
+meets a newer format than :data:`FORMAT_VERSION` runs none of its hooks and never writes
+the file (:class:`StoreTooNew`): it cannot tell which hooks it would misread, and must
+not downgrade what a newer install wrote. A hook record may also say the format it
+needs (``"format"``): such a record is left out of :meth:`HookStore.hooks` (listed by
+:meth:`HookStore.newer_hooks`) and kept as it is when the file is rewritten, so a later
+version can add what only some hooks use without stopping the others.
 """
 
 from __future__ import annotations
@@ -22,8 +30,9 @@ from typing import Any, Callable, Iterator
 
 from .hooks import HookError
 
-__all__ = ["HookStore", "PositionStore", "StoreDamaged", "StoreError", "default_data_dir"]
+__all__ = ["HookStore", "PositionStore", "StoreDamaged", "StoreError", "StoreTooNew", "default_data_dir"]
 
+#: The newest store format this version reads and writes.
 FORMAT_VERSION = 1
 
 
@@ -37,6 +46,34 @@ class StoreDamaged(StoreError):
     def __init__(self, message: str, path: Path):
         super().__init__(message)
         self.path = path
+
+
+class StoreTooNew(StoreError):
+    """The store was written by a newer pubsub_hook_magic, in a format this one does not
+    know: none of its hooks run here, and the file is never written.
+
+    ``records``: its hook records as far as they can be read (to list them as needing a
+    newer version); ``version``: the format the file says.
+    """
+
+    def __init__(self, path: Path, version: int, records: list[dict[str, Any]]):
+        super().__init__(
+            f"the hook store {path} was written by a newer pubsub_hook_magic (store format "
+            f"{version}; this one reads format {FORMAT_VERSION}): its {len(records)} "
+            "persistent hook(s) are not run and the file is left as it is; upgrade "
+            "pubsub_hook_magic in this environment"
+        )
+        self.path = path
+        self.version = version
+        self.records = records
+
+
+def _newer(record: Any) -> bool:
+    """Whether a hook record says it needs a newer store format than this one."""
+    if not isinstance(record, dict) or "format" not in record:
+        return False
+    needs = record["format"]
+    return not (type(needs) is int and needs <= FORMAT_VERSION)
 
 
 def check_private(path: Path, what: str) -> None:
@@ -101,7 +138,16 @@ class HookStore:
             raise StoreError(f"cannot read the hook store {self.path}: {exc.strerror}") from None
         try:
             data = json.loads(text)
-            if not isinstance(data, dict) or not isinstance(data.get("hooks"), list):
+            if not isinstance(data, dict):
+                raise ValueError("not a hook store")
+            version = data.get("version", 1)
+            if type(version) is not int or version < 1:
+                raise ValueError(f"its format version is {version!r}")
+            if version > FORMAT_VERSION:  # before any other check: its layout may differ
+                hooks = data.get("hooks")
+                records = [h for h in hooks if isinstance(h, dict)] if isinstance(hooks, list) else []
+                raise StoreTooNew(self.path, version, records)
+            if not isinstance(data.get("hooks"), list):
                 raise ValueError("not a hook store")
         except ValueError as exc:
             raise StoreDamaged(
@@ -113,7 +159,12 @@ class HookStore:
         return data
 
     def hooks(self) -> list[dict[str, Any]]:
-        return list(self.load()["hooks"])
+        """The hook records this version can run (see :meth:`newer_hooks`)."""
+        return [h for h in self.load()["hooks"] if not _newer(h)]
+
+    def newer_hooks(self) -> list[dict[str, Any]]:
+        """The hook records that need a newer pubsub_hook_magic: not to be run here."""
+        return [h for h in self.load()["hooks"] if _newer(h)]
 
     def set_aside(self) -> Path:
         """Move a damaged store file out of the way (kept, never overwritten); return
@@ -148,8 +199,9 @@ class HookStore:
     def update(self, change: Callable[[dict[str, Any]], Any]) -> Any:
         """Apply ``change(data)`` to the stored data under the lock, then save it."""
         with self._locked():
-            data = self.load()
+            data = self.load()  # a newer format raises StoreTooNew: nothing is written
             data["account"] = self.account
+            data.setdefault("version", FORMAT_VERSION)
             result = change(data)
             self._write(data)
             return result
@@ -168,6 +220,19 @@ class HookStore:
     def subscriptions(self) -> set[tuple[str, str]]:
         """The subscriptions this extension made (to remove with the last hook)."""
         return {tuple(s) for s in self.load()["subscriptions"]}  # type: ignore[misc]
+
+    def set_paused(self, hook_id: str, paused: bool) -> None:
+        """Store whether a hook is paused (every process of the account follows it)."""
+
+        def change(data: dict[str, Any]) -> None:
+            for record in data["hooks"]:
+                if record.get("id") == hook_id:
+                    if paused:
+                        record["paused"] = True
+                    else:
+                        record.pop("paused", None)
+
+        self.update(change)
 
     def set_subscription(self, service: str, node: str, ours: bool) -> None:
         def change(data: dict[str, Any]) -> None:
@@ -214,39 +279,95 @@ def write_atomically(path: Path, text: str, fsync: bool) -> None:
         raise
 
 class PositionStore:
-    """The last item each persistent hook processed, one tiny file per hook.
+    """The last items each persistent hook ran: a small file per hook, and a journal.
 
-    Written after each run (coalesced by the caller), atomically and without fsync: a
-    killed kernel loses nothing the operating system already has, so after a crash only
-    the items in flight run again.
+    Each run appends one line to the hook's journal (``HOOK.journal``: one ``write``,
+    no fsync): a killed process loses nothing the operating system already has, so
+    after a crash only the item that was running runs again. Now and then the journal
+    is folded into ``HOOK.json`` (the last :data:`KEEP` items, written atomically) and
+    emptied.
     """
+
+    #: How many of the last items are kept (see ``runner.RECENT_POSITIONS``).
+    KEEP = 16
+    #: Journal lines written before it is folded into the file.
+    FOLD_AFTER = 512
 
     def __init__(self, account: str, data_dir: Path | str | None = None):
         base = Path(data_dir) if data_dir is not None else default_data_dir()
         self.dir = base / f"positions-{urllib.parse.quote(account, safe='@.-_')}"
+        self._journals: dict[str, list[int]] = {}  # hook id -> [fd, lines written]
 
     def _path(self, hook_id: str) -> Path:
         return self.dir / f"{urllib.parse.quote(hook_id, safe='')}.json"
+
+    def _journal_path(self, hook_id: str) -> Path:
+        return self.dir / f"{urllib.parse.quote(hook_id, safe='')}.journal"
 
     def load(self, hook_id: str) -> list[tuple[str, str]] | None:
         """The last items the hook ran, oldest first, as ``(item id, payload digest)``;
         ``[("", "")]`` means "from the node's start". A file of an older version holds
         only the last item."""
+        recent: list[tuple[str, str]] = []
         try:
             data = json.loads(self._path(hook_id).read_text(encoding="utf-8"))
-            recent = data.get("recent") or [[data["id"], data["digest"]]]
-            return [(str(item_id), str(digest)) for item_id, digest in recent]
+            stored = data.get("recent") or [[data["id"], data["digest"]]]
+            recent = [(str(item_id), str(digest)) for item_id, digest in stored]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            return None
+            pass
+        try:
+            lines = self._journal_path(hook_id).read_text(encoding="utf-8").splitlines()
+        except OSError:
+            lines = []
+        for line in lines:
+            try:
+                item_id, digest = json.loads(line)
+            except (ValueError, TypeError):
+                continue  # a line cut by a crash
+            recent.append((str(item_id), str(digest)))
+        return recent[-self.KEEP:] or None
 
     def save(self, hook_id: str, positions: list[tuple[str, str]]) -> None:
         """Store the last items the hook ran, oldest first (the newest also as ``id``
-        and ``digest``, which older versions read)."""
+        and ``digest``, which older versions read); the journal is emptied."""
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        positions = positions[-self.KEEP:]
         newest = positions[-1]
         record = {"id": newest[0], "digest": newest[1], "recent": [list(p) for p in positions]}
         write_atomically(self._path(hook_id), json.dumps(record), fsync=False)
+        journal = self._journals.get(hook_id)
+        if journal is not None:
+            os.ftruncate(journal[0], 0)
+            journal[1] = 0
+        else:
+            with contextlib.suppress(OSError):
+                self._journal_path(hook_id).unlink()
+
+    def append(
+        self, hook_id: str, newest: tuple[str, str], recent: Callable[[], list[tuple[str, str]]]
+    ) -> None:
+        """Record that the hook ran ``newest``; ``recent()`` gives its last items, oldest
+        first, when the journal is folded into the file."""
+        journal = self._journals.get(hook_id)
+        if journal is None:
+            self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self._journal_path(hook_id), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            journal = self._journals[hook_id] = [fd, 0]
+        if journal[1] >= self.FOLD_AFTER:
+            self.save(hook_id, recent())
+            return
+        os.write(journal[0], (json.dumps(list(newest)) + "\n").encode("utf-8"))
+        journal[1] += 1
+
+    def close(self, hook_id: str | None = None) -> None:
+        """Close the journal of one hook (of every hook with None)."""
+        for key in [hook_id] if hook_id is not None else list(self._journals):
+            journal = self._journals.pop(key, None)
+            if journal is not None:
+                os.close(journal[0])
 
     def remove(self, hook_id: str) -> None:
-        with contextlib.suppress(OSError):
-            self._path(hook_id).unlink()
+        self.close(hook_id)
+        for path in (self._path(hook_id), self._journal_path(hook_id)):
+            with contextlib.suppress(OSError):
+                path.unlink()

@@ -40,15 +40,19 @@ class Subscriptions:
 
     :param session: returns the current session (None when disconnected).
     :param store: returns the account's store (None when disconnected).
+    :param claimed_elsewhere: whether another process of the machine has a hook on a
+        node (its subscription, the account's, stays then).
     """
 
     def __init__(
         self,
         session: Callable[[], XmppSession | None],
         store: Callable[[], HookStore | None],
+        claimed_elsewhere: Callable[[Key], bool] = lambda _key: False,
     ):
         self._session = session
         self._store = store
+        self._claimed_elsewhere = claimed_elsewhere
         #: Subscriptions this extension made (stored: a later session removes them).
         self.ours: set[Key] = set()
 
@@ -96,7 +100,7 @@ class Subscriptions:
             return
         if is_pep(service):
             await session.set_pep_interest(node, False)
-        elif (service, node) in self.ours:
+        elif (service, node) in self.ours and not self._claimed_elsewhere((service, node)):
             try:
                 await session.unsubscribe(service, node)
             except RequestError as exc:
@@ -175,7 +179,7 @@ class Subscriptions:
 
 def _refused(service: str, node: str, exc: RequestError) -> HookError:
     if exc.condition == "item-not-found":
-        return HookError(f"node {node!r} does not exist on {service}")
+        return HookError(f"node {node!r} does not exist on {service}: {_create_it(service, node)}")
     return HookError(
         f"{service} refused the subscription to {node!r} ({exc.condition}"
         f"{': ' + exc.text if exc.text else ''}): the node's access model may "
@@ -187,11 +191,14 @@ def node_missing(service: str, node: str, exc: RequestError) -> HookError | None
     """The error to give when reading a node's items failed, or None when that failure
     does not stop a hook from being made (a PEP node appears at its first publish)."""
     if exc.condition == "item-not-found" and not is_pep(service):
-        return HookError(
-            f"node {node!r} does not exist on {service}: create it first, or check "
-            "the name (%hook nodes lists a service's nodes)"
-        )
+        return HookError(f"node {node!r} does not exist on {service}: {_create_it(service, node)}")
     if exc.condition == "timeout":
         return HookError(f"{service} does not answer ({exc.what})")
     return None
 
+
+def _create_it(service: str, node: str) -> str:
+    return (
+        f"create it first (%hook node create -s {service} -n {node}), or check the name "
+        f"(%hook nodes {service} lists the service's nodes)"
+    )

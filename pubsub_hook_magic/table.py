@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 import threading
 import time
 import weakref
@@ -31,6 +32,7 @@ from ipywidgets.widgets import widget_string
 
 from .formatting import ago, seconds, shorten
 from .hooks import HookError
+from .logs import LogEntry, RecentRecords, printable
 from .states import HookState, Outcome, SessionState, TriggerKind
 
 if TYPE_CHECKING:
@@ -41,40 +43,180 @@ if TYPE_CHECKING:
 __all__ = ["TableHub", "HookTable"]
 
 log = logging.getLogger(__name__)
+#: Seconds the header shows the last warning the extension or slixmpp logged.
+_WARNING_SHOWN = 600.0
+_TAGS = re.compile(r"<[^>]*>")
 
-_COLUMNS = ("id", "node", "type", "argument", "lifetime", "state · triggers · errors · last · duration", "")
-_STATS_WIDTHS = (70, 100, 60, 90, 130)  # px of the cells inside the stats column
-_GRID_COLUMNS = "70px minmax(120px, 230px) 90px minmax(120px, 260px) 85px 470px 270px"
-_STATE_COLORS = {
-    HookState.ACTIVE: "#1a7f37",
-    HookState.CATCHING_UP: "#0969da",
-    HookState.PAUSED: "#9a6700",
-    HookState.BROKEN: "#cf222e",
+
+def _strip_tags(markup: str) -> str:
+    return html.unescape(_TAGS.sub("", markup))
+
+#: The grid's columns: (header, what the header's hover text says, width). Widths in
+#: px are fixed; "fr" columns share what is left. At their narrowest the columns need
+#: about 700 px: the output area of a notebook in JupyterLab at 1280x800 with the file
+#: browser open is about 760 px. Every long text is cut with an ellipsis and shown in
+#: full on hover (an HTML ``title``).
+_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("id", "the hook's id (%hook pause ID, replay ID…)", "52px"),
+    ("node", "node @ service", "minmax(60px, 1fr)"),
+    ("type", "python (a module), python_file or python_code", "48px"),
+    ("argument", "the module, file or code", "minmax(72px, 1.5fr)"),
+    ("stored", "persistent: stored, installed again at every connect", "46px"),
+    ("state", "active, catching up, paused, retrying, waiting, standby or broken", "86px"),
+    ("triggers", "runs, with skipped and dropped items", "62px"),
+    ("errors", "runs that failed", "46px"),
+    ("last", "the last run (hover: its time and duration, and the mean)", "64px"),
+    ("failed", "items that still failed after their retries: click to run them again", "54px"),
+    ("", "", "96px"),
+)
+#: The live cells (state … last) are one HTML spanning their columns: one message per
+#: row and refresh, whatever changed in it.
+_STATS = slice(5, 9)
+_STATS_WIDTHS = [int(c[2][:-2]) for c in _COLUMNS[_STATS]]
+_GRID_COLUMNS = " ".join(c[2] for c in _COLUMNS)
+_TYPE_NAMES = {"python": "module", "python_file": "file", "python_code": "code"}
+_STATE_CLASSES = {
+    HookState.ACTIVE: "phm-ok",
+    HookState.CATCHING_UP: "phm-info",
+    HookState.PAUSED: "phm-warn",
+    HookState.BROKEN: "phm-err",
 }
+_STATE_CLASSES.update(
+    {getattr(HookState, name): "phm-warn" for name in ("RETRYING", "WAITING") if hasattr(HookState, name)}
+)
+if hasattr(HookState, "STANDBY"):
+    _STATE_CLASSES[HookState.STANDBY] = "phm-muted"
+#: Outcomes of a trigger that did not run the hook (the "last" column skips them).
+_NOT_RUN = {Outcome.SKIPPED, Outcome.DROPPED, Outcome.GAP}
+
+# Colours come from JupyterLab's theme variables, mixed with the theme's own text colour
+# (black in light themes, white in dark ones) so that each reads at 4.5:1 or more on
+# both; the fallbacks are for front ends without the variables. A table whose kernel is
+# gone (restarted, shut down) says so instead of showing stale rows under ipywidgets'
+# broken-link icons.
+_MIX = "color-mix(in srgb, var(--jp-{0}-color1, {1}) 70%, var(--jp-content-font-color0, #000))"
+_CSS = (
+    ".phm-table{"
+    + "".join(
+        f"--phm-{name}:{fallback};--phm-{name}:{_MIX.format(var, fallback)};"
+        for name, var, fallback in (
+            ("ok", "success", "#2d7230"),
+            ("info", "brand", "#145ea8"),
+            ("warn", "warn", "#ac5700"),
+            ("err", "error", "#a92626"),
+        )
+    )
+    + "--phm-muted:var(--jp-content-font-color2, #666);"
+    "font-size:var(--jp-widgets-font-size, 13px);max-width:100%;}"
+    ".phm-table .phm-ok{color:var(--phm-ok)}.phm-table .phm-info{color:var(--phm-info)}"
+    ".phm-table .phm-warn{color:var(--phm-warn)}.phm-table .phm-err{color:var(--phm-err)}"
+    ".phm-table .phm-muted{color:var(--phm-muted)}"
+    ".phm-table .phm-cell{margin:0;min-width:0;width:auto;overflow:hidden}"
+    ".phm-table .phm-cell .widget-html-content{min-width:0;width:100%;overflow:hidden}"
+    ".phm-table .phm-c{display:block;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;"
+    "padding-right:6px;box-sizing:border-box}"
+    ".phm-table .phm-head-cell .phm-c{font-weight:bold}"
+    ".phm-table .phm-stats-row{display:flex}"
+    ".phm-table .phm-stats-row>.phm-c{flex:none}"
+    + "".join(
+        f".phm-table .phm-stats-row>.phm-c:nth-child({i + 1}){{width:{w}px}}"
+        for i, w in enumerate(_STATS_WIDTHS)
+    )
+    + ".phm-table .phm-num{font-variant-numeric:tabular-nums}"
+    ".phm-table .phm-id .phm-c{font-family:var(--jp-code-font-family, monospace)}"
+    ".phm-table .phm-actions{margin:0;overflow:hidden}"
+    ".phm-table .phm-actions .jupyter-button,.phm-table .phm-failed{width:28px;padding:0;margin:0 2px 0 0}"
+    ".phm-table .phm-failed{width:50px}"
+    ".phm-table .phm-header .phm-c{padding-right:0}"
+    ".phm-table.jupyter-widgets-disconnected>*{display:none!important}"
+    ".phm-table .jupyter-widgets-disconnected::before,.phm-table.jupyter-widgets-disconnected::before"
+    "{content:none!important;display:none!important}"
+    ".phm-table.jupyter-widgets-disconnected::after{content:'The kernel of this table is gone "
+    "(restarted or shut down): it no longer updates. Run %hook list for a live one.';"
+    "display:block;padding:4px 0;color:var(--jp-content-font-color2, #666);font-style:italic}"
+)
 
 
-def _stats_html(summary: dict[str, Any], now: float) -> str:
-    """The live cells of a row, as one HTML value (one message when any changes)."""
-    last = summary["last_trigger"]
+def _cell(text: str, title: str | None = None, cls: str = "") -> str:
+    """One cut-with-an-ellipsis cell (escaped); ``title`` is its full text on hover."""
+    esc = html.escape
+    hover = title if title is not None else text
+    return f"<span class='phm-c {cls}' title='{esc(hover, quote=True)}'>{esc(text)}</span>"
+
+
+def _state_detail(summary: dict[str, Any]) -> str:
+    """Why the hook is in its state, for the state's hover text."""
     state = summary["state"]
-    color = _STATE_COLORS.get(state, "inherit")
+    if state == "standby":
+        return f"standby: run by {summary.get('owner') or 'another process of this account'}"
+    if state == "waiting":
+        names = ", ".join(summary.get("waiting_for") or ()) or "notebook names"
+        return f"waiting for {names}: its items run once a cell defines them"
+    if state == "retrying":
+        last = summary.get("last_error") or {}
+        attempt = summary.get("attempt")
+        of = f" (attempt {attempt} of {summary.get('retry', 0) + 1})" if attempt else ""
+        return f"retrying item {last.get('item_id') or '?'}{of}: {last.get('error') or ''}".rstrip(": ")
+    if state == "broken":
+        return f"broken: {summary.get('load_error') or 'its code does not load'}"
+    if state == "catching up":
+        return "catching up: running what was published while the session was away"
+    return str(state)
+
+
+def _stats_html(summary: dict[str, Any], now: float, last_run: Any = None) -> str:
+    """The live cells of a row (state, triggers, errors, last), as one HTML value (one
+    message when any changes). ``last_run``: the last trigger that ran the hook."""
+    state = summary["state"]
+    detail = _state_detail(summary)
+    reload_error = summary.get("reload_error")
+    if reload_error:
+        state_text = f"⚠ {state}"
+        detail += f"; runs the previous version: {reload_error}"
+        state_cls = "phm-warn"
+    else:
+        state_text = str(state)
+        state_cls = _STATE_CLASSES.get(state, "")
+    triggers = summary["triggers"]
+    extra = [
+        f"{summary[k]} {k}" + (" (paused)" if k == "skipped" else " (queue full)")
+        for k in ("skipped", "dropped")
+        if summary.get(k)
+    ]
+    more = sum(summary.get(k) or 0 for k in ("skipped", "dropped"))
+    count = f"{triggers} run(s)" + (f"; {', '.join(extra)}" if extra else "")
     errors = summary["errors"]
-    extra = []
-    if summary.get("skipped"):
-        extra.append(f"{summary['skipped']} skipped")
-    if summary.get("dropped"):
-        extra.append(f"{summary['dropped']} dropped")
-    cells = (
-        f"<span style='color:{color}'>{html.escape(state)}</span>",
-        f"{summary['triggers']}" + (f" <small>({', '.join(extra)})</small>" if extra else ""),
-        f"<span style='color:{'#cf222e' if errors else 'inherit'}'>{errors}</span>",
-        html.escape(ago(last["received"], now) if last else "never"),
-        html.escape(f"{seconds(summary['last_duration'])} / {seconds(summary['mean_duration'])}"),
+    if last_run is not None:
+        when = time.strftime("%H:%M:%S", time.localtime(last_run.received))
+        last_text = ago(last_run.received, now)
+        last_title = (
+            f"last run at {when} ({last_run.outcome}, {seconds(last_run.duration)}); "
+            f"mean {seconds(summary['mean_duration'])}"
+        )
+    else:
+        last_text, last_title = "never", "no run yet"
+    esc = html.escape
+    triggers_cell = (
+        f"<span class='phm-c phm-num' title='{esc(count, quote=True)}'>{triggers}"
+        + (f" <small class='phm-muted'>+{more}</small>" if more else "")
+        + "</span>"
     )
-    return "".join(
-        f"<span style='display:inline-block;width:{w}px'>{c}</span>"
-        for w, c in zip(_STATS_WIDTHS, cells)
+    return (
+        "<div class='phm-stats-row'>"
+        + _cell(state_text, detail, state_cls)
+        + triggers_cell
+        + _cell(str(errors), f"{errors} failed run(s)", "phm-num" + (" phm-err" if errors else ""))
+        + _cell(last_text, last_title)
+        + "</div>"
     )
+
+
+def _last_run(runner: HookRunner) -> Trigger | None:
+    """The last trigger that ran the hook (not one it skipped, dropped or a gap)."""
+    for trigger in reversed(runner.triggers):
+        if trigger.outcome not in _NOT_RUN:
+            return trigger
+    return None
 
 
 def payload_text(item: Any, limit: int = 400) -> str:
@@ -134,58 +276,81 @@ def trigger_detail_html(trigger: Trigger | None) -> str:
 
 
 class _Row:
-    """The widgets of one hook's row; static cells are set once, stats and the pause
-    button change in place."""
+    """The widgets of one hook's row: static cells set once; the stats, the failed
+    button and the pause button change in place."""
 
-    def __init__(self, table: HookTable, summary: dict[str, Any]):
+    def __init__(self, table: HookTable, summary: dict[str, Any], last_run: Any = None):
         self.hook_id = summary["id"]
         s = table.styles
-        label = s.label
 
-        def cell(text: str, layout: widgets.Layout, tooltip: str | None = None) -> widgets.Label:
-            return widgets.Label(value=text, layout=layout, style=label, tooltip=tooltip)
-
-        self.cells = [
-            cell(summary["id"], s.cell),
-            cell(f"{summary['node']} @ {summary['service']}", s.cell, f"node {summary['node']} of {summary['service']}"),
-            cell(summary["type"], s.cell),
-            cell(shorten(summary["arg"], 36), s.cell, summary["arg"]),
-            cell("persistent" if summary["persistent"] else "temporary", s.cell),
-        ]
-        self.stats = widgets.HTML(layout=s.cell, style=s.html)
-        self.pause = widgets.Button(layout=s.button, style=s.button_style)
-        self.delete = widgets.Button(description="delete", icon="trash", layout=s.button, style=s.button_style, tooltip="delete this hook (and from the store if persistent)")
-        self.details = widgets.Button(description="triggers", icon="list", layout=s.button, style=s.button_style, tooltip="show this hook's recent triggers")
-        for w in (*self.cells, self.stats, self.pause, self.delete, self.details):
+        def cell(value: str, cls: str) -> widgets.HTML:
+            w = widgets.HTML(value=value, layout=s.cell, style=s.html)
             w.add_class("phm-cell")
+            w.add_class(cls)
+            return w
+
+        where = f"{summary['node']} @ {summary['service']}"
+        hook_type = summary["type"]
+        persistent = summary["persistent"]
+        self.cells = [
+            cell(_cell(summary["id"]), "phm-id"),
+            cell(_cell(where, f"node {summary['node']} of {summary['service']}"), "phm-node"),
+            cell(_cell(_TYPE_NAMES.get(hook_type, hook_type), hook_type), "phm-type"),
+            cell(_cell(shorten(summary["arg"], 200), summary["arg"]), "phm-arg"),
+            cell(
+                _cell(
+                    "yes" if persistent else "no",
+                    "persistent: stored, installed again at every connect"
+                    if persistent
+                    else "temporary: ends with the session",
+                ),
+                "phm-lifetime",
+            ),
+        ]
+        self.stats = widgets.HTML(layout=s.stats, style=s.html)
+        self.stats.add_class("phm-cell")
+        self.stats.add_class("phm-stats")
+        self.failed = widgets.Button(description="0", icon="redo", layout=s.failed, style=s.button_style)
+        self.failed.add_class("phm-failed")
+        self.pause = widgets.Button(layout=s.button, style=s.button_style)
+        self.delete = widgets.Button(icon="trash", layout=s.button, style=s.button_style, tooltip="delete this hook (from the store too if persistent)")
+        self.details = widgets.Button(icon="list", layout=s.button, style=s.button_style, tooltip="show this hook's recent triggers")
         self.pause.add_class("phm-pause")
         self.delete.add_class("phm-delete")
         self.details.add_class("phm-details")
-        self.stats.add_class("phm-stats")
-        self.cells[0].add_class("phm-id")
         self.actions = widgets.HBox([self.pause, self.delete, self.details], layout=s.actions)
+        self.actions.add_class("phm-actions")
         self.actions.add_class(f"phm-row-{self.hook_id}")
         table_ref = weakref.ref(table)
         hook_id = self.hook_id
         self.pause.on_click(lambda _b: table_ref() and table_ref()._toggle_pause(hook_id))  # type: ignore[union-attr]
         self.delete.on_click(lambda _b: table_ref() and table_ref()._delete(hook_id))  # type: ignore[union-attr]
         self.details.on_click(lambda _b: table_ref() and table_ref()._select(hook_id))  # type: ignore[union-attr]
-        self.update(summary, time.time())
+        self.failed.on_click(lambda _b: table_ref() and table_ref()._retry_failed(hook_id))  # type: ignore[union-attr]
+        self.update(summary, time.time(), last_run)
 
     @property
     def widgets(self) -> list[widgets.Widget]:
-        return [*self.cells, self.stats, self.actions]
+        return [*self.cells, self.stats, self.failed, self.actions]
 
-    def update(self, summary: dict[str, Any], now: float) -> None:
-        self.stats.value = _stats_html(summary, now)
+    def update(self, summary: dict[str, Any], now: float, last_run: Any = None) -> None:
+        self.stats.value = _stats_html(summary, now, last_run)
         #: What the row shows (set on the loop, under the hub's lock): the pause button
-        #: does what its label says.
+        #: does what its icon says.
         self.paused = paused = bool(summary["paused"])
-        self.pause.description = "resume" if paused else "pause"
         self.pause.icon = "play" if paused else "pause"
+        self.pause.tooltip = "resume this hook" if paused else "pause this hook (it skips items, and counts them)"
+        failed = int(summary.get("failed") or 0)
+        self.failed.description = str(failed)
+        self.failed.disabled = not failed
+        self.failed.tooltip = (
+            f"run the hook again on its {failed} failed item(s) (%hook retry {self.hook_id})"
+            if failed
+            else "no failed item (items that still fail after their retries)"
+        )
 
     def close(self) -> None:
-        for w in (*self.cells, self.stats, self.pause, self.delete, self.details, self.actions):
+        for w in (*self.cells, self.stats, self.failed, self.pause, self.delete, self.details, self.actions):
             w.close()  # layouts and styles are shared: the table closes them
 
 
@@ -193,17 +358,18 @@ class _Styles:
     """Layouts and styles shared by every cell of a table (a few models, not one per cell)."""
 
     def __init__(self) -> None:
-        self.cell = widgets.Layout(overflow="hidden", margin="0 4px 0 0")
-        self.button = widgets.Layout(width="auto", margin="0 2px")
-        self.actions = widgets.Layout(overflow="hidden")
-        self.label = widget_string.LabelStyle()
+        self.cell = widgets.Layout(overflow="hidden", margin="0", min_width="0")
+        self.stats = widgets.Layout(overflow="hidden", margin="0", min_width="0", grid_column=f"span {_STATS.stop - _STATS.start}")
+        self.button = widgets.Layout(width="28px", margin="0 2px 0 0", padding="0")
+        self.failed = widgets.Layout(width="50px", margin="0", padding="0")
+        self.actions = widgets.Layout(overflow="hidden", margin="0")
         self.html = widget_string.HTMLStyle()
         self.button_style = widgets.ButtonStyle()
-        self.grid = widgets.Layout(grid_template_columns=_GRID_COLUMNS, grid_gap="2px 0", align_items="center")
-        self.box = widgets.Layout()
+        self.grid = widgets.Layout(grid_template_columns=_GRID_COLUMNS, grid_gap="2px 0", align_items="center", overflow="hidden")
+        self.box = widgets.Layout(width="100%", max_width="100%", overflow="hidden")
 
     def close(self) -> None:
-        for w in (self.cell, self.button, self.actions, self.label, self.html, self.button_style, self.grid, self.box):
+        for w in (self.cell, self.stats, self.button, self.failed, self.actions, self.html, self.button_style, self.grid, self.box):
             w.close()
 
 
@@ -214,11 +380,18 @@ class HookTable:
         self.hub = hub
         self.styles = _Styles()
         s = self.styles
+        self.css = widgets.HTML(value=f"<style>{_CSS}</style>", style=s.html)
+        self.css.add_class("phm-css")
         self.header = widgets.HTML(style=s.html)
         self.header.add_class("phm-header")
         self.message = widgets.HTML(style=s.html)
         self.message.add_class("phm-message")
-        self._head_cells = [widgets.HTML(value=f"<b>{html.escape(c)}</b>", style=s.html) for c in _COLUMNS]
+        self._head_cells = []
+        for name, title, _width in _COLUMNS:
+            head = widgets.HTML(value=_cell(name, title), layout=s.cell, style=s.html)
+            head.add_class("phm-cell")
+            head.add_class("phm-head-cell")
+            self._head_cells.append(head)
         self.grid = widgets.GridBox(layout=s.grid)
         self.grid.add_class("phm-grid")
         self.details = widgets.HTML(style=s.html)
@@ -229,16 +402,18 @@ class HookTable:
         self.trigger_detail.add_class("phm-trigger-detail")
         self.replay_button = widgets.Button(
             description="replay", icon="redo", tooltip="run the hook again on this trigger's item",
-            layout=s.button, style=s.button_style,
+            layout=widgets.Layout(width="auto"), style=s.button_style,
         )
         self.replay_button.add_class("phm-replay")
         self.replay_button.on_click(lambda _b: self._replay())
-        self.pick_box = widgets.HBox([self.trigger_pick, self.replay_button])
-        self.detail_box = widgets.VBox([self.details, self.pick_box, self.trigger_detail], layout=widgets.Layout(display="none"))
-        self.box = widgets.VBox([self.header, self.message, self.grid, self.detail_box], layout=s.box)
-        s.box.width = "max-content"
-        s.box.max_width = "100%"
-        s.box.overflow = "auto"
+        self.trigger_pick.layout.width = "auto"
+        self.trigger_pick.layout.max_width = "100%"
+        self.pick_box = widgets.HBox([self.trigger_pick, self.replay_button], layout=widgets.Layout(flex_flow="row wrap"))
+        self.detail_box = widgets.VBox(
+            [self.details, self.pick_box, self.trigger_detail],
+            layout=widgets.Layout(display="none", overflow="auto"),
+        )
+        self.box = widgets.VBox([self.css, self.header, self.message, self.grid, self.detail_box], layout=s.box)
         self.box.add_class("phm-table")
         self.rows: dict[str, _Row] = {}
         self.selected: str | None = None
@@ -248,7 +423,14 @@ class HookTable:
 
     # -------------------------------------------------------------- rendering (under the hub lock)
 
-    def render(self, header: str, summaries: dict[str, dict[str, Any]], now: float) -> None:
+    def render(
+        self,
+        header: str,
+        summaries: dict[str, dict[str, Any]],
+        now: float,
+        last_runs: dict[str, Any] | None = None,
+    ) -> None:
+        last_runs = last_runs or {}
         self.header.value = header
         order = list(summaries)
         changed_rows = False
@@ -260,10 +442,10 @@ class HookTable:
         for hook_id in order:
             row = self.rows.get(hook_id)
             if row is None:
-                self.rows[hook_id] = _Row(self, summaries[hook_id])
+                self.rows[hook_id] = _Row(self, summaries[hook_id], last_runs.get(hook_id))
                 changed_rows = True
             else:
-                row.update(summaries[hook_id], now)  # unchanged cells send nothing
+                row.update(summaries[hook_id], now, last_runs.get(hook_id))  # unchanged cells send nothing
         if changed_rows or list(self.rows) != order:
             self.rows = {h: self.rows[h] for h in order}
             children: list[widgets.Widget] = list(self._head_cells)
@@ -338,6 +520,17 @@ class HookTable:
     def _delete(self, hook_id: str) -> None:
         self.hub.submit(self.hub.manager.delete_hooks(hook_id=hook_id), self)
 
+    def _retry_failed(self, hook_id: str) -> None:
+        manager = self.hub.manager
+        if not hasattr(manager, "retry_failed"):
+            return
+
+        def said(triggers: Any) -> str:
+            ok = sum(1 for t in triggers if t.outcome == Outcome.OK)
+            return f"hook {hook_id}: {ok} of {len(triggers)} failed item(s) ran again and were removed"
+
+        self.hub.submit(manager.retry_failed(hook_id), self, said)
+
     def _select(self, hook_id: str) -> None:
         with self.hub.lock:
             if self.selected == hook_id:
@@ -354,13 +547,14 @@ class HookTable:
         for row in self.rows.values():
             row.close()
         self.rows.clear()
-        for w in (self.header, self.message, *self._head_cells, self.grid, self.details, self.trigger_pick, self.replay_button, self.pick_box, self.trigger_detail, self.detail_box, self.box):
+        for w in (self.css, self.header, self.message, *self._head_cells, self.grid, self.details, self.trigger_pick, self.replay_button, self.pick_box, self.trigger_detail, self.detail_box, self.box):
             w.close()
         self.pick_box.layout.close()
         self.detail_box.layout.close()
+        self.replay_button.layout.close()
         self.trigger_pick.style.close()
         self.trigger_pick.layout.close()
-        for w in (self.details, self.trigger_detail, self.header, self.message, *self._head_cells):
+        for w in (self.css, self.details, self.trigger_detail, self.header, self.message):
             w.layout.close()
         self.styles.close()
 
@@ -381,16 +575,27 @@ class TableHub:
     changes on the session loop only; the public methods may be called from any thread.
     """
 
-    def __init__(self, manager: HookManager, loop_thread: LoopThread, interval: float = 0.3, keep: int = 8):
+    def __init__(
+        self,
+        manager: HookManager,
+        loop_thread: LoopThread,
+        interval: float = 0.3,
+        keep: int = 8,
+        log_records: RecentRecords | None = None,
+    ):
         self.manager = manager
         self.loop_thread = loop_thread
         self.interval = interval
         self.keep = keep  # tables kept live; older ones are closed
+        #: Where the extension's and slixmpp's warnings are kept: the last one shows in
+        #: the header.
+        self.log_records = log_records
         self.lock = threading.RLock()
         self.tables: list[HookTable] = []
         self._dirty: set[str] = set()
         self._all_dirty = True
         self._scheduled = False
+        self._last_flush = float("-inf")  # loop time of the last flush
         self._ticker: Any = None
         self.flushes = 0
         self._on_loop_now(self._attach)
@@ -416,16 +621,24 @@ class TableHub:
         else:
             self.loop_thread.call_soon(func, *args)
 
-    def submit(self, coro: Any, table: HookTable) -> None:
-        """Run a command for a button; an error shows in the table's message line."""
+    def submit(self, coro: Any, table: HookTable, said: Any = None) -> None:
+        """Run a command for a button; an error shows in the table's message line, and
+        so does ``said(result)`` when given."""
         future = self.loop_thread.submit(coro)
 
         def done(f: Any) -> None:
-            exc = f.exception() if not f.cancelled() else None
+            if f.cancelled():
+                return
+            exc = f.exception()
             if exc is not None:
-                with self.lock:
-                    if not table.closed:
-                        table.message.value = f"<span style='color:#cf222e'>{html.escape(str(exc))}</span>"
+                text = f"<span class='phm-err'>{html.escape(str(exc))}</span>"
+            elif said is not None:
+                text = html.escape(said(f.result()))
+            else:
+                return
+            with self.lock:
+                if not table.closed:
+                    table.message.value = text
 
         future.add_done_callback(done)
 
@@ -451,10 +664,14 @@ class TableHub:
     def _attach(self) -> None:
         self.manager.add_trigger_listener(self._on_trigger)
         self.manager.add_change_listener(self._on_change)
+        if self.log_records is not None:
+            self.log_records.add_listener(self._on_record)
 
     def _close(self) -> None:
         self.manager.remove_trigger_listener(self._on_trigger)
         self.manager.remove_change_listener(self._on_change)
+        if self.log_records is not None:
+            self.log_records.remove_listener(self._on_record)
         with self.lock:
             for table in self.tables:
                 table.close()
@@ -487,14 +704,28 @@ class TableHub:
         self._all_dirty = True
         self._schedule()
 
+    def _on_record(self, entry: LogEntry) -> None:
+        """A log record (on any thread): the header shows the last warning."""
+        if entry.level >= logging.WARNING and self.loop_thread.alive:
+            self.on_loop(self._schedule)
+
     def _schedule(self) -> None:
+        """Flush soon: at once on a table that was idle (leading edge: a single trigger
+        shows within a loop turn), else ``interval`` after the last flush, so a table
+        refreshes at most once per interval whatever the rate of events."""
         if self._scheduled or not self.tables:
             return
         self._scheduled = True
-        self.loop_thread.loop.call_later(self.interval, self._flush)
+        loop = self.loop_thread.loop
+        wait = self._last_flush + self.interval - loop.time()
+        if wait <= 0:
+            loop.call_soon(self._flush)
+        else:
+            loop.call_later(wait, self._flush)
 
     def _flush(self) -> None:
         self._scheduled = False
+        self._last_flush = self.loop_thread.loop.time()
         self.tables = [t for t in self.tables if not t.closed]
         if not self.tables:
             return
@@ -507,7 +738,9 @@ class TableHub:
     def _render_now(self, tables: list[HookTable], full: bool, dirty: set[str]) -> None:
         manager = self.manager
         now = time.time()
-        summaries = {h.id: manager.runners[h.id].summary(recent=False) for h in manager.registry}
+        runners = manager.runners
+        summaries = {h.id: runners[h.id].summary(recent=False) for h in manager.registry}
+        last_runs = {hook_id: _last_run(runners[hook_id]) for hook_id in summaries}
         header = self._header(now)
         with self.lock:
             for table in tables:
@@ -516,7 +749,7 @@ class TableHub:
                 try:
                     # Relative times age: rows are re-rendered at every flush, but only
                     # cells whose text changed are sent.
-                    table.render(header, summaries, now)
+                    table.render(header, summaries, now, last_runs)
                     if table.selected and (full or table.selected in dirty or table.selected not in summaries):
                         runner = manager.runners.get(table.selected)
                         table.render_details(
@@ -528,22 +761,39 @@ class TableHub:
     def _header(self, now: float) -> str:
         manager = self.manager
         state = manager.state
-        jid = manager.jid
+        esc = html.escape
+        jid = esc(manager.jid or "")
         if state == SessionState.CONNECTED:
-            text = f"<b style='color:#1a7f37'>connected</b> as {html.escape(jid or '')}"
+            text = f"<b class='phm-ok'>connected</b> as {jid}"
         elif state == SessionState.RECONNECTING:
-            text = f"<b style='color:#9a6700'>reconnecting</b> as {html.escape(jid or '')}…"
+            text = f"<b class='phm-warn'>reconnecting</b> as {jid}…"
         elif state == SessionState.FAILED:
-            text = f"<b style='color:#cf222e'>failed</b>: {html.escape(manager.session.last_error or '') if manager.session else ''}"
+            text = f"<b class='phm-err'>failed</b>: {esc(manager.session.last_error or '') if manager.session else ''}"
         else:
-            text = "<b>disconnected</b>"
+            text = f"<b>{esc(str(state))}</b>"
         runners = manager.runners.values()
         triggers = sum(r.count for r in runners)
         errors = sum(r.errors for r in runners)
-        return (
+        failed = sum(len(r.dead_letters) for r in runners if hasattr(r, "dead_letters"))
+        totals = (
             f"{text} — {len(manager.registry)} hook(s), {triggers} trigger(s), "
-            f"<span style='color:{'#cf222e' if errors else 'inherit'}'>{errors} error(s)</span>"
+            f"<span class='{'phm-err' if errors else ''}'>{errors} error(s)</span>"
+            + (f", <span class='phm-err'>{failed} failed item(s)</span>" if failed else "")
         )
+        lines = [f"<span class='phm-c' title='{esc(_strip_tags(totals), quote=True)}'>{totals}</span>"]
+        last = self.log_records.last(logging.WARNING) if self.log_records is not None else None
+        if last is not None and now - last.created < _WARNING_SHOWN:
+            lines.append(
+                _cell(
+                    printable(
+                        f"⚠ {time.strftime('%H:%M:%S', time.localtime(last.created))} "
+                        f"{(last.message.splitlines() or [''])[0]} (%hook log)"
+                    ),
+                    printable(last.line()),
+                    "phm-warn phm-last-log",
+                )
+            )
+        return "".join(lines)
 
     def _tick_later(self) -> None:
         """Refresh relative times ("3 s ago") once a second while tables are shown."""

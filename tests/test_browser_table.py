@@ -265,50 +265,109 @@ KERNEL_READY = """() => {
 }"""
 
 # Each row of the table, read from the page, keyed by the class of its buttons' box
-# (phm-row-<id>): the id label, the five stats cells, the pause button's text. The cells
-# of a row are siblings in the grid; while rows come and go (each widget is removed on
-# its own), a row not yet whole is left out.
+# (phm-row-<id>): the id cell, the stats cells (state, triggers, errors, last) with their
+# hover texts, the failed button, the pause button's hover text. The cells of a row are
+# siblings in the grid; while rows come and go (each widget is removed on its own), a row
+# not yet whole is left out.
 ROWS = """() => {
     const table = document.querySelector('.phm-table');
     if (!table) return null;
     const rows = [];
     for (const box of table.querySelectorAll('.phm-grid > [class*="phm-row-"]')) {
         const id = Array.from(box.classList).find(c => c.startsWith('phm-row-')).slice(8);
-        const stats = box.previousElementSibling;
+        const failed = box.previousElementSibling;
+        const stats = failed && failed.previousElementSibling;
         let label = stats;
         for (let i = 0; i < 5 && label; i++) label = label.previousElementSibling;
         if (!stats || !stats.classList.contains('phm-stats') || !label || !label.classList.contains('phm-id')) continue;
         const pause = box.querySelector('.phm-pause');
+        const cells = Array.from(stats.querySelectorAll('.phm-stats-row > .phm-c'));
         rows.push({
             id,
             label: label.textContent.trim(),
-            stats: Array.from(stats.querySelector('.widget-html-content').children).map(c => c.textContent.trim()),
-            pause: pause ? pause.textContent.trim() : null,
+            stats: cells.map(c => c.textContent.trim()),
+            titles: cells.map(c => c.getAttribute('title')),
+            failed: failed.textContent.trim(),
+            pause: pause ? (pause.getAttribute('title') || '').split(' ')[0] : null,
         });
     }
     return rows;
 }"""
 
 
-# The table's geometry: buttons whose text is cut, grid columns whose cells do not start
-# at the same x in every row, cells of one row that overlap. Scrolls the grid back to
-# its left edge and drops the focus (a click scrolls an overflowing grid sideways).
-# (The header cells keep ipywidgets' 2 px margin, the row cells do not: 3 px of slack.)
+# What a person sees of the table's geometry (after scrolling the notebook to it):
+# horizontal scrolling anywhere between the table and the notebook panel, buttons cut or
+# outside the visible output area, columns whose cells do not start where their header
+# does (the stats cell spans four columns: its inner cells are compared), cells that
+# overlap, and the cut cells (ellipsis) with their hover texts.
 LAYOUT = """() => {
-    const grid = document.querySelector('.phm-grid');
+    const table = document.querySelector('.phm-table');
+    const grid = table.querySelector('.phm-grid');
     if (document.activeElement) document.activeElement.blur();
-    grid.scrollLeft = 0;
-    const clipped = Array.from(grid.querySelectorAll('button'))
-        .filter(b => b.scrollWidth > b.clientWidth + 1).map(b => b.textContent.trim());
-    const cols = getComputedStyle(grid).gridTemplateColumns.split(' ').length;
-    const cells = Array.from(grid.children).map(c => c.getBoundingClientRect());
-    const misaligned = [], overlaps = [];
-    for (let i = cols; i < cells.length; i++) {
-        if (Math.abs(cells[i].left - cells[i % cols].left) > 3) misaligned.push([i, cells[i].left, cells[i % cols].left]);
-        if (i % cols && cells[i - 1].right > cells[i].left + 1) overlaps.push([i, cells[i - 1].right, cells[i].left]);
+    const scrolls = [];
+    for (let el = table; el && !el.classList.contains('jp-NotebookPanel'); el = el.parentElement) {
+        if (el.scrollWidth > el.clientWidth + 1 && getComputedStyle(el).overflowX !== 'visible')
+            scrolls.push([el.className, el.scrollWidth, el.clientWidth]);
     }
-    return {clipped, misaligned, overlaps, cols, scroll: [grid.scrollWidth, grid.clientWidth]};
+    const outer = document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer');
+    if (outer && outer.scrollWidth > outer.clientWidth + 1) scrolls.push(['notebook', outer.scrollWidth, outer.clientWidth]);
+    const area = table.closest('.jp-OutputArea-output').getBoundingClientRect();
+    const buttons = Array.from(grid.querySelectorAll('button'));
+    const hidden = buttons.filter(b => {
+        const r = b.getBoundingClientRect();
+        return r.width < 20 || r.left < area.left - 0.5 || r.right > area.right + 0.5 || b.scrollWidth > b.clientWidth + 1;
+    }).map(b => b.className);
+    const cols = getComputedStyle(grid).gridTemplateColumns.split(' ').map(parseFloat);
+    const heads = Array.from(grid.querySelectorAll('.phm-head-cell')).map(c => c.getBoundingClientRect());
+    const misaligned = [], overlaps = [];
+    for (const box of grid.querySelectorAll('[class*="phm-row-"]')) {
+        const cells = [];
+        let el = box;
+        for (let i = 0; i < 8 && el; i++, el = el.previousElementSibling) cells.unshift(el);
+        const starts = [];
+        for (const c of cells) {
+            if (c.classList.contains('phm-stats'))
+                for (const s of c.querySelectorAll('.phm-stats-row > .phm-c')) starts.push(s.getBoundingClientRect());
+            else starts.push(c.getBoundingClientRect());
+        }
+        starts.forEach((r, i) => {
+            if (!heads[i] || Math.abs(r.left - heads[i].left) > 1.5) misaligned.push([box.className, i, r.left, heads[i] && heads[i].left]);
+            if (i && starts[i - 1].right > r.left + 1) overlaps.push([box.className, i, starts[i - 1].right, r.left]);
+        });
+    }
+    const cut = Array.from(grid.querySelectorAll('.phm-c')).filter(c => c.scrollWidth > c.clientWidth + 1)
+        .map(c => [c.textContent, c.getAttribute('title'), getComputedStyle(c).textOverflow]);
+    return {scrolls, hidden, misaligned, overlaps, cut, cols: cols.length, width: table.getBoundingClientRect().width,
+            area: area.width, grid: [grid.scrollWidth, grid.clientWidth]};
 }"""
+
+# The contrast of every coloured text of the table against what is behind it (WCAG 2).
+CONTRAST = """() => {
+    const rgb = s => (s.match(/[\\d.]+/g) || []).map(Number);
+    function lum(c) {
+        const [r, g, b] = c.slice(0, 3).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    }
+    function background(el) {
+        for (; el; el = el.parentElement) {
+            const c = rgb(getComputedStyle(el).backgroundColor);
+            if (c.length >= 3 && (c.length < 4 || c[3] > 0.5)) return c;
+        }
+        return [255, 255, 255];
+    }
+    const out = [];
+    for (const el of document.querySelectorAll('.phm-table .phm-ok, .phm-table .phm-info, .phm-table .phm-warn, .phm-table .phm-err')) {
+        if (!el.textContent.trim()) continue;
+        const fg = rgb(getComputedStyle(el).color), bg = background(el);
+        const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+        out.push([el.className, el.textContent.trim().slice(0, 20), Math.round((a + 0.05) / (b + 0.05) * 100) / 100,
+                  getComputedStyle(el).color, 'rgb(' + bg.slice(0, 3).join(', ') + ')']);
+    }
+    return out;
+}"""
+
+STDERR_OUTPUTS = """() => Array.from(document.querySelectorAll(
+    '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')).map(e => e.innerText)"""
 
 
 class Page:
@@ -354,17 +413,22 @@ class Page:
         )
         return handle.json_value()[0]
 
+    def show_table(self) -> None:
+        """Scroll the notebook so that the (first) table is in view."""
+        self.page.evaluate("() => document.querySelector('.phm-table').scrollIntoView({block: 'start'})")
+        self.page.wait_for_timeout(200)
+
+    def stderr(self) -> list[str]:
+        return self.page.evaluate(STDERR_OUTPUTS)
+
 
 def _screenshot(page: Any, path: Path) -> None:
-    """The table, as wide as its grid (the box itself spans the whole output area)."""
-    box = page.locator(".phm-table").bounding_box()
-    width = page.evaluate(
-        "() => getComputedStyle(document.querySelector('.phm-grid')).gridTemplateColumns"
-        ".split(' ').reduce((sum, w) => sum + parseFloat(w), 0)"
-    )
+    """The table and the prompt beside it, as a person sees them."""
+    box = page.locator(".phm-table").first.bounding_box()
+    area = page.locator(".jp-OutputArea-child:has(.phm-table)").first.bounding_box()
     page.screenshot(
         path=str(path),
-        clip={"x": box["x"] - 6, "y": box["y"] - 6, "width": min(box["width"], width + 12) + 12, "height": box["height"] + 12},
+        clip={"x": area["x"], "y": box["y"] - 6, "width": area["width"], "height": box["height"] + 12},
     )
 
 

@@ -84,6 +84,45 @@ def test_create_list_delete_from_the_command_line(server, node, data_dir, tmp_pa
     assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_failed_and_retry_from_the_command_line(server, publisher, node, data_dir, tmp_path):
+    env = cli_env(server, data_dir)
+    hook = tmp_path / "down.py"
+    hook.write_text("def hook(host, client, item):\n    raise ConnectionError('down for ' + item['id'])\n")
+    created = cli("create", "-s", "pubsub.localhost", "-n", node, "-t", "python_file", "--retry", "1", "--retry-delay", "0.05", str(hook), env=env)
+    assert created.returncode == 0, created.stderr
+    hid = created.stdout.split()[2].rstrip(":")
+    assert json.loads(cli("list", "-O", "json", env=env).stdout)[0]["retry"] == 1
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pubsub_hook_magic.cli", "run", "--no-tls"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    stored = data_dir / "failed-alice@localhost" / f"{hid}.jsonl"
+    try:
+        time.sleep(2.0)
+        for item_id in ("f0", "f1"):
+            publisher.publish(node, item_id=item_id)
+        wait_until(lambda: stored.exists() and len(stored.read_text().splitlines()) == 2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+    assert "(attempt 2 of 2)" in output, output
+    listed = cli("failed", hid, env=env).stdout.splitlines()
+    assert [line.split()[:2] for line in listed[1:]] == [["f0", "2"], ["f1", "2"]]
+    assert "2 failed item(s)" in cli("list", env=env).stdout
+    letters = json.loads(cli("failed", hid, "-O", "json", env=env).stdout)
+    assert letters[1]["error"] == "ConnectionError: down for f1"
+    hook.write_text(f"def hook(host, client, item):\n    open({str(tmp_path / 'ok.txt')!r}, 'a').write(item['id'])\n")
+    result = cli("retry", hid, "--item", "f0", "--no-tls", env=env)
+    assert result.returncode == 0 and "1 of 1 failed item(s) ran and were removed." in result.stdout, result
+    assert (tmp_path / "ok.txt").read_text() == "f0"
+    result = cli("retry", hid, "--discard", env=env)
+    assert result.stdout.strip() == f"Discarded 1 failed item(s) of hook {hid}."
+    assert "has no failed item" in cli("failed", hid, env=env).stdout
+    bad = cli("failed", "nope", env=env)
+    assert bad.returncode == 2 and "no persistent hook 'nope'" in bad.stderr and "Traceback" not in bad.stderr
+    bad = cli("create", "-n", node, "--retry", "-3", "-t", "python_file", str(hook), env=env)
+    assert bad.returncode == 2 and "--retry must be" in bad.stderr
+
+
 @pytest.mark.parametrize("command", [("run",), ("delete", "-n", "news")])
 def test_a_non_numeric_xmpp_port_is_one_line_and_exit_status_2(data_dir, command):
     env = dict(os.environ)

@@ -58,6 +58,10 @@ def test_default_type_is_python_and_cell_is_python_code():
         ("create -n n -t python_code", "needs code"),
         ("list -O yaml", "invalid choice"),
         ("status --bogus", "unrecognized"),
+        ("create -n news --retry x -t python_code pass", "invalid int value: 'x'"),
+        ("create -n news --retry-delay soon -t python_code pass", "invalid float value: 'soon'"),
+        ("failed", "the following arguments are required: id"),
+        ("retry h1 --item", "expected one argument"),
     ],
 )
 def test_bad_input_is_a_command_error(line, message):
@@ -69,6 +73,19 @@ def test_help_is_not_an_error(capsys):
     with pytest.raises(HelpShown):
         parse_command("create -h")
     assert "python_code" in capsys.readouterr().out
+
+
+def test_retry_flags_and_the_failed_and_retry_sub_commands():
+    args = parse_command("create -n news --retry 3 --retry-delay 0.5 -t python_code raise ValueError('x')")
+    assert (args.retry, args.retry_delay, args.arg) == (3, 0.5, "raise ValueError('x')")
+    args = parse_command("create -n news -t python_file hook.py")
+    assert (args.retry, args.retry_delay) == (0, 1.0)
+    args = parse_command("failed ab12cd -O json")
+    assert (args.command, args.id, args.output) == ("failed", "ab12cd", "json")
+    args = parse_command("retry ab12cd --item i7 --discard")
+    assert (args.id, args.item, args.discard) == ("ab12cd", "i7", True)
+    assert parse_command("retry ab12cd").discard is False
+
 
 
 def test_delete_flags_follow_libervia():

@@ -205,5 +205,5 @@ def test_an_edited_hook_file_is_reloaded_and_a_broken_edit_keeps_the_old_code(co
     publisher.publish(node)
     connected.wait_for("v", lambda v: v == [1, 2, 2])
     [summary] = json.loads(connected.run("%hook list -O json").stdout)
-    assert "SyntaxError" in summary["reload_error"] and "previous version keeps running" in summary["reload_error"]
+    assert "SyntaxError" in summary["reload_error"] and "does not load" in summary["reload_error"]
     assert summary["reloads"] == 1

@@ -81,9 +81,9 @@ def test_table_follows_triggers_errors_pause_and_delete(connected, publisher, no
         publisher.publish(node, item_id=item_id)
     w = settle(connected)
     [stats] = w.with_class("phm-stats")
-    assert "<span style='color:#1a7f37'>active</span>" in w.value(stats)
+    assert "phm-ok' title='active'>active<" in w.value(stats)  # the theme's success colour
     assert ">3<" in w.value(stats)  # triggers
-    assert "color:#cf222e'>1<" in w.value(stats)  # one error, in red
+    assert "phm-err' title='1 failed run(s)'>1<" in w.value(stats)  # one error, in the error colour
     [header] = w.with_class("phm-header")
     assert "connected" in w.value(header) and "1 error(s)" in w.value(header)
 
@@ -91,7 +91,7 @@ def test_table_follows_triggers_errors_pause_and_delete(connected, publisher, no
     click(connected, pause)
     w = settle(connected)
     assert "paused" in w.value(stats)
-    assert w.models[pause]["description"] == "resume"
+    assert w.models[pause]["icon"] == "play" and w.models[pause]["tooltip"].startswith("resume")
     publisher.publish(node, item_id="while-paused")
     w = settle(connected)
     assert "1 skipped" in w.value(stats)

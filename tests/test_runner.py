@@ -180,3 +180,157 @@ def test_a_burst_larger_than_a_loop_turn_is_drained_without_drops():
 
     runner = asyncio.run(main())
     assert runner.dropped == 0 and runner.count == 3000
+
+
+# ---------------------------------------------------------------- retries and dead letters
+
+
+def retrying_runner(func, retry, delay=0.05, **kwargs):
+    runner = make_runner(func, **kwargs)
+    runner.hook.retry, runner.hook.retry_delay = retry, delay
+    return runner
+
+
+def run_until(runner, ids, runs):
+    """Feed ``ids`` to ``runner`` on a new loop until it made ``runs`` runs; stop it."""
+
+    async def main():
+        runner.start()
+        feed(runner, ids)
+        await until(lambda: runner.count == runs)
+        await runner.stop()
+
+    asyncio.run(main())
+    return runner
+
+
+def test_a_failed_run_is_retried_with_backoff_and_later_items_wait_behind_it():
+    seen, fails, states = [], {"b": 2}, []
+
+    def hook(host, client, item):
+        if fails.get(item["id"], 0):
+            fails[item["id"]] -= 1
+            raise ConnectionError(f"down for {item['id']}")
+        seen.append((item["id"], time.monotonic()))
+
+    async def main():
+        runner = retrying_runner(hook, retry=3, delay=0.05)
+        runner.add_listener(lambda r, t: states.append((r.state, r.summary(recent=False)["attempt"])))
+        runner.start()
+        started = time.monotonic()
+        feed(runner, ["a", "b", "c"])
+        await until(lambda: len(seen) == 3)
+        await runner.stop()
+        return runner, started
+
+    runner, started = asyncio.run(main())
+    assert [i for i, _ in seen] == ["a", "b", "c"]  # in order: c waited for b's retries
+    assert seen[1][1] - started >= 0.05 + 0.1  # waited 0.05 s, then 0.1 s
+    assert [(t.item_id, t.outcome, t.attempt) for t in runner.triggers] == [
+        ("a", "ok", 1), ("b", "error", 1), ("b", "error", 2), ("b", "ok", 3), ("c", "ok", 1)
+    ]
+    assert runner.triggers[1].as_dict()["attempt"] == 1
+    # after each failed attempt the hook is retrying, with the next attempt's number
+    assert states == [("active", None), ("retrying", 2), ("retrying", 3), ("active", None), ("active", None)]
+    assert (runner.count, runner.errors, len(runner.dead_letters)) == (5, 2, 0)
+    assert [r.id for r in runner.ran] == ["a", "b", "c"]  # each item's position once
+
+
+def test_an_item_that_still_fails_goes_to_the_dead_letters_and_the_next_runs():
+    def hook(host, client, item):
+        if item["id"] != "ok":
+            raise ValueError(f"refusing {item['id']}")
+
+    runner = run_until(retrying_runner(hook, retry=2, delay=0.01), ["bad", "ok"], runs=4)
+    [dead] = runner.dead_letters.letters()
+    assert (dead.item_id, dead.attempts, dead.error) == ("bad", 3, "ValueError: refusing bad")
+    assert "raise ValueError" in dead.traceback
+    assert dead.first_failed < dead.last_failed
+    summary = runner.summary()
+    assert (summary["failed"], summary["attempt"], summary["state"]) == (1, None, "active")
+    assert [t.outcome for t in runner.triggers] == ["error", "error", "error", "ok"]
+
+
+def test_without_retries_every_failed_or_timed_out_item_is_a_dead_letter():
+    def hook(host, client, item):
+        if item["id"] == "slow":
+            while True:
+                pass
+        if item["id"] == "bad":
+            raise KeyError("x")
+
+    runner = run_until(make_runner(hook, time_limit=0.2), ["bad", "slow", "fine"], runs=3)
+    assert [(d.item_id, d.attempts, d.outcome) for d in runner.dead_letters.letters()] == [
+        ("bad", 1, "error"),
+        ("slow", 1, "timeout"),
+    ]
+    assert "time limit" in runner.dead_letters.letters("slow")[0].error
+
+
+def test_a_stop_during_the_backoff_cancels_cleanly():
+    async def main():
+        runner = retrying_runner(lambda h, c, i: 1 / 0, retry=5, delay=30)
+        runner.start()
+        feed(runner, ["x", "y"])
+        await until(lambda: runner.state == "retrying")
+        assert runner.summary()["attempt"] == 2 and not runner.ran
+        began = time.monotonic()
+        await runner.stop()
+        return runner, time.monotonic() - began
+
+    runner, took = asyncio.run(main())
+    assert took < 1
+    assert runner.state == "active" and runner.retry_attempt is None
+    assert runner.count == 1 and len(runner.dead_letters) == 0  # not run again, not lost: its position never moved
+    assert not runner.ran
+
+
+def test_a_retried_catch_up_item_stays_catching_up_until_it_is_done():
+    from pubsub_hook_magic.states import TriggerKind
+
+    calls = []
+
+    def hook(host, client, item):
+        calls.append(item["id"])
+        if len(calls) == 1:
+            raise OSError("first try fails")
+
+    async def main():
+        runner = retrying_runner(hook, retry=1, delay=0.1)
+        runner.start()
+        runner.submit(Item(id="m"), ItemRef("m"), None, time.time(), TriggerKind.CATCH_UP)
+        await until(lambda: runner.state == "retrying")
+        assert runner.catch_up_left == 1
+        await until(lambda: runner.count == 2)
+        await runner.stop()
+        return runner
+
+    runner = asyncio.run(main())
+    assert calls == ["m", "m"] and runner.catch_up_left == 0
+    assert [t.kind for t in runner.triggers] == ["catch-up", "catch-up"]
+
+
+def test_retry_settings_are_stored_old_records_get_the_defaults_and_bad_ones_refused():
+    import pytest
+
+    from pubsub_hook_magic.hooks import HookError
+
+    hook = Hook(service="s", node="n", type=HookType.PYTHON, arg="m", id="h1", retry=2, retry_delay=0.5)
+    record = hook.to_record()
+    assert (record["retry"], record["retry_delay"]) == (2, 0.5)
+    back = Hook.from_record(record)
+    assert (back.retry, back.retry_delay) == (2, 0.5)
+    del record["retry"], record["retry_delay"]  # written before retries existed
+    old = Hook.from_record(record)
+    assert (old.retry, old.retry_delay) == (0, 1.0)
+    for retry, delay in ((-1, 1.0), ("3", 1.0), (1.5, 1.0), (1, -0.1), (1, float("nan")), (1, "1")):
+        with pytest.raises(HookError, match="--retry"):
+            Hook(service="s", node="n", type=HookType.PYTHON, arg="m", retry=retry, retry_delay=delay)
+
+
+def test_backoff_doubles_from_the_delay_and_is_capped():
+    from pubsub_hook_magic.runner import backoff
+
+    assert [backoff(1.0, n) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 8.0]
+    assert backoff(1.0, 20) == 300.0 and backoff(1.0, 10_000) == 300.0
+    assert backoff(0.0, 3) == 0.0

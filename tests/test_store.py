@@ -124,3 +124,109 @@ def test_positions_of_the_previous_format_read_as_the_last_item(tmp_path):
     positions.save("h1", [("x", "y")])
     positions._path("h1").write_text('{"id": "item-7", "digest": "abcd"}')
     assert positions.load("h1") == [("item-7", "abcd")]
+
+
+# ---------------------------------------------------------------- the format version
+
+
+def test_the_store_says_its_format(tmp_path):
+    from pubsub_hook_magic.store import FORMAT_VERSION
+
+    store = HookStore("alice@localhost", tmp_path)
+    store.add_hook(record(1))
+    assert json.loads(store.path.read_text())["version"] == FORMAT_VERSION == 1
+
+
+def test_a_store_without_a_version_reads_as_format_1_and_gains_it(tmp_path):
+    store = HookStore("alice@localhost", tmp_path)
+    store._ensure_dir()
+    store.path.write_text(json.dumps({"account": "alice@localhost", "hooks": [record(1)]}))
+    os.chmod(store.path, 0o600)
+    assert [h["id"] for h in store.hooks()] == ["h1"]
+    store.add_hook(record(2))
+    assert json.loads(store.path.read_text())["version"] == 1
+
+
+def _newer_store(store, version=2):
+    store._ensure_dir()
+    text = json.dumps(
+        {"version": version, "account": "alice@localhost", "hooks": [record(1), record(2)],
+         "subscriptions": [["pubsub.localhost", "n"]], "something_new": {"x": 1}}
+    )
+    store.path.write_text(text)
+    os.chmod(store.path, 0o600)
+    return text
+
+
+def test_a_newer_format_runs_nothing_and_is_never_written(tmp_path):
+    from pubsub_hook_magic.store import StoreTooNew
+
+    store = HookStore("alice@localhost", tmp_path)
+    text = _newer_store(store)
+    with pytest.raises(StoreTooNew) as caught:
+        store.hooks()
+    exc = caught.value
+    message = str(exc)
+    assert "\n" not in message and "newer pubsub_hook_magic" in message
+    assert "upgrade pubsub_hook_magic" in message and str(store.path) in message
+    assert "store format 2" in message and "2 persistent hook(s) are not run" in message
+    assert exc.version == 2 and [r["id"] for r in exc.records] == ["h1", "h2"]  # to list them
+    assert isinstance(exc, StoreError)  # what connect and the CLI report in one line
+    for write in (
+        lambda: store.add_hook(record(3)),
+        lambda: store.remove_hooks({"h1"}),
+        lambda: store.set_subscription("pubsub.localhost", "n", False),
+    ):
+        with pytest.raises(StoreTooNew):
+            write()
+    with pytest.raises(StoreTooNew):
+        store.subscriptions()
+    with pytest.raises(StoreTooNew):
+        store.newer_hooks()
+    assert store.path.read_text() == text  # not overwritten, not downgraded
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [store.path.name]
+
+
+def test_a_newer_format_is_recognised_whatever_else_changed(tmp_path):
+    """A newer file may be laid out differently: it is "too new", never "damaged"
+    (a damaged store is moved aside, which would hide it from the newer install)."""
+    from pubsub_hook_magic.store import StoreTooNew
+
+    store = HookStore("alice@localhost", tmp_path)
+    store._ensure_dir()
+    for layout in ({"version": 3, "hooks": {"h1": {}}}, {"version": 7}):
+        store.path.write_text(json.dumps(layout))
+        os.chmod(store.path, 0o600)
+        with pytest.raises(StoreTooNew) as caught:
+            store.hooks()
+        assert caught.value.records == [] and caught.value.version == layout["version"]
+
+
+@pytest.mark.parametrize("version", ["2", 1.5, 0, None, True])
+def test_a_version_that_is_not_a_format_number_is_damage(tmp_path, version):
+    from pubsub_hook_magic.store import StoreDamaged
+
+    store = HookStore("alice@localhost", tmp_path)
+    store._ensure_dir()
+    store.path.write_text(json.dumps({"version": version, "hooks": []}))
+    os.chmod(store.path, 0o600)
+    with pytest.raises(StoreDamaged, match="format version"):
+        store.hooks()
+
+
+def test_hooks_that_need_a_newer_format_are_told_apart_and_kept(tmp_path):
+    """A record that says it needs a newer format is not run (the others are), and an
+    older process that rewrites the file keeps it as it was."""
+    store = HookStore("alice@localhost", tmp_path)
+    store.add_hook(record(1))
+    future = record(2) | {"format": 2, "type": "a_type_of_the_future", "extra": [1, 2]}
+    odd = record(3) | {"format": "2.1"}
+    store.update(lambda data: data["hooks"].extend([future, odd]))
+    assert [h["id"] for h in store.hooks()] == ["h1"]
+    assert store.newer_hooks() == [future, odd]
+    store.add_hook(record(4) | {"format": 1})
+    assert [h["id"] for h in store.hooks()] == ["h1", "h4"]
+    on_disk = json.loads(store.path.read_text())
+    assert on_disk["version"] == 1 and future in on_disk["hooks"] and odd in on_disk["hooks"]
+    assert store.remove_hooks({"h2"}) == 1  # deleting one by id works
+    assert store.newer_hooks() == [odd]
