@@ -138,4 +138,5 @@ def status_text(status: dict[str, Any]) -> str:
     )
     if status["store"]:
         lines.append(f"persistent hooks stored in {status['store']}")
+    lines.extend(f"warning: {w}" for w in status.get("warnings") or ())
     return "\n".join(lines)

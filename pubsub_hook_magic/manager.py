@@ -52,7 +52,8 @@ from .session import RequestError, XmppSession, bare_jid
 from .snapshot import HookView, Snapshot
 from .states import Outcome, SessionState, TriggerKind
 from .store import HookStore, PositionStore, StoreDamaged
-from .persistence import KERNEL, PersistentHooks
+from .peers import PeerWatch, machine_tag
+from .persistence import KERNEL, TOOL, PersistentHooks
 from .subscriptions import Subscriptions, is_pep
 from .watchdog import Watchdog
 
@@ -132,6 +133,8 @@ class HookManager:
             lambda: self.session, lambda: self.store, lambda key: self.persistent.claimed_elsewhere(key)
         )
         self.persistent = PersistentHooks(self, role)
+        #: Other machines running this account's persistent hooks (see :mod:`.peers`).
+        self.peers: PeerWatch | None = None
         self.catchup = CatchUp(
             self.registry, self.runners, self.subscriptions, lambda: self.session, self._changed
         )
@@ -257,6 +260,8 @@ class HookManager:
                 self.persistent.close()
                 raise
             self.session, self.store = session, store
+            if self.persistent.role != TOOL:
+                self.peers = PeerWatch(session.client, machine_tag(store.data_dir), lambda _w: self._changed())
             self.catchup.positions = PositionStore(account, store.data_dir)
             self.connected_since = time.time()
             self.subscriptions.load(store)
@@ -290,6 +295,9 @@ class HookManager:
                 await self._uninstall(hook)
             self.catchup.reset()
             self.persistent.close()
+            if self.peers is not None:
+                self.peers.close()
+                self.peers = None
             self.session, self.store = None, None
             self.connected_since = None
             self.subscriptions.clear()
@@ -565,6 +573,7 @@ class HookManager:
             "triggers": self._retired.triggers + sum(r.count for r in self.runners.values()),
             "errors": self._retired.errors + sum(r.errors for r in self.runners.values()),
             "store": str(self.store.path) if self.store else None,
+            "warnings": sorted(self.peers.warnings.values()) if self.peers else [],
         }
 
     def add_trigger_listener(self, listener: Callable[[HookRunner, Trigger], None]) -> None:

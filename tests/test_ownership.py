@@ -191,3 +191,36 @@ def test_a_code_hook_waits_for_the_notebook_names_after_a_restart(
 
 
 
+
+
+@pytest.mark.timeout(60)
+def test_another_machine_running_the_accounts_hooks_is_reported(server, tmp_path):
+    """Two stores stand for two machines: the OS locks cannot help, so each says so."""
+    from pubsub_hook_magic.loopthread import LoopThread
+    from pubsub_hook_magic.manager import HookManager
+
+    from .conftest import PASSWORDS
+
+    thread = LoopThread()
+    laptop = HookManager({}, data_dir=str(tmp_path / "laptop"))
+    server_side = HookManager({}, data_dir=str(tmp_path / "server"), role="pubsub-hook run")
+    same_machine = HookManager({}, data_dir=str(tmp_path / "laptop"))
+    kwargs = dict(host=server.host, port=server.port, tls=False)
+    try:
+        for manager in (laptop, same_machine, server_side):
+            thread.run(manager.connect("alice@localhost", PASSWORDS["alice"], **kwargs), 30)
+
+        async def warnings(manager):
+            return manager.status()["warnings"]
+
+        wait_until(lambda: thread.run(warnings(laptop), 5) and thread.run(warnings(server_side), 5), timeout=10)
+        time.sleep(0.5)
+        (seen_by_laptop,) = thread.run(warnings(laptop), 5)
+        assert seen_by_laptop == f"{server_side.client.boundjid.full} also runs persistent hooks: items may run twice"
+        assert len(thread.run(warnings(server_side), 5)) == 2  # both processes of the "laptop"
+        # The laptop's two processes share OS locks: neither warns about the other.
+        assert thread.run(warnings(same_machine), 5) == [seen_by_laptop]
+    finally:
+        for manager in (laptop, same_machine, server_side):
+            thread.run(manager.disconnect(), 30)
+        thread.stop()
