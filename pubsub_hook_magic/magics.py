@@ -378,6 +378,14 @@ class HookMagics(Magics):
             count = self._call(self.manager.discard_failed(args.id, args.item or None))
             print(f"Discarded {count} failed item(s) of hook {args.id}.")
             return
+        view = self.manager.snapshot().hook(args.id)
+        if view is not None and view.state == HookState.STANDBY:
+            self._call(self.manager.retry_failed(args.id, args.item or None))
+            print(
+                f"Hook {args.id} runs in {view.owner or 'another process'}: asked it to retry "
+                f"the failed item(s); %hook failed {args.id} shows what is left."
+            )
+            return
         waiting = len(self._call(self._failed(args.id)))
         # each item may take up to the time limit
         triggers = self._call(

@@ -708,9 +708,15 @@ class HookManager:
     async def retry_failed(self, hook_id: str, item_id: str | None = None) -> list[Trigger]:
         """Run hook ``hook_id`` again on its failed items (those of item ``item_id``
         when given), in order, each once, recorded as triggers of kind "retry". Those
-        that succeed are removed; the others stay, with one more attempt."""
+        that succeed are removed; the others stay, with one more attempt. A persistent
+        hook that another process runs is retried there (asked through the store; the
+        result is empty here)."""
         runner = self._runner(hook_id)
         hook = runner.hook
+        if runner.standby and self.store is not None:
+            # It runs in another process: ask that one, through the store.
+            self.store.request_retry(hook_id, item_id)
+            return []
         if hook.func is None:
             raise HookError(
                 f"hook {hook_id} does not load ({hook.load_error}): fix its code, then retry"

@@ -56,6 +56,8 @@ class PersistentHooks:
         self._seen: tuple[int, int, int] | None = None
         self._task: asyncio.Task[None] | None = None
         self._refused: frozenset[str] | None = None
+        #: The store's records as last read, by id (for retry requests).
+        self._records: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ life cycle
 
@@ -248,8 +250,38 @@ class PersistentHooks:
                         runner.owner = owner
                         changed = True
             self._refuse()
+            self._carry_out_retries()
         if changed:
             manager._changed()
+
+    def _carry_out_retries(self) -> None:
+        """Retry the failed items of the hooks run here that another process asked for
+        (``%hook retry`` of a hook in standby there)."""
+        ownership, store = self.ownership, self._store
+        if ownership is None or store is None:
+            return
+        for hook_id, record in self._records.items():
+            request = record.get("retry_request")
+            if not request or not ownership.owns(hook_id) or hook_id not in self.manager.runners:
+                continue
+            record.pop("retry_request", None)  # once: the store is cleared after the run
+            item = request.get("item") if isinstance(request, dict) else None
+            task = asyncio.get_running_loop().create_task(self._retry(hook_id, item, request))
+            self.manager.catchup._tasks.add(task)
+            task.add_done_callback(self.manager.catchup._tasks.discard)
+
+    async def _retry(self, hook_id: str, item: str | None, request: Any) -> None:
+        log.info("hook %s: retrying its failed items, as another process asked", hook_id)
+        try:
+            await self.manager.retry_failed(hook_id, item)
+        except HookError as exc:
+            log.warning("hook %s: retrying its failed items: %s", hook_id, exc)
+        finally:
+            if self._store is not None:
+                try:
+                    self._store.clear_retry_request(hook_id, request)
+                except StoreError as exc:
+                    log.warning("%s", exc)
 
     async def _apply_store(self) -> bool:
         """Install, remove, pause or resume what another process changed in the store."""
@@ -262,6 +294,7 @@ class PersistentHooks:
         except StoreError as exc:
             log.warning("%s", exc)
             return False
+        self._records = records
         here = {h.id: h for h in manager.registry if h.persistent}
         changed = False
         for hook_id in sorted(here.keys() - records.keys()):

@@ -234,6 +234,27 @@ class HookStore:
 
         self.update(change)
 
+    def request_retry(self, hook_id: str, item_id: str | None) -> None:
+        """Ask the process that runs a hook to retry its failed items (see
+        :mod:`.persistence`)."""
+
+        def change(data: dict[str, Any]) -> None:
+            for record in data["hooks"]:
+                if record.get("id") == hook_id:
+                    record["retry_request"] = {"at": time.time(), "item": item_id}
+
+        self.update(change)
+
+    def clear_retry_request(self, hook_id: str, request: Any) -> None:
+        """The request was carried out (unless another came meanwhile)."""
+
+        def change(data: dict[str, Any]) -> None:
+            for record in data["hooks"]:
+                if record.get("id") == hook_id and record.get("retry_request") == request:
+                    del record["retry_request"]
+
+        self.update(change)
+
     def set_subscription(self, service: str, node: str, ours: bool) -> None:
         def change(data: dict[str, Any]) -> None:
             subs = [s for s in data["subscriptions"] if tuple(s) != (service, node)]

@@ -224,3 +224,35 @@ def test_another_machine_running_the_accounts_hooks_is_reported(server, tmp_path
         for manager in (laptop, same_machine, server_side):
             thread.run(manager.disconnect(), 30)
         thread.stop()
+
+
+@pytest.mark.timeout(120)
+def test_retry_in_a_kernel_runs_in_the_service_that_runs_the_hook(
+    kernel, server, publisher, node, data_dir, tmp_path
+):
+    out = tmp_path / "fixed.ran"
+    hook = tmp_path / "failing.py"
+    hook.write_text("def hook(host, client, item):\n    raise RuntimeError('downstream is down')\n")
+    service = start_service(server, data_dir)
+    lines: list[str] = []
+    try:
+        service_ready(service, lines)
+        kernel.run(connect_line(server))
+        kernel.run(f"%hook create -s pubsub.localhost -n {node} -t python_file -P {hook}")
+        (listed,) = hook_list(kernel)
+        for n in range(3):
+            publisher.publish(node, item_id=f"f{n}")
+        wait_until(lambda: len(json.loads(kernel.run(f"%hook failed {listed['id']} -O json").stdout)) == 3)
+
+        hook.write_text(
+            "import os\n"
+            "def hook(host, client, item):\n"
+            f"    open({str(out)!r}, 'a').write(f\"{{os.getpid()}} {{item['id']}}\\n\")\n"
+        )
+        answer = kernel.run(f"%hook retry {listed['id']}").stdout
+        assert f"runs in pubsub-hook run, pid {service.pid}: asked it to retry" in answer, answer
+        wait_until(lambda: len(runs(out)) == 3, timeout=10)
+        assert runs(out) == [(service.pid, f"f{n}") for n in range(3)]
+        wait_until(lambda: json.loads(kernel.run(f"%hook failed {listed['id']} -O json").stdout) == [])
+    finally:
+        stop(service)
