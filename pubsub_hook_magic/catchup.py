@@ -301,12 +301,12 @@ class CatchUp:
         if self.positions is not None and runner.ran:
             self.positions.save(runner.hook.id, [(r.id, r.digest) for r in runner.ran])
 
-    def position_moved(self, runner: HookRunner, _trigger: Trigger) -> None:
+    def position_moved(self, runner: HookRunner, trigger: Trigger) -> None:
         """A persistent hook ran (or skipped) an item: journal it at once, so a killed
         process runs again only the item that was running."""
         positions = self.positions
-        if positions is None or not runner.ran:
-            return
+        if positions is None or not runner.ran or trigger.retried:
+            return  # (an attempt that will be retried has not moved the position)
         newest = runner.ran[-1]
         try:
             positions.append(
