@@ -192,6 +192,10 @@ class CatchUp:
         ran; then the live items held meanwhile."""
         key = (service, node)
         try:
+            for hook in self.registry.for_node(service, node):
+                runner = self.runners[hook.id]
+                if runner.position_unread:  # (read here, off connect's way)
+                    self.load_positions(runner)
             runners = [
                 self.runners[h.id]
                 for h in self.registry.for_node(service, node)
@@ -232,6 +236,8 @@ class CatchUp:
         keyed: list[tuple[Any, ItemRef]] = []
         starts: dict[HookRunner, int] | None = None
         try:
+            if runner.position_unread:
+                self.load_positions(runner)
             session = self._session()
             hook = runner.hook
             if hook.catch_up and runner.submitted and session is not None and session.connected:
@@ -290,6 +296,7 @@ class CatchUp:
 
     def load_positions(self, runner: HookRunner) -> None:
         """Give a persistent hook the position its last process stored."""
+        runner.position_unread = False
         if self.positions is None:
             return
         stored = self.positions.load(runner.hook.id)

@@ -19,8 +19,10 @@ import argparse
 import asyncio
 import getpass
 import logging
+import os
 import signal
 import sys
+import urllib.parse
 from typing import Any
 
 from . import __version__, formatting
@@ -39,7 +41,7 @@ from .persistence import SERVICE, TOOL
 from .runner import HookRunner, Trigger
 from .session import bare_jid
 from .states import HookState, Outcome
-from .store import HookStore
+from .store import HookStore, default_data_dir
 
 __all__ = ["main"]
 
@@ -110,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     # What slixmpp logs as errors (a failed login…) is reported by us, in one line.
     logging.getLogger("slixmpp").setLevel(logging.CRITICAL)
     try:
+        if args.command in ("list", "failed") and not args.jid and not os.environ.get("XMPP_JID"):
+            args.jid = _only_stored_account()  # reading the store needs no password
         args.jid = resolve_jid(args.jid, usage=_usage(args.command))
         if args.command == "list":
             return _list(args)
@@ -121,6 +125,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _only_stored_account() -> str | None:
+    """The account of the store's one hooks file (None: none, or several)."""
+    data_dir = default_data_dir()
+    accounts = sorted(
+        urllib.parse.unquote(path.name[len("hooks-") : -len(".json")])
+        for path in data_dir.glob("hooks-*.json")
+    )
+    if len(accounts) > 1:
+        raise _Fail(
+            f"the store ({data_dir}) holds hooks of {len(accounts)} accounts "
+            f"({', '.join(accounts)}): give one with --jid"
+        )
+    return accounts[0] if accounts else None
 
 
 def _usage(command: str) -> str:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Collection, Iterable, Iterator
 
 from .hooks import HookError
-from .store import default_data_dir, write_atomically
+from .store import default_data_dir, make_private_dir, write_atomically
 
 __all__ = ["DeadLetter", "DeadLetters", "dead_letters_dir"]
 
@@ -231,7 +231,7 @@ class DeadLetters:
             yield
             return
         try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_private_dir(self.path.parent)
             fd = os.open(self.path.parent / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:  # the write fails too, and says so; memory keeps them
             log.warning("cannot lock the dead letters in %s: %s", self.path.parent, exc.strerror)

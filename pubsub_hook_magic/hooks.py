@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import enum
+import functools
 import importlib
 import inspect
 import itertools
@@ -403,12 +404,19 @@ def missing_names(code: str, namespace: dict[str, Any]) -> list[str]:
     """The names ``python_code`` reads but neither defines nor finds in ``namespace``
     or the builtins: in a notebook, variables the code expects the notebook to define.
     (A cheap over-approximation of definitions: any name assigned anywhere counts.)"""
+    return [n for n in _free_names(code) if n not in namespace]
+
+
+@functools.lru_cache(maxsize=256)
+def _free_names(code: str) -> tuple[str, ...]:
+    """The names ``code`` reads but neither defines nor finds in the builtins, sorted
+    (parsed once per code: persistent hooks are checked after every cell)."""
     import builtins
 
     try:
         tree = ast.parse(code)
     except SyntaxError:
-        return []
+        return ()
     loaded: set[str] = set()
     defined: set[str] = set(CODE_HOOK_NAMES)
     for node in ast.walk(tree):
@@ -431,7 +439,7 @@ def missing_names(code: str, namespace: dict[str, Any]) -> list[str]:
             defined.add(node.name)
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             pass
-    return sorted(n for n in loaded - defined if n not in namespace and not hasattr(builtins, n))
+    return tuple(sorted(n for n in loaded - defined if not hasattr(builtins, n)))
 
 
 def source_path(hook: Hook) -> str | None:

@@ -143,6 +143,8 @@ class HookManager:
         self._trigger_listeners: list[Callable[[HookRunner, Trigger], None]] = []
         self._change_listeners: list[Callable[[], None]] = []
         self._snapshot = Snapshot.EMPTY
+        #: Set while many hooks are installed at once: one snapshot at the end.
+        self._bulk = False
 
     # ------------------------------------------------------------------ what hooks use
 
@@ -605,7 +607,9 @@ class HookManager:
 
     def _changed(self) -> None:
         """Something users see changed (on the session's loop): publish a new snapshot
-        and tell the listeners."""
+        and tell the listeners (once at the end of a bulk change)."""
+        if self._bulk:
+            return
         runners = self.runners
         self._snapshot = Snapshot(
             self.state,
@@ -713,7 +717,7 @@ class HookManager:
         result is empty here)."""
         runner = self._runner(hook_id)
         hook = runner.hook
-        if runner.standby and self.store is not None:
+        if runner.standby and runner.owner and self.store is not None:
             # It runs in another process: ask that one, through the store.
             self.store.request_retry(hook_id, item_id)
             return []

@@ -30,6 +30,8 @@ import urllib.parse
 from pathlib import Path
 from typing import Iterable
 
+from .store import make_private_dir
+
 __all__ = ["Ownership", "KERNEL", "SERVICE"]
 
 #: The roles a process plays, as shown in "owner".
@@ -136,7 +138,7 @@ class Ownership:
         if nodes == self._claimed:
             return
         if self._claim_fd is None:
-            self.claims_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_private_dir(self.claims_dir)
             self._claim_path = self.claims_dir / f"{os.getpid()}-{next(_claims)}.claim"
             self._claim_fd = _try_lock(self._claim_path, self.claims_dir)
         if self._claim_fd is not None:
@@ -189,7 +191,7 @@ def _try_lock(path: Path, directory: Path, *, create: bool = True) -> int | None
     except FileNotFoundError:
         if not create:
             return None
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(directory)
         fd = os.open(path, flags, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -200,6 +202,8 @@ def _try_lock(path: Path, directory: Path, *, create: bool = True) -> int | None
 
 
 def _write(fd: int, text: str) -> None:
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, text.encode("utf-8"), 0)
+    data = text.encode("utf-8")
+    os.pwrite(fd, data, 0)
+    if os.fstat(fd).st_size > len(data):  # (truncating costs about 1 ms: only if needed)
+        os.ftruncate(fd, len(data))
 

@@ -103,7 +103,12 @@ class PersistentHooks:
                 continue
             if hook.id not in manager.registry:
                 hooks.append((hook, bool(record.get("paused"))))
-        runners = [self._add(hook, paused) for hook, paused in hooks]
+        manager._bulk = True
+        try:
+            runners = [self._add(hook, paused) for hook, paused in hooks]
+        finally:
+            manager._bulk = False
+        self.claim()
         running = {r.hook.key for r in runners if r.hook.func is not None}
         failed = await manager.catchup.resume(running)
         for runner in runners:
@@ -136,7 +141,7 @@ class PersistentHooks:
                 self._stand_by(runner)
             else:
                 runner.inactive = bool(runner.waiting_for)
-                manager.catchup.load_positions(runner)
+                runner.position_unread = True  # read when its node catches up
         return runner
 
     def adopt(self, runner: HookRunner) -> None:
@@ -353,8 +358,9 @@ class PersistentHooks:
     # ------------------------------------------------------------------ claims
 
     def claim(self) -> None:
-        """Say which nodes this process has hooks on (see :meth:`.Ownership.claim`)."""
-        if self.ownership is not None:
+        """Say which nodes this process has hooks on (see :meth:`.Ownership.claim`;
+        once at the end of a bulk install)."""
+        if self.ownership is not None and not self.manager._bulk:
             try:
                 self.ownership.claim(self.manager.registry.nodes())
             except OSError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from typing import Iterable, Iterator
 
 from .hooks import Hook, HookType, normalize_arg
@@ -36,8 +37,9 @@ class HookRegistry:
         """Persistent hooks first (as Libervia lists them), then by creation time."""
         return iter(self._ordered)
 
-    def _reorder(self) -> None:
-        self._ordered = tuple(sorted(self._by_id.values(), key=lambda h: (not h.persistent, h.created)))
+    @staticmethod
+    def _order(hook: Hook) -> tuple[bool, float]:
+        return (not hook.persistent, hook.created)
 
     def get(self, hook_id: str) -> Hook | None:
         return self._by_id.get(hook_id)
@@ -46,8 +48,10 @@ class HookRegistry:
         if hook.id in self._by_id:
             raise ValueError(f"a hook with id {hook.id} is already registered")
         self._by_id[hook.id] = hook
+        ordered = list(self._ordered)
+        bisect.insort(ordered, hook, key=self._order)
+        self._ordered = tuple(ordered)
         self._by_node[hook.key] = self._by_node.get(hook.key, ()) + (hook,)
-        self._reorder()
 
     def remove(self, hook: Hook) -> None:
         """Remove one hook (no-op if it is not registered)."""
@@ -58,7 +62,7 @@ class HookRegistry:
             self._by_node[hook.key] = rest
         else:
             self._by_node.pop(hook.key, None)
-        self._reorder()
+        self._ordered = tuple(h for h in self._ordered if h is not hook)
 
     def for_node(self, service: str, node: str) -> tuple[Hook, ...]:
         """The hooks listening to exactly ``(service, node)`` (no prefix matching)."""

@@ -136,6 +136,8 @@ class HookRunner:
         #: being fetched), the hook is "catching up".
         self.catch_up_left = 0
         self.held = False
+        #: A persistent hook's stored position is still to be read (at its catch-up).
+        self.position_unread = False
         #: Takes no item: in standby (another process runs it), waiting for notebook
         #: names, or overflowed (its queue was full). See :meth:`submit`.
         self.inactive = False

@@ -405,7 +405,8 @@ class XmppSession:
         if self.state in (SessionState.CONNECTED, SessionState.RECONNECTING):
             # An established session dropped (server restart, network, ping timeout).
             if self.state == SessionState.CONNECTED:
-                log.warning("session of %s lost (%s): reconnecting", self.jid, reason or self._last_failure)
+                why = reason or self._last_failure or "the connection closed"
+                log.warning("session of %s lost (%s): reconnecting", self.jid, why)
             self.state = SessionState.RECONNECTING
             self._reconnect_later()
             return
@@ -505,20 +506,6 @@ class XmppSession:
             ):
                 return True
         return False
-
-    async def subscribed_nodes(self, service: str) -> set[str]:
-        """The nodes of ``service`` this account (bare JID) is subscribed to, in one
-        request (XEP-0060 5.6); a RequestError where the service does not list them."""
-        iq = await self._request(
-            f"listing subscriptions on {service}",
-            lambda: self._pubsub().get_subscriptions(service, timeout=15),
-        )
-        me = self.client.boundjid.bare
-        return {
-            sub["node"]
-            for sub in iq["pubsub"]["subscriptions"]
-            if sub["jid"].bare == me and sub["node"] and sub["subscription"] in ("subscribed", "")
-        }
 
     async def subscribe(self, service: str, node: str) -> None:
         """Subscribe the account's bare JID to the node."""

@@ -76,6 +76,14 @@ def _newer(record: Any) -> bool:
     return not (type(needs) is int and needs <= FORMAT_VERSION)
 
 
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (a directory of the data directory) and the data directory
+    itself, mode 0700, as needed: what they hold runs at every connect."""
+    path = Path(path)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, exist_ok=True)
+
+
 def check_private(path: Path, what: str) -> None:
     """Refuse a store file or directory that someone else could write (like ssh's
     StrictModes): the store holds code that runs at every connect."""
@@ -351,7 +359,7 @@ class PositionStore:
     def save(self, hook_id: str, positions: list[tuple[str, str]]) -> None:
         """Store the last items the hook ran, oldest first (the newest also as ``id``
         and ``digest``, which older versions read); the journal is emptied."""
-        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(self.dir)
         positions = positions[-self.KEEP:]
         newest = positions[-1]
         record = {"id": newest[0], "digest": newest[1], "recent": [list(p) for p in positions]}
@@ -371,7 +379,7 @@ class PositionStore:
         first, when the journal is folded into the file."""
         journal = self._journals.get(hook_id)
         if journal is None:
-            self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_private_dir(self.dir)
             fd = os.open(self._journal_path(hook_id), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             journal = self._journals[hook_id] = [fd, 0]
         if journal[1] >= self.FOLD_AFTER:

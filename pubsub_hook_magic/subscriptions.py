@@ -8,9 +8,9 @@ Subscriptions this extension made itself ("ours") are recorded in the store, so 
 they are removed with the last hook of their node, even by a later session, while a
 subscription the user made by other means is never touched.
 
-:meth:`Subscriptions.ensure` makes many nodes deliver at once: one request per
-service lists what is already subscribed, then the missing subscriptions go out
-together (the session bounds how many requests wait at once).
+:meth:`Subscriptions.ensure` makes many nodes deliver at once: every node's check goes
+out together, then the missing subscriptions (the session bounds how many requests
+wait at once).
 """
 
 from __future__ import annotations
@@ -111,36 +111,27 @@ class Subscriptions:
     # ------------------------------------------------------------------ many nodes
 
     async def ensure(self, keys: Iterable[Key]) -> dict[Key, HookError]:
-        """Make every node of ``keys`` deliver, all at once; returns the nodes that
-        failed with why (the others deliver)."""
+        """Make every node of ``keys`` deliver, all at once (the session bounds how
+        many requests wait at once); returns the nodes that failed with why (the others
+        deliver).
+
+        Each service node's subscription is checked on its own: a service-wide list of
+        subscriptions (XEP-0060 5.6) would take one request, but Prosody 0.12 never
+        answers it once a node the account was subscribed to has been deleted."""
         session = self._require()
         keys = sorted(set(keys))
         pep = [node for service, node in keys if is_pep(service)]
         if pep:
             await session.set_pep_interests(pep, True)
-        by_service: dict[str, list[str]] = {}
-        for service, node in keys:
-            if not is_pep(service):
-                by_service.setdefault(service, []).append(node)
         failed: dict[Key, HookError] = {}
 
-        async def one_service(service: str, nodes: list[str]) -> None:
+        async def one(service: str, node: str) -> None:
             try:
-                subscribed: set[str] | None = await session.subscribed_nodes(service)
-            except RequestError:
-                subscribed = None  # not listed here: ask node by node
+                await self.listen(service, node)
+            except HookError as exc:
+                failed[(service, node)] = exc
 
-            async def one_node(node: str) -> None:
-                try:
-                    await self.listen(
-                        service, node, subscribed=None if subscribed is None else node in subscribed
-                    )
-                except HookError as exc:
-                    failed[(service, node)] = exc
-
-            await asyncio.gather(*(one_node(node) for node in nodes))
-
-        await asyncio.gather(*(one_service(s, n) for s, n in by_service.items()))
+        await asyncio.gather(*(one(s, n) for s, n in keys if not is_pep(s)))
         return failed
 
     async def drop_unused(self, used: set[Key]) -> None:

@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 __all__ = ["TableHub", "HookTable"]
 
 log = logging.getLogger(__name__)
+#: Seconds an idle table waits before showing an event: the other hooks of the same
+#: item run meanwhile, and show in the same refresh.
+_LEADING = 0.02
 #: Seconds the header shows the last warning the extension or slixmpp logged.
 _WARNING_SHOWN = 600.0
 _TAGS = re.compile(r"<[^>]*>")
@@ -57,14 +60,14 @@ def _strip_tags(markup: str) -> str:
 #: browser open is about 760 px. Every long text is cut with an ellipsis and shown in
 #: full on hover (an HTML ``title``).
 _COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("id", "the hook's id (%hook pause ID, replay ID…)", "52px"),
+    ("id", "the hook's id (%hook pause ID, replay ID…)", "60px"),
     ("node", "node @ service", "minmax(60px, 1fr)"),
     ("type", "python (a module), python_file or python_code", "48px"),
-    ("argument", "the module, file or code", "minmax(72px, 1.5fr)"),
-    ("stored", "persistent: stored, installed again at every connect", "46px"),
+    ("argument", "the module, file or code", "minmax(72px, 1.2fr)"),
+    ("stored", "persistent: stored, installed again at every connect", "54px"),
     ("state", "active, catching up, paused, retrying, waiting, standby or broken", "86px"),
-    ("triggers", "runs, with skipped and dropped items", "62px"),
-    ("errors", "runs that failed", "46px"),
+    ("triggers", "runs, with skipped and dropped items", "66px"),
+    ("errors", "runs that failed", "52px"),
     ("last", "the last run (hover: its time and duration, and the mean)", "64px"),
     ("failed", "items that still failed after their retries: click to run them again", "54px"),
     ("", "", "96px"),
@@ -116,6 +119,7 @@ _CSS = (
     ".phm-table .phm-c{display:block;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;"
     "padding-right:6px;box-sizing:border-box}"
     ".phm-table .phm-head-cell .phm-c{font-weight:bold}"
+    f".phm-table .phm-stats{{grid-column:span {_STATS.stop - _STATS.start}}}"
     ".phm-table .phm-stats-row{display:flex}"
     ".phm-table .phm-stats-row>.phm-c{flex:none}"
     + "".join(
@@ -128,6 +132,11 @@ _CSS = (
     ".phm-table .phm-actions .jupyter-button,.phm-table .phm-failed{width:28px;padding:0;margin:0 2px 0 0}"
     ".phm-table .phm-failed{width:50px}"
     ".phm-table .phm-header .phm-c{padding-right:0}"
+    ".phm-table .phm-triggers{table-layout:fixed;width:100%;border-collapse:collapse;font-size:95%}"
+    ".phm-table .phm-triggers th{text-align:left}"
+    ".phm-table .phm-triggers td,.phm-table .phm-triggers th{padding:1px 0;overflow:hidden}"
+    ".phm-table .phm-trigger-detail pre{white-space:pre-wrap;overflow-wrap:anywhere}"
+    ".phm-table .phm-triggers-panel,.phm-table .phm-trigger-detail{min-width:0;width:auto;margin:0}"
     ".phm-table.jupyter-widgets-disconnected>*{display:none!important}"
     ".phm-table .jupyter-widgets-disconnected::before,.phm-table.jupyter-widgets-disconnected::before"
     "{content:none!important;display:none!important}"
@@ -234,7 +243,8 @@ def payload_text(item: Any, limit: int = 400) -> str:
 
 
 def triggers_html(summary: dict[str, Any], triggers: list[Trigger]) -> str:
-    """The recent triggers of one hook as an escaped HTML table (newest first)."""
+    """The recent triggers of one hook as an escaped HTML table (newest first), as wide
+    as the table: long cells cut, whole on hover."""
     esc = html.escape
     title = f"Recent triggers of hook {esc(summary['id'])} ({esc(summary['node'])} @ {esc(summary['service'])})"
     if not triggers:
@@ -242,19 +252,28 @@ def triggers_html(summary: dict[str, Any], triggers: list[Trigger]) -> str:
     rows = []
     for t in reversed(triggers):
         when = time.strftime("%H:%M:%S", time.localtime(t.received))
-        outcome = esc(t.outcome)
-        if t.error:
-            outcome += f": <code>{esc(shorten(t.error, 120))}</code>"
+        outcome = str(t.outcome) + (f": {t.error}" if t.error else "")
+        payload = payload_text(t.payload, 400)
+        cls = "phm-err" if t.outcome in (Outcome.ERROR, Outcome.TIMEOUT) else ""
         rows.append(
             "<tr>"
-            f"<td>{when}</td><td><code>{esc(t.item_id or '-')}</code></td>"
-            f"<td>{esc(t.publisher or '-')}</td><td>{esc(seconds(t.duration))}</td>"
-            f"<td>{outcome}</td><td><code>{esc(shorten(payload_text(t.payload, 160), 80))}</code></td>"
-            "</tr>"
+            + "".join(
+                f"<td>{_cell(text, full, c)}</td>"
+                for text, full, c in (
+                    (when, f"{t.kind} at {when}", ""),
+                    (t.item_id or "-", t.item_id or "no item id", ""),
+                    (t.publisher or "-", t.publisher or "the server did not say", ""),
+                    (seconds(t.duration), seconds(t.duration), ""),
+                    (outcome, outcome, cls),
+                    (payload, payload, ""),
+                )
+            )
+            + "</tr>"
         )
-    head = "".join(f"<th style='text-align:left'>{h}</th>" for h in ("time", "item", "publisher", "duration", "outcome", "payload"))
+    head = "".join(f"<th>{_cell(h)}</th>" for h in ("time", "item", "publisher", "duration", "outcome", "payload"))
+    cols = "".join(f"<col style='width:{w}'>" for w in ("70px", "17%", "17%", "70px", "24%", "auto"))
     return (
-        f"<b>{title}</b><table class='phm-triggers' style='border-collapse:separate;border-spacing:10px 2px;font-size:90%'>"
+        f"<b>{title}</b><table class='phm-triggers'><colgroup>{cols}</colgroup>"
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
 
@@ -307,7 +326,7 @@ class _Row:
                 "phm-lifetime",
             ),
         ]
-        self.stats = widgets.HTML(layout=s.stats, style=s.html)
+        self.stats = widgets.HTML(layout=s.cell, style=s.html)
         self.stats.add_class("phm-cell")
         self.stats.add_class("phm-stats")
         self.failed = widgets.Button(description="0", icon="redo", layout=s.failed, style=s.button_style)
@@ -359,7 +378,6 @@ class _Styles:
 
     def __init__(self) -> None:
         self.cell = widgets.Layout(overflow="hidden", margin="0", min_width="0")
-        self.stats = widgets.Layout(overflow="hidden", margin="0", min_width="0", grid_column=f"span {_STATS.stop - _STATS.start}")
         self.button = widgets.Layout(width="28px", margin="0 2px 0 0", padding="0")
         self.failed = widgets.Layout(width="50px", margin="0", padding="0")
         self.actions = widgets.Layout(overflow="hidden", margin="0")
@@ -369,7 +387,7 @@ class _Styles:
         self.box = widgets.Layout(width="100%", max_width="100%", overflow="hidden")
 
     def close(self) -> None:
-        for w in (self.cell, self.stats, self.button, self.failed, self.actions, self.html, self.button_style, self.grid, self.box):
+        for w in (self.cell, self.button, self.failed, self.actions, self.html, self.button_style, self.grid, self.box):
             w.close()
 
 
@@ -596,6 +614,8 @@ class TableHub:
         self._all_dirty = True
         self._scheduled = False
         self._last_flush = float("-inf")  # loop time of the last flush
+        self._last_event_flush = float("-inf")  # …and of the last one that showed an event
+        self._event_pending = False
         self._ticker: Any = None
         self.flushes = 0
         self._on_loop_now(self._attach)
@@ -709,23 +729,34 @@ class TableHub:
         if entry.level >= logging.WARNING and self.loop_thread.alive:
             self.on_loop(self._schedule)
 
-    def _schedule(self) -> None:
-        """Flush soon: at once on a table that was idle (leading edge: a single trigger
-        shows within a loop turn), else ``interval`` after the last flush, so a table
-        refreshes at most once per interval whatever the rate of events."""
-        if self._scheduled or not self.tables:
+    def _schedule(self, event: bool = True) -> None:
+        """Flush soon. For an event (a trigger, a change): at once when no event was
+        shown in the last ``interval`` (leading edge: a single trigger on an idle table
+        shows within :data:`_LEADING` seconds, which gather the runs of one item by
+        several hooks into one refresh), else ``interval`` after that one, so a table
+        refreshes for events at most once per interval whatever their rate. The
+        once-a-second refresh of the relative times (``event=False``) does not hold
+        back the next event."""
+        if not self.tables:
+            return
+        if event:
+            self._event_pending = True
+        if self._scheduled:
             return
         self._scheduled = True
         loop = self.loop_thread.loop
-        wait = self._last_flush + self.interval - loop.time()
-        if wait <= 0:
+        if not event:
             loop.call_soon(self._flush)
         else:
-            loop.call_later(wait, self._flush)
+            wait = self._last_event_flush + self.interval - loop.time()
+            loop.call_later(max(wait, _LEADING), self._flush)
 
     def _flush(self) -> None:
         self._scheduled = False
         self._last_flush = self.loop_thread.loop.time()
+        if self._event_pending:
+            self._event_pending = False
+            self._last_event_flush = self._last_flush
         self.tables = [t for t in self.tables if not t.closed]
         if not self.tables:
             return
@@ -802,8 +833,15 @@ class TableHub:
 
     def _tick(self) -> None:
         self._ticker = None
-        if any(r.last_trigger and time.time() - r.last_trigger.received < 3600 for r in self.manager.runners.values()):
-            self._schedule()
+        if not self.tables or not any(
+            r.last_trigger and time.time() - r.last_trigger.received < 3600 for r in self.manager.runners.values()
+        ):
+            return  # the next flush ticks again
+        since = self.loop_thread.loop.time() - self._last_flush
+        if since >= 0.9:
+            self._schedule(event=False)
+        else:  # a flush just refreshed the times: tick a second after it
+            self._ticker = self.loop_thread.loop.call_later(1.0 - since, self._tick)
 
 
 
