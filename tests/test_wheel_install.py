@@ -29,6 +29,7 @@ pytestmark = [pytest.mark.kernel, pytest.mark.timeout(240)]
 ROOT = Path(__file__).resolve().parent.parent
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 KERNEL_NAME = "pubsub-hook-wheel"
+PROFILE_LINE = 'c.InteractiveShellApp.extensions = ["pubsub_hook_magic"]'
 
 
 def clean_env(extra: dict[str, str]) -> dict[str, str]:
@@ -108,15 +109,15 @@ def user_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     took = {}
     start = time.monotonic()
     # python -m pip wheel --no-deps -w dist /path/to/checkout
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(base / "dist"), str(ROOT)], base, env, 180)
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(base / "dist"), str(ROOT)], base, env, 120)
     (wheel,) = (base / "dist").glob("pubsub_hook_magic-*.whl")
     took["wheel"] = time.monotonic() - start
     # a fresh environment, standing for the one a kernel already runs in
-    run([sys.executable, "-m", "venv", str(base / "env")], base, env, 120)
+    run([sys.executable, "-m", "venv", str(base / "env")], base, env, 60)
     python = base / "env" / "bin" / "python"
     took["venv"] = time.monotonic() - start - sum(took.values())
     # python -m pip install dist/pubsub_hook_magic-VERSION-py3-none-any.whl
-    run([str(python), "-m", "pip", "install", "-q", str(wheel)], base, env, 240)
+    run([str(python), "-m", "pip", "install", "-q", str(wheel)], base, env, 180)
     took["install"] = time.monotonic() - start - sum(took.values())
     # python -m ipykernel install --user --name NAME (here into a temp prefix)
     run([str(python), "-m", "ipykernel", "install", "--prefix", str(base / "prefix"), "--name", KERNEL_NAME], base, env, 60)
@@ -182,7 +183,7 @@ def test_the_profile_line_loads_it_at_every_start(user_env):
     ipython_dir = user_env["base"] / "ipython-profile"
     profile = ipython_dir / "profile_default"
     profile.mkdir(parents=True)
-    (profile / "ipython_config.py").write_text('c.InteractiveShellApp.extensions = ["pubsub_hook_magic"]\n')
+    (profile / "ipython_config.py").write_text(PROFILE_LINE + "\n")
     kernel = EnvKernel(user_env["kernels"], clean_env({"IPYTHONDIR": str(ipython_dir)}), user_env["work"])
     try:
         assert kernel.eval("'hook' in get_ipython().magics_manager.magics['line']") is True
@@ -199,3 +200,20 @@ def test_the_command_runs_from_that_environment(user_env, data_dir):
     assert run([command, "--version"], user_env["work"], env, 60).strip() == f"pubsub-hook {VERSION}"
     listed = run([command, "list", "--jid", "alice@localhost"], user_env["work"], env, 60)
     assert "No hook found." in listed
+
+
+def test_the_readme_says_what_these_tests_do():
+    """The README's section names the commands run above (and the current version)."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Install into your Jupyter") :]
+    section = section[: section.index("\n## ", 1)]
+    for line in (
+        "python -m pip wheel --no-deps -w dist /path/to/pubsub_hook_magic",
+        f"python -m pip install dist/pubsub_hook_magic-{VERSION}-py3-none-any.whl",
+        "python -m ipykernel install --user --name my-env",
+        "%load_ext pubsub_hook_magic",
+        "%hook connect alice@example.org\n",  # no --password-env: the prompt
+        PROFILE_LINE,
+        "jupyterlab_widgets",
+    ):
+        assert line in section, line
