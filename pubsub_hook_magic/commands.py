@@ -191,8 +191,7 @@ def build_parser(prog: str = "%hook") -> _Parser:
         description="Publish one item to NODE of SERVICE from the connected account. The "
         "payload is one XML element: the rest of the line, or the cell of %%hook publish.",
     )
-    p.add_argument("-s", "--service", default="", help="PubSub service JID (default: your own JID, i.e. PEP)")
-    p.add_argument("-n", "--node", required=True, help="node to publish to")
+    _add_service_and_node(p, "node to publish to")
     p.add_argument("-i", "--id", default="", help="item id (default: the service chooses)")
     p.add_argument("payload", nargs="*", metavar="XML", help="the item's payload")
 
@@ -211,8 +210,7 @@ def build_parser(prog: str = "%hook") -> _Parser:
         description="Create NODE on SERVICE (default: your own PEP), as Libervia's "
         "li pubsub node create; -f sets any configuration field.",
     )
-    p.add_argument("-s", "--service", default="", help="PubSub service JID (default: your own JID, i.e. PEP)")
-    p.add_argument("-n", "--node", required=True, help="the node's name")
+    _add_service_and_node(p, "the node's name")
     p.add_argument(
         "--access-model",
         choices=ACCESS_MODELS,
@@ -249,6 +247,11 @@ def build_parser(prog: str = "%hook") -> _Parser:
 
     sub.add_parser("status", help="the session's state and totals")
     return parser
+
+
+def _add_service_and_node(p: argparse.ArgumentParser, node_help: str) -> None:
+    p.add_argument("-s", "--service", default="", help="PubSub service JID (default: your own JID, i.e. PEP)")
+    p.add_argument("-n", "--node", required=True, help=node_help)
 
 
 def add_connect_arguments(p: argparse.ArgumentParser) -> None:

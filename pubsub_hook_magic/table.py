@@ -2,9 +2,16 @@
 
 One :class:`TableHub` per manager owns every displayed :class:`HookTable` and the one
 lock under which widgets change. Runs and changes only mark rows dirty; a flush on the
-session's loop applies them at most every ``interval`` seconds, sending only cells
-whose text changed (an unchanged trait sends nothing). So the cost is flat whatever
-the event rate, and tables stay live while a notebook cell blocks.
+session's loop applies them, at once on an idle table (leading edge) and then at most
+every ``interval`` seconds, sending only cells whose text changed (an unchanged trait
+sends nothing). So the cost is flat whatever the event rate, and tables stay live
+while a notebook cell blocks.
+
+The grid fits a notebook's output area (about 760 px in JupyterLab at 1280x800 with
+the file browser open): one header cell per column, long texts cut with an ellipsis and
+whole in an HTML ``title`` (the widgets' own ``tooltip`` does not render on HTML), colours
+from JupyterLab's theme variables (see :data:`_CSS`), a text in place of the table once
+its kernel is gone.
 
 Threads: the hooks, runners and triggers belong to the session's loop, and so does the
 hub's own bookkeeping (its tables, what is dirty, its listeners). Button clicks and

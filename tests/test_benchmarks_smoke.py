@@ -29,6 +29,7 @@ ROWS = [
     (4, "  reference: the same load to a bare slixmpp client in a thread of the kernel"),
     (4, "  reference: the same load to a bare slixmpp client in another process"),
     (5, "Table: widget comm_msg per second"),
+    (5, "Table: idle table, one trigger"),
     (5, "Table: kernel CPU share spent on the table"),
     (6, "Memory: RSS after"),
     (7, "Start-up: `%load_ext pubsub_hook_magic`"),

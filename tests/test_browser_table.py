@@ -309,6 +309,11 @@ LAYOUT = """() => {
         if (el.scrollWidth > el.clientWidth + 1 && getComputedStyle(el).overflowX !== 'visible')
             scrolls.push([el.className, el.scrollWidth, el.clientWidth]);
     }
+    for (const el of table.querySelectorAll('*')) {
+        const o = getComputedStyle(el).overflowX;
+        if ((o === 'auto' || o === 'scroll') && el.scrollWidth > el.clientWidth + 1)
+            scrolls.push([el.className, el.scrollWidth, el.clientWidth]);
+    }
     const outer = document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer');
     if (outer && outer.scrollWidth > outer.clientWidth + 1) scrolls.push(['notebook', outer.scrollWidth, outer.clientWidth]);
     const area = table.closest('.jp-OutputArea-output').getBoundingClientRect();
@@ -343,7 +348,11 @@ LAYOUT = """() => {
 
 # The contrast of every coloured text of the table against what is behind it (WCAG 2).
 CONTRAST = """() => {
-    const rgb = s => (s.match(/[\\d.]+/g) || []).map(Number);
+    // "rgb(r, g, b)" (0-255) or, from color-mix(), "color(srgb r g b)" (0-1)
+    const rgb = s => {
+        const v = (s.match(/[\\d.]+/g) || []).map(Number);
+        return s.startsWith('color(') ? v.map((x, i) => i < 3 ? x * 255 : x) : v;
+    };
     function lum(c) {
         const [r, g, b] = c.slice(0, 3).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
         return 0.2126 * r + 0.7152 * g + 0.0722 * b;
@@ -425,10 +434,9 @@ class Page:
 def _screenshot(page: Any, path: Path) -> None:
     """The table and the prompt beside it, as a person sees them."""
     box = page.locator(".phm-table").first.bounding_box()
-    area = page.locator(".jp-OutputArea-child:has(.phm-table)").first.bounding_box()
     page.screenshot(
         path=str(path),
-        clip={"x": area["x"], "y": box["y"] - 6, "width": area["width"], "height": box["height"] + 12},
+        clip={"x": box["x"] - 8, "y": box["y"] - 8, "width": box["width"] + 16, "height": box["height"] + 16},
     )
 
 
@@ -460,6 +468,10 @@ def test_hooks_table_live_in_jupyterlab(lab: Lab, publisher: Any, node: str) -> 
     started = time.monotonic()
     before = lab.before
     create = f"%hook create -s pubsub.localhost -n {node} -t python_code"
+    long_code = (
+        "if item['id'] == 'bad': raise ValueError('bad item ' + item['id'])"
+        "  # a long argument: cut in its cell, whole on hover"
+    )
     (lab.root / "table.ipynb").write_text(
         json.dumps(
             _notebook(
@@ -467,7 +479,7 @@ def test_hooks_table_live_in_jupyterlab(lab: Lab, publisher: Any, node: str) -> 
                     "%load_ext pubsub_hook_magic",
                     "%hook connect --no-tls",
                     f"{create} pass",
-                    f"{create} if item['id'] == 'bad': raise ValueError('bad item ' + item['id'])",
+                    f"{create} {long_code}",
                     "%hook list",
                 ]
             )
@@ -475,6 +487,7 @@ def test_hooks_table_live_in_jupyterlab(lab: Lab, publisher: Any, node: str) -> 
     )
     artifacts = REPO / "artifacts"
     artifacts.mkdir(exist_ok=True)
+    docs = REPO / "docs"
     dialogs: list[str] = []
     ours: dict[int, str | None] = {}  # pid -> start time, of every process this test started
 
@@ -487,13 +500,15 @@ def test_hooks_table_live_in_jupyterlab(lab: Lab, publisher: Any, node: str) -> 
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             track()
             try:
-                # Wide enough for the whole grid (about 1480 px); the left sidebar is closed below.
-                page = browser.new_page(viewport={"width": 1920, "height": 1080})
+                # A laptop screen, with the file browser open as JupyterLab opens it.
+                page = browser.new_page(viewport={"width": 1280, "height": 800})
                 page.set_default_timeout(TIMEOUT_MS)
                 page.on("dialog", lambda d: (dialogs.append(f"{d.type}: {d.message}"), d.dismiss()))
                 page.goto(f"{lab.url}/lab/tree/table.ipynb?token={lab.token}")
                 page.wait_for_function(KERNEL_READY, timeout=TIMEOUT_MS, polling=100)
-                page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
+                page.evaluate("() => window.jupyterapp.shell.activateById('filebrowser')")
+                page.wait_for_selector(".jp-FileBrowser", state="visible")
+                assert page.evaluate("() => !window.jupyterapp.shell.leftCollapsed")
                 page.evaluate("() => window.jupyterapp.commands.execute('runmenu:run-all')")
                 page.wait_for_selector(".phm-table", state="visible")
                 p = Page(page)
@@ -501,10 +516,11 @@ def test_hooks_table_live_in_jupyterlab(lab: Lab, publisher: Any, node: str) -> 
                 # Which row is which: the hook that raises is the one created last.
                 hooks = json.loads(p.run_cell("%hook list -O json"))
                 by_arg = {h["arg"]: h["id"] for h in hooks}
-                quiet, raiser = by_arg["pass"], next(i for a, i in by_arg.items() if a != "pass")
+                quiet, raiser = by_arg["pass"], by_arg[long_code]
                 assert set(rows) == {quiet, raiser}, (rows, hooks)
                 assert all(r["label"] == i for i, r in rows.items()), rows
                 assert all(r["stats"][:3] == ["active", "0", "0"] for r in rows.values()), rows
+                assert all(r["failed"] == "0" and r["pause"] == "pause" for r in rows.values()), rows
                 track()
 
                 # Items published from outside: the counts rise in the page.
@@ -515,16 +531,53 @@ def test_hooks_table_live_in_jupyterlab(lab: Lab, publisher: Any, node: str) -> 
                     "3 triggers each and 1 error",
                 )
                 assert rows[quiet]["stats"][2] == "0" and "ago" in rows[quiet]["stats"][3], rows
+                page.wait_for_function("() => document.querySelector('.phm-header').innerText.includes('1 error(s)')")
                 header = page.inner_text(".phm-header")
                 assert "connected" in header and "6 trigger(s)" in header and "1 error(s)" in header, header
+                # The failing run's warning is in the header (and %hook log), not in a cell.
+                page.wait_for_function("() => document.querySelector('.phm-header').innerText.includes('failed on item bad')")
 
-                # Pause one hook: its state says paused and its button says resume.
+                # What a person sees at 1280x800 with the file browser open: no horizontal
+                # scrolling, every button whole, every column under its header, long
+                # cells cut with an ellipsis and whole on hover.
+                p.show_table()
+                layout = page.evaluate(LAYOUT)
+                print(f"\ntable {layout['width']:.0f} px wide in an output area of {layout['area']:.0f} px")
+                (artifacts / "hooks-table-layout.json").write_text(json.dumps(layout, indent=1))
+                page.screenshot(path=str(artifacts / "hooks-table-page.png"))
+                assert layout["scrolls"] == [], layout
+                assert layout["hidden"] == [], layout
+                assert layout["misaligned"] == [], layout
+                assert layout["overlaps"] == [], layout
+                assert all(c[2] == "ellipsis" and c[1] for c in layout["cut"]), layout["cut"]
+                cut_args = [c for c in layout["cut"] if c[1] == long_code]
+                assert cut_args and cut_args[0][0] != long_code, layout["cut"]  # cut…
+                page.locator(".phm-arg .phm-c", has_text="if item").hover()
+                assert page.locator(".phm-arg .phm-c", has_text="if item").get_attribute("title") == long_code  # …whole on hover
+                # A window a little narrower (an output area of about 760 px) fits too.
+                page.set_viewport_size({"width": 1192, "height": 800})
+                page.wait_for_timeout(300)
+                narrow = page.evaluate(LAYOUT)
+                print(f"table {narrow['width']:.0f} px wide in an output area of {narrow['area']:.0f} px")
+                assert narrow["area"] <= 770, narrow
+                for key in ("scrolls", "hidden", "misaligned", "overlaps"):
+                    assert narrow[key] == [], narrow
+                page.set_viewport_size({"width": 1280, "height": 800})
+                page.wait_for_timeout(300)
+                contrast = page.evaluate(CONTRAST)
+                assert contrast and all(c[2] >= 4.5 for c in contrast), contrast
+                _screenshot(page, docs / "hooks-table.png")
+
+                # Pause one hook: its state says paused and its button resumes.
+                last_before = p.rows()[quiet]["titles"][3]
                 page.click(f".phm-row-{quiet} .phm-pause")
                 rows = p.wait_rows(
                     lambda r: r[quiet]["stats"][0] == "paused" and r[quiet]["pause"] == "resume",
                     "the paused hook",
                 )
                 assert rows[raiser]["stats"][0] == "active" and rows[raiser]["pause"] == "pause", rows
+                layout = page.evaluate(LAYOUT)
+                assert layout["scrolls"] == [] and layout["hidden"] == [], layout
 
                 # The triggers of the other hook: the failed item and its traceback.
                 page.click(f".phm-row-{raiser} .phm-details")
@@ -538,19 +591,14 @@ def test_hooks_table_live_in_jupyterlab(lab: Lab, publisher: Any, node: str) -> 
                 detail = page.inner_text(".phm-trigger-detail")
                 assert "bad" in detail and "Traceback" in detail and "ValueError: bad item bad" in detail, detail
 
-                # What a person sees: every column in line, no clipped button; the picture.
-                layout = page.evaluate(LAYOUT)
-                assert layout["clipped"] == [], layout
-                assert layout["misaligned"] == [], layout
-                assert layout["overlaps"] == [], layout
-                _screenshot(page, artifacts / "hooks-table.png")
-
                 # A hostile item id and payload reach the page as text, never as markup.
                 publisher.publish(node, item_id=EVIL, payload=EVIL_PAYLOAD)
                 rows = p.wait_rows(
-                    lambda r: r[raiser]["stats"][1] == "4" and "1 skipped" in r[quiet]["stats"][1],
+                    lambda r: r[raiser]["stats"][1] == "4" and "1 skipped" in r[quiet]["titles"][1],
                     "the hostile item counted (and skipped by the paused hook)",
                 )
+                # The paused hook's "last" is still its last run, not the item it skipped.
+                assert rows[quiet]["titles"][3] == last_before, (rows[quiet], last_before)
                 page.wait_for_function(
                     "(evil) => document.querySelector('.phm-triggers-panel').innerText.includes(evil)", arg=EVIL
                 )
@@ -567,8 +615,62 @@ def test_hooks_table_live_in_jupyterlab(lab: Lab, publisher: Any, node: str) -> 
                 assert page.locator(".phm-table script").count() == 0
                 page.wait_for_timeout(300)  # an onerror handler would have fired by now
                 assert dialogs == [], dialogs
-
+                layout = page.evaluate(LAYOUT)  # the open panel fits too
+                assert layout["scrolls"] == [] and layout["hidden"] == [], layout
                 _screenshot(page, artifacts / "hooks-table-hostile.png")
+                page.click(f".phm-row-{raiser} .phm-details")  # closes the panel
+                page.locator(".phm-triggers-panel").wait_for(state="hidden")
+
+                # Replay the node's last items (read back from the node), then a reconnection:
+                # nothing of the extension's or slixmpp's lands in a cell.
+                out = p.run_cell(f"%hook replay {raiser} --last 3")
+                assert out.count("replay of item") == 3, out
+                page.evaluate(
+                    """() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.requestExecute({code:
+                       "_m = get_ipython()._pubsub_hook_magics\\n"
+                       + "_m.loop_thread.call_soon(lambda: _m.manager.session.client.transport.abort())"})"""
+                )
+                page.wait_for_function("() => document.querySelector('.phm-header').innerText.includes('reconnecting')")
+                page.wait_for_function("() => document.querySelector('.phm-header').innerText.includes('connected as')")
+                publisher.publish(node, item_id="after-reconnect")
+                p.wait_rows(lambda r: r[raiser]["stats"][1] == "8", "the item published after the reconnection")
+                log = p.run_cell("%hook log")
+                assert f"hook {raiser} failed on item bad" in log, log
+                assert p.stderr() == [], p.stderr()
+
+                # An idle table shows a trigger at once: from the trigger recorded in the
+                # kernel to the row changed in the page (printed, not asserted).
+                page.wait_for_timeout(1500)
+                page.evaluate(
+                    """(id) => {
+                        const box = document.querySelector('.phm-row-' + id);
+                        const stats = box.previousElementSibling.previousElementSibling;
+                        window._phmSeen = null;
+                        new MutationObserver(() => {
+                            const n = stats.querySelector('.phm-stats-row > .phm-c:nth-child(2)');
+                            if (window._phmSeen === null && n && n.textContent.trim().startsWith('9'))
+                                window._phmSeen = performance.timeOrigin + performance.now();
+                        }).observe(stats, {subtree: true, childList: true, characterData: true});
+                    }""",
+                    raiser,
+                )
+                publisher.publish(node, item_id="idle")
+                seen = page.wait_for_function("() => window._phmSeen").json_value()
+                [summary] = [h for h in json.loads(p.run_cell("%hook list -O json")) if h["id"] == raiser]
+                run = summary["recent"][-1]
+                recorded = (run["started"] + run["duration"]) * 1000
+                print(f"idle table: trigger recorded -> row updated in the page: {seen - recorded:.0f} ms")
+
+                # The dark theme reads as well; both pictures are the README's.
+                page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
+                page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+                page.wait_for_timeout(500)
+                p.show_table()
+                contrast = page.evaluate(CONTRAST)
+                assert contrast and all(c[2] >= 4.5 for c in contrast), contrast
+                _screenshot(page, docs / "hooks-table-dark.png")
+                page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")
+                page.wait_for_function("() => document.body.dataset.jpThemeLight === 'true'")
 
                 # Delete a row: it leaves the page, and the kernel has no such hook any more.
                 page.click(f".phm-row-{quiet} .phm-delete")
@@ -579,11 +681,22 @@ def test_hooks_table_live_in_jupyterlab(lab: Lab, publisher: Any, node: str) -> 
                     "(id) => !Array.from(document.querySelectorAll('.phm-id')).some(e => e.textContent.trim() === id)",
                     arg=quiet,
                 )
-                assert page.locator(".phm-table .phm-stats").count() == 1
+                assert page.locator(".phm-table").first.locator(".phm-stats").count() == 1
                 hooks = json.loads(p.run_cell("%hook list -O json"))
                 assert [h["id"] for h in hooks] == [raiser], hooks
-                assert hooks[0]["triggers"] == 4 and hooks[0]["errors"] == 1, hooks
+                assert hooks[0]["triggers"] == 9 and hooks[0]["errors"] == 2, hooks
                 assert dialogs == [], dialogs
+                assert p.stderr() == [], p.stderr()
+
+                # A restarted kernel: the old table says plainly that its kernel is gone.
+                page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()")
+                page.wait_for_function(KERNEL_READY, timeout=TIMEOUT_MS, polling=100)
+                page.wait_for_function(
+                    "() => getComputedStyle(document.querySelector('.phm-table'), '::after').content.includes('kernel')"
+                )
+                p.show_table()
+                assert page.locator(".phm-table .phm-grid").first.is_hidden()
+                _screenshot(page, artifacts / "hooks-table-kernel-gone.png")
 
                 track()
                 sizes = _pss_kib(set(ours))

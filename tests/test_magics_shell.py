@@ -6,7 +6,7 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from pubsub_hook_magic.commands import complete
+from pubsub_hook_magic.commands import complete, complete_typed
 
 
 @pytest.fixture
@@ -48,15 +48,28 @@ def test_completion_of_sub_commands_options_types_and_hooks():
     assert complete("%hook delete -s pubsub.example.org -n n", hooks) == ["news"]
     assert complete("%hook pause ", hooks) == ["ab12cd"]
     assert "--persistent" in complete("%hook create --p", hooks)
-    assert complete("%hook create -n news -t python_file ~/ho", hooks) is None  # paths
+
+def test_completion_of_python_files(tmp_path, monkeypatch):
+    (tmp_path / "hooks").mkdir()
+    (tmp_path / "hooks" / "blog.py").write_text("")
+    (tmp_path / "hooks" / "notes.txt").write_text("")
+    monkeypatch.chdir(tmp_path)
+    assert complete("%hook create -n news -t python_file ho", []) == ["hooks/"]
+    assert complete("%hook create -n news -t python_file hooks/", []) == ["hooks/blog.py"]
+    fragment, [candidate] = complete_typed("%hook create -n news -t python_file hooks/b", [])
+    assert fragment == "hooks/b" and candidate.type == "file"
 
 
 def test_completion_is_registered_and_removed(shell):
-    assert "%hook" in shell.strdispatchers["complete_command"].strs
-    _text, matches = shell.complete("cre", "%hook cre", 9)
-    assert "create" in matches
+    from IPython.core.completer import provisionalcompleter
+
+    magics = shell._pubsub_hook_magics
+    assert magics.matcher in shell.Completer.custom_matchers
+    with provisionalcompleter():
+        completions = list(shell.Completer.completions("%hook cre", 9))
+    assert [(c.text, c.type) for c in completions] == [("create", "sub-command")]
     shell.extension_manager.unload_extension("pubsub_hook_magic")
-    assert "%hook" not in shell.strdispatchers["complete_command"].strs
+    assert not [m for m in shell.Completer.custom_matchers if getattr(m, "__self__", None) is magics]
     shell.extension_manager.load_extension("pubsub_hook_magic")
 
 
