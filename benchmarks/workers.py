@@ -522,18 +522,22 @@ class DistanceRole:
             manager, self.manager = self.manager, None
             await manager.disconnect()
 
-    async def cmd_create(self, store: str, nodes: list[str], code: str = "pass") -> list[float]:
+    async def cmd_create(self, store: str, nodes: list[str], code: str = "pass") -> dict[str, list[Any]]:
         """Connect ``store`` through the proxy, then time each persistent hook's
-        ``create_hook`` on ``nodes`` (each one that no hook uses yet), one after another."""
+        ``create_hook`` on ``nodes`` (each one that no hook uses yet), one after another,
+        and count its round trips (the client's flights of requests through the proxy)."""
         await self.cmd_disconnect()
         self.manager = await self._connect(store, far=True)
-        times = []
+        times, flights = [], []
         for node in nodes:
+            await asyncio.sleep(0.2)  # nothing else in flight
+            self.proxy.reset_traffic()
             started = time.perf_counter()
             await self.manager.create_hook(SERVICE, node, "python_code", code, persistent=True)
             times.append(time.perf_counter() - started)
+            flights.append(self.proxy.traffic().flights)
         await self.cmd_disconnect()
-        return times
+        return {"times": times, "flights": flights}
 
     async def cmd_floor(self, request: str, nodes: list[str], max_items: int | None = None,
                         at_once: bool = True) -> dict[str, Any]:

@@ -46,6 +46,9 @@ class Traffic(NamedTuple):
 
     to_server: int  # client -> server
     to_client: int  # server -> client
+    #: Client -> server flights: bytes from the client after bytes from the server
+    #: (or first): how many times the client waited for an answer, i.e. round trips.
+    flights: int = 0
 
 
 _EOF = object()  # queued: the sender shut down its side (FIN): shut down the peer's
@@ -226,6 +229,8 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._to_server = 0
         self._to_client = 0
+        self._flights = 0
+        self._last_to_client: bool | None = None
         self._conns: set[_Conn] = set()
         self.thread = LoopThread(name=name)
         try:
@@ -250,17 +255,21 @@ class TcpProxy:
                 self._to_client += n
             else:
                 self._to_server += n
+                if self._last_to_client is not False:
+                    self._flights += 1
+            self._last_to_client = to_client
 
     def traffic(self) -> Traffic:
         """Bytes forwarded in each direction since the start or the last reset."""
         with self._lock:
-            return Traffic(self._to_server, self._to_client)
+            return Traffic(self._to_server, self._to_client, self._flights)
 
     def reset_traffic(self) -> Traffic:
         """Zero the counters; returns their values just before (atomically)."""
         with self._lock:
-            before = Traffic(self._to_server, self._to_client)
-            self._to_server = self._to_client = 0
+            before = Traffic(self._to_server, self._to_client, self._flights)
+            self._to_server = self._to_client = self._flights = 0
+            self._last_to_client = None
             return before
 
     @property
