@@ -180,3 +180,26 @@ def test_pubsub_hook_list_finds_the_one_account_of_the_store(connected, node, da
     assert result.returncode == 0, result.stderr
     assert node in result.stdout and "python_code" in result.stdout
     assert PASSWORDS["alice"] not in result.stdout + result.stderr
+
+
+def test_the_failed_button_runs_the_failed_items_again(connected, publisher, node):
+    from .test_kernel_table import click, settle
+
+    connected.run("refuse = True")
+    connected.run(
+        f"%hook create -s pubsub.localhost -n {node} -t python_code "
+        "if refuse: raise ValueError('not yet')"
+    )
+    [hook_id] = [h["id"] for h in json.loads(connected.run("%hook list -O json").stdout)]
+    connected.run("%hook list")
+    publisher.publish(node, item_id="late")
+    wait_errors(connected, hook_id, 1)
+    w = settle(connected)
+    [failed] = w.with_class("phm-failed")
+    assert w.models[failed]["description"] == "1" and not w.models[failed]["disabled"]
+    connected.run("refuse = False")  # the fix
+    click(connected, failed)
+    w = settle(connected)
+    assert w.models[failed]["description"] == "0" and w.models[failed]["disabled"]
+    [message] = w.with_class("phm-message")
+    assert f"hook {hook_id}: 1 of 1 failed item(s) ran again and were removed" in w.value(message)
