@@ -50,8 +50,8 @@ from .registry import HookRegistry
 from .runner import HookRunner, Trigger
 from .session import RequestError, XmppSession, bare_jid
 from .snapshot import HookView, Snapshot
-from .states import Outcome, SessionState, TriggerKind
-from .store import HookStore, PositionStore, StoreDamaged
+from .states import HookState, Outcome, SessionState, TriggerKind
+from .store import HookStore, PositionStore, StoreDamaged, StoreTooNew
 from .peers import PeerWatch, machine_tag
 from .persistence import KERNEL, TOOL, PersistentHooks
 from .subscriptions import Subscriptions, is_pep
@@ -70,6 +70,22 @@ def _is_loopback(host: str) -> bool:
     except OSError:
         return False
     return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
+
+
+def needs_newer_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """A stored hook this version cannot run, as ``list_hooks`` shows it."""
+    return {
+        "id": str(record.get("id", "?")), "service": str(record.get("service", "")),
+        "node": str(record.get("node", "")), "type": str(record.get("type", "")),
+        "arg": str(record.get("arg", "")), "persistent": True,
+        "created": record.get("created"), "state": HookState.NEEDS_NEWER.value,
+        "load_error": "written by a newer pubsub_hook_magic: upgrade it to run this hook here",
+        "triggers": 0, "errors": 0, "dropped": 0, "skipped": 0, "gaps": 0, "reloads": 0,
+        "reload_error": None, "catch_up": bool(record.get("catch_up", True)), "paused": False,
+        "pending": 0, "running_for": None, "last_trigger": None, "last_error": None,
+        "last_duration": None, "mean_duration": None, "recent": [], "owner": None,
+        "waiting_for": [], "failed": 0, "attempt": None,
+    }
 
 
 @dataclass
@@ -145,6 +161,8 @@ class HookManager:
         self._snapshot = Snapshot.EMPTY
         #: Set while many hooks are installed at once: one snapshot at the end.
         self._bulk = False
+        #: Stored hooks written by a newer version: listed, never run.
+        self._newer: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ what hooks use
 
@@ -233,8 +251,18 @@ class HookManager:
                 )
             store = HookStore(account, self.data_dir)
             warnings = []
+            self._newer = []
             try:
                 records = store.hooks()  # a refused store is an error before we log in
+                self._newer = store.newer_hooks()
+                if self._newer:
+                    warnings.append(
+                        f"{len(self._newer)} persistent hook(s) need a newer pubsub_hook_magic "
+                        "and do not run here: upgrade it in this environment"
+                    )
+            except StoreTooNew as exc:
+                records, self._newer = [], exc.records
+                warnings.append(str(exc))
             except StoreDamaged as exc:
                 aside = store.set_aside()
                 records = []
@@ -553,8 +581,12 @@ class HookManager:
         return list(self.registry)
 
     def list_hooks(self) -> list[dict[str, Any]]:
-        """Every hook with its statistics and recent triggers (JSON-ready)."""
-        return [self.runners[h.id].summary() for h in self.registry]
+        """Every hook with its statistics and recent triggers (JSON-ready); stored
+        hooks that need a newer version of the package are listed too, not run."""
+        listed = [self.runners[h.id].summary() for h in self.registry]
+        for record in self._newer:
+            listed.append(needs_newer_summary(record))
+        return listed
 
     def status(self) -> dict[str, Any]:
         session = self.session

@@ -56,6 +56,7 @@ class PersistentHooks:
         self._seen: tuple[int, int, int] | None = None
         self._task: asyncio.Task[None] | None = None
         self._refused: frozenset[str] | None = None
+        self._store_error: str | None = None
         #: The store's records as last read, by id (for retry requests).
         self._records: dict[str, dict[str, Any]] = {}
 
@@ -297,8 +298,11 @@ class PersistentHooks:
         try:
             records = {str(r.get("id")): r for r in store.hooks() if isinstance(r, dict)}
         except StoreError as exc:
-            log.warning("%s", exc)
+            if str(exc) != self._store_error:  # once, not twice a second
+                log.warning("%s", exc)
+            self._store_error = str(exc)
             return False
+        self._store_error = None
         self._records = records
         here = {h.id: h for h in manager.registry if h.persistent}
         changed = False

@@ -40,6 +40,8 @@ class HookState(StrEnum):
     RETRYING = "retrying"
     #: Its code does not load (``load_error`` says why); it stays listed until deleted.
     BROKEN = "broken"
+    #: Stored by a newer version of the package, in a form this one cannot read: not run.
+    NEEDS_NEWER = "needs a newer version"
 
 
 class Outcome(StrEnum):

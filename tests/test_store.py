@@ -230,3 +230,38 @@ def test_hooks_that_need_a_newer_format_are_told_apart_and_kept(tmp_path):
     assert on_disk["version"] == 1 and future in on_disk["hooks"] and odd in on_disk["hooks"]
     assert store.remove_hooks({"h2"}) == 1  # deleting one by id works
     assert store.newer_hooks() == [odd]
+
+
+def test_connect_lists_the_hooks_of_a_newer_store_and_runs_none(server, tmp_path):
+    """A store written by a newer version: connect warns, lists its hooks as needing a
+    newer version, runs none of them, and leaves the file as it is."""
+    import json
+
+    from pubsub_hook_magic.loopthread import LoopThread
+    from pubsub_hook_magic.manager import HookManager
+    from pubsub_hook_magic.store import HookStore
+
+    from .conftest import PASSWORDS
+
+    store = HookStore("alice@localhost", tmp_path)
+    store.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    record = {"id": "future1", "service": "pubsub.localhost", "node": "n", "type": "python_code", "arg": "pass"}
+    text = json.dumps({"version": 99, "account": "alice@localhost", "hooks": [record], "subscriptions": []})
+    store.path.write_text(text)
+    store.path.chmod(0o600)
+    thread = LoopThread()
+    manager = HookManager({}, data_dir=str(tmp_path))
+    try:
+        warnings = thread.run(manager.connect("alice@localhost", PASSWORDS["alice"], host=server.host, port=server.port, tls=False), 30)
+        assert any("newer pubsub_hook_magic" in w and "upgrade" in w for w in warnings), warnings
+
+        async def listed():
+            return manager.list_hooks()
+
+        (hook,) = thread.run(listed(), 5)
+        assert hook["id"] == "future1" and hook["state"] == "needs a newer version"
+        assert not manager.runners
+    finally:
+        thread.run(manager.disconnect(), 30)
+        thread.stop()
+    assert store.path.read_text() == text
