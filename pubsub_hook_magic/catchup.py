@@ -36,6 +36,7 @@ import time
 from typing import Any, Callable
 
 from .dedupe import ItemRef, RecentItems
+from .events import retraction
 from .hooks import HookError
 from .registry import HookRegistry
 from .runner import HookRunner, Trigger
@@ -104,7 +105,15 @@ class CatchUp:
                 return
             self.dispatch(service, node, item, ItemRef.of(item))
         else:
-            held.append((item, ItemRef.of(item)))
+            held.append((item, ItemRef.of(item), None))
+
+    def on_event(self, service: str, node: str, kind: str, element: Any) -> None:
+        """A retraction, purge or delete of a node, from ``service`` (the sender)."""
+        held = self.held.get((service, node))
+        if held is None:
+            self.dispatch_event(service, node, kind, element)
+        else:
+            held.append((element, None, kind))
 
     def dispatch(self, service: str, node: str, item: Any, ref: ItemRef) -> None:
         hooks = self.registry.for_node(service, node)
@@ -118,7 +127,71 @@ class CatchUp:
         publisher = publisher_of(item)
         runners = self.runners
         for hook in hooks:
-            runners[hook.id].submit(item, ref, publisher, received)
+            runner = runners[hook.id]
+            if runner.plain:  # publications only, unfiltered: the hot path
+                runner.submit(item, ref, publisher, received)
+            else:
+                self._offer(runner, item, ref, publisher, received, TriggerKind.LIVE)
+
+    def _offer(
+        self, runner: HookRunner, item: Any, ref: ItemRef | None, publisher: str | None,
+        received: float, kind: TriggerKind,
+    ) -> None:
+        """A publication for a hook that filters, or follows retractions."""
+        if runner.parked is not None:
+            runner.parked.append((item, ref, publisher, received, None))
+            return
+        if runner.inactive:
+            return
+        hook = runner.hook
+        if runner.present is not None and ref is not None:
+            runner.present[ref.id] = None
+            self._journal_ids(runner, "+" + ref.id)
+        wanted = "publish" in hook.events
+        if not wanted or (hook.filter is not None and not hook.filter.matches(item)):
+            if wanted:
+                runner.filtered += 1
+            if ref is not None:
+                runner.submitted.append(ref)
+            return
+        runner.submit(item, ref, publisher, received, kind)
+
+    def dispatch_event(self, service: str, node: str, kind: str, element: Any) -> None:
+        """A retraction (its id), purge or delete (the node) to the hooks of the node;
+        copies the server sends more than once are dropped."""
+        hooks = self.registry.for_node(service, node)
+        if not hooks:
+            return
+        if kind == "retract":
+            event_id = element["id"]
+            if not event_id or self.recent.retracted(service, node, event_id):
+                return
+        elif self.recent.node_event(service, node, kind):
+            return
+        else:
+            event_id = node
+        received = time.time()
+        for hook in hooks:
+            self._event_to(self.runners[hook.id], kind, element, event_id, received, TriggerKind.LIVE)
+
+    def _event_to(
+        self, runner: HookRunner, kind: str, element: Any, event_id: str, received: float,
+        trigger_kind: TriggerKind,
+    ) -> None:
+        if runner.parked is not None:
+            runner.parked.append((element, None, event_id, received, kind))
+            return
+        if runner.inactive:
+            return
+        if runner.present is not None:
+            if kind == "retract":
+                if runner.present.pop(event_id, False) is None:
+                    self._journal_ids(runner, "-" + event_id)
+            else:
+                runner.present.clear()
+                self._journal_ids(runner, "*")
+        if kind in runner.hook.events:
+            runner.submit(element, None, None, received, trigger_kind, event_id=event_id)
 
     async def seed(self, service: str, node: str) -> None:
         """Remember the node's newest item (before its first hook is made): a copy the
@@ -206,12 +279,14 @@ class CatchUp:
             if not runners or session is None or not session.connected:
                 return
             try:
+                gone = await self._gone(session, service, node, runners)
                 keyed, starts = await self._fetch(session, service, node, runners)
             except RequestError as exc:
                 log.warning("catching up on %s/%s: %s", service, node, exc)
                 return
+            self._report_gone(gone)
             for runner in runners:
-                _queue_missed(runner, keyed, starts.get(runner))
+                self._queue_missed(runner, keyed, starts.get(runner))
             for _item, ref in keyed:
                 self.recent.seen(service, node, ref)
             if keyed:
@@ -235,12 +310,14 @@ class CatchUp:
     async def _restart(self, runner: HookRunner) -> None:
         keyed: list[tuple[Any, ItemRef]] = []
         starts: dict[HookRunner, int] | None = None
+        gone: dict[HookRunner, list[str]] = {}
         try:
             if runner.position_unread:
                 self.load_positions(runner)
             session = self._session()
             hook = runner.hook
             if hook.catch_up and runner.submitted and session is not None and session.connected:
+                gone = await self._gone(session, hook.service, hook.node, [runner])
                 keyed, starts = await self._fetch(session, hook.service, hook.node, [runner])
         except RequestError as exc:
             log.warning("catching up hook %s: %s", runner.hook.id, exc)
@@ -249,13 +326,58 @@ class CatchUp:
             parked, runner.parked = runner.parked or [], None
             runner.inactive = runner.standby or bool(runner.waiting_for)
             if starts is not None and not runner.inactive:
-                _queue_missed(runner, keyed, starts.get(runner))
+                self._report_gone(gone)
+                self._queue_missed(runner, keyed, starts.get(runner))
             fetched = {ref.id: ref for _item, ref in keyed}
-            for item, ref, publisher, received in parked:
+            for item, ref, event_id, received, kind in parked:
+                if kind is not None:
+                    self._event_to(runner, kind, item, event_id, received, TriggerKind.LIVE)
+                    continue
                 seen = fetched.get(ref.id) if ref is not None else None
                 if seen is None or not seen.same_payload(ref):
-                    runner.submit(item, ref, publisher, received)
+                    self._offer(runner, item, ref, event_id, received, TriggerKind.LIVE)
             self._on_change()
+
+    def _queue_missed(self, runner: HookRunner, keyed: list[tuple[Any, ItemRef]], start: int | None) -> None:
+        """Queue to the hook the node's items from ``start`` on (all of them, after a
+        gap report, with None), but those it ran already."""
+        remembered = list(runner.submitted)
+        if start is None:
+            newest = next((r.id for r in reversed(remembered) if r.id), "")
+            runner.report_gap(newest, len(keyed))
+            start = 0
+        now = time.time()
+        for item, ref in keyed[start:]:
+            if not any(r.id == ref.id and r.same_payload(ref) for r in remembered):
+                if runner.plain:
+                    runner.submit(item, ref, publisher_of(item), now, TriggerKind.CATCH_UP)
+                else:
+                    self._offer(runner, item, ref, publisher_of(item), now, TriggerKind.CATCH_UP)
+
+    async def _gone(
+        self, session: XmppSession, service: str, node: str, runners: list[HookRunner]
+    ) -> dict[HookRunner, list[str]]:
+        """For the hooks that follow retractions: the ids they saw that the node no
+        longer holds (retracted, or evicted, while away). XEP-0060 keeps no history of
+        retractions: the node's ids are compared with the hook's."""
+        trackers = [r for r in runners if r.present]
+        if not trackers:
+            return {}
+        try:
+            ids = await session.node_item_ids(service, node)
+        except RequestError:  # no item discovery here: the items themselves
+            ids = {i["id"] for i in await session.last_items(service, node, None)}
+        return {r: [i for i in r.present if i not in ids] for r in trackers}
+
+    def _report_gone(self, gone: dict[HookRunner, list[str]]) -> None:
+        """Report the items that left the node as retractions, in one pass (before the
+        missed publications)."""
+        now = time.time()
+        for runner, ids in gone.items():
+            service, node = runner.hook.key
+            for item_id in ids:
+                self.recent.retracted(service, node, item_id)
+                self._event_to(runner, "retract", retraction(item_id), item_id, now, TriggerKind.CATCH_UP)
 
     async def _fetch(
         self, session: XmppSession, service: str, node: str, runners: list[HookRunner]
@@ -288,8 +410,11 @@ class CatchUp:
         if held is None:
             return
         service, node = key
-        for item, ref in held:
-            self.dispatch(service, node, item, ref)
+        for item, ref, kind in held:
+            if kind is None:
+                self.dispatch(service, node, item, ref)
+            else:
+                self.dispatch_event(service, node, kind, item)
         self._on_change()
 
     # ------------------------------------------------------------------ positions
@@ -299,6 +424,8 @@ class CatchUp:
         runner.position_unread = False
         if self.positions is None:
             return
+        if runner.present is not None:
+            runner.present = dict.fromkeys(self.positions.load_ids(runner.hook.id))
         stored = self.positions.load(runner.hook.id)
         if stored is not None:
             runner.set_position([ItemRef(item_id, digest=digest) for item_id, digest in stored])
@@ -324,6 +451,16 @@ class CatchUp:
         except OSError as exc:
             log.warning("cannot save the position of hook %s: %s", runner.hook.id, exc)
 
+    def _journal_ids(self, runner: HookRunner, change: str) -> None:
+        """Store a change of a persistent hook's present ids."""
+        positions = self.positions
+        if positions is None or not runner.hook.persistent:
+            return
+        try:
+            positions.change_ids(runner.hook.id, change, lambda: list(runner.present or ()))
+        except OSError as exc:
+            log.warning("cannot save the item ids of hook %s: %s", runner.hook.id, exc)
+
     def drop_position(self, hook_id: str) -> None:
         if self.positions is not None:
             self.positions.remove(hook_id)
@@ -333,20 +470,6 @@ class CatchUp:
         already written)."""
         if self.positions is not None:
             self.positions.close()
-
-
-def _queue_missed(runner: HookRunner, keyed: list[tuple[Any, ItemRef]], start: int | None) -> None:
-    """Queue to the hook the node's items from ``start`` on (all of them, after a gap
-    report, with None), but those it ran already."""
-    remembered = list(runner.submitted)
-    if start is None:
-        newest = next((r.id for r in reversed(remembered) if r.id), "")
-        runner.report_gap(newest, len(keyed))
-        start = 0
-    now = time.time()
-    for item, ref in keyed[start:]:
-        if not any(r.id == ref.id and r.same_payload(ref) for r in remembered):
-            runner.submit(item, ref, publisher_of(item), now, TriggerKind.CATCH_UP)
 
 
 def publisher_of(item: Any) -> str | None:

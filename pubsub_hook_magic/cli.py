@@ -181,8 +181,13 @@ async def _create(args: Any) -> int:
             catch_up=args.catch_up,
             retry=args.retry,
             retry_delay=args.retry_delay,
+            events=args.event,
+            where=args.where,
+            namespaces=args.ns,
         )
         print(f"Created {hook.describe()}.")
+        for note in hook.notes:
+            print(f"Note: {note}")
     finally:
         await manager.disconnect()
     return 0
@@ -194,7 +199,8 @@ async def _delete(args: Any) -> int:
     manager, _warnings = await _connect(args)
     try:
         count = await manager.delete_hooks(
-            args.service or None, args.node or None, args.type or None, args.arg or None, hook_id=args.id or None
+            args.service or None, args.node or None, args.type or None, args.arg or None,
+            hook_id=args.id or None, events=args.event or None,
         )
         print(f"{count} hook(s) have been deleted")
     finally:

@@ -306,6 +306,28 @@ def add_create_arguments(p: argparse.ArgumentParser) -> None:
         help="seconds before the first retry, twice as long before each next one, at "
         "most 5 min (default: 1)",
     )
+    p.add_argument(
+        "-e",
+        "--event",
+        default=None,
+        metavar="EVENT[,EVENT]",
+        help="the events the hook runs for: publish (default), retract, purge, delete; the "
+        "hook tells them apart by item.name ('item', 'retract', 'purge', 'delete')",
+    )
+    p.add_argument(
+        "--where",
+        default=None,
+        metavar="XPATH",
+        help="run only for publications whose payload matches this ElementTree XPath "
+        "(e.g. \".[@type='note']\" or '{urn:x}author'); the others count as filtered",
+    )
+    p.add_argument(
+        "--ns",
+        action="append",
+        default=[],
+        metavar="PREFIX=URI",
+        help="a namespace prefix for --where (repeatable)",
+    )
     p.add_argument("arg", nargs="*", metavar="ARG", help="module, file or code")
 
 
@@ -329,6 +351,7 @@ def add_delete_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-t", "--type", default="", choices=["", *(t.value for t in HookType)], help="only hooks of this type")
     p.add_argument("-a", "--arg", default="", help="only hooks with this argument (a python_file path is made absolute)")
     p.add_argument("--id", default="", help="delete the one hook with this id")
+    p.add_argument("-e", "--event", default="", metavar="EVENT[,EVENT]", help="only hooks that run for these events")
 
 
 _PARSER: _Parser | None = None

@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import time
 from typing import Any
 
 from xml.etree.ElementTree import tostring
 
 __all__ = ["ItemRef", "RecentItems", "payload_digest", "payload_fingerprint"]
+
+#: Recorded in place of a payload fingerprint for a retracted id.
+_RETRACTED: object = object()
 
 
 def _payload(item: Any) -> Any:
@@ -104,6 +108,7 @@ class RecentItems:
     def __init__(self, size: int = 512):
         self.size = size
         self._nodes: dict[tuple[str, str], collections.OrderedDict[str, int | None]] = {}
+        self._node_events: dict[tuple[str, str, str], float] = {}
 
     def seen(self, service: str, node: str, ref: ItemRef) -> bool:
         """Record an item; True if it is a copy of one already recorded."""
@@ -119,6 +124,34 @@ class RecentItems:
         recent.move_to_end(item_id)
         if len(recent) > self.size:
             recent.popitem(last=False)
+        return False
+
+    def retracted(self, service: str, node: str, item_id: str) -> bool:
+        """Record a retraction; True if it is a copy of one already recorded (and no
+        publication of that id came since). A later publication of the id, even with
+        the same payload, is then new."""
+        recent = self._nodes.get((service, node))
+        if recent is None:
+            recent = self._nodes[(service, node)] = collections.OrderedDict()
+        if recent.get(item_id, None) is _RETRACTED:
+            return True
+        recent[item_id] = _RETRACTED  # type: ignore[assignment]
+        recent.move_to_end(item_id)
+        if len(recent) > self.size:
+            recent.popitem(last=False)
+        return False
+
+    def node_event(self, service: str, node: str, kind: str, window: float = 2.0) -> bool:
+        """Record a purge or a delete of the node; True if the same was recorded less
+        than ``window`` seconds ago (servers send some events to the bare and the full
+        JID). The node's items are forgotten: a publication after it is new."""
+        key = (service, node, kind)
+        now = time.monotonic()
+        last = self._node_events.get(key)
+        self._node_events[key] = now
+        if last is not None and now - last < window:
+            return True
+        self._nodes.pop((service, node), None)
         return False
 
     def forget(self, service: str, node: str) -> None:

@@ -60,7 +60,7 @@ def hooks_text(summaries: Sequence[dict[str, Any]]) -> str:
             s["id"],
             s["service"],
             s["node"],
-            s["type"],
+            s["type"] + _events_note(s),
             shorten(s["arg"], 40),
             "yes" if s["persistent"] else "no",
             s["state"],
@@ -93,6 +93,16 @@ def hooks_text(summaries: Sequence[dict[str, Any]]) -> str:
             dropped = f" ({s['failed_dropped']} older dropped)" if s.get("failed_dropped") else ""
             lines.append(f"hook {s['id']} has {s['failed']} failed item(s){dropped}: %hook failed {s['id']}")
     return "\n".join(lines)
+
+
+def _events_note(summary: dict[str, Any]) -> str:
+    """`` for retract`` / `` where EXPR (3 filtered)``: what fires the hook, when it is
+    not every publication."""
+    events = summary.get("events") or ["publish"]
+    note = "" if list(events) == ["publish"] else f" for {','.join(events)}"
+    if summary.get("where"):
+        note += f" where {summary['where']} ({summary.get('filtered', 0)} filtered)"
+    return note
 
 
 def failed_text(hook_id: str, letters: Sequence[dict[str, Any]]) -> str:

@@ -119,6 +119,15 @@ class Hook:
     #: Seconds before the first retry; each further one waits twice as long (at most
     #: :data:`MAX_RETRY_DELAY`).
     retry_delay: float = 1.0
+    #: The PubSub events the hook runs for (see :mod:`.events`).
+    events: tuple[str, ...] = ("publish",)
+    #: ``--where``: an XPath expression publications' payloads must match (and the
+    #: namespace prefixes it uses); the compiled filter is set by ``events.prepare``.
+    where: str | None = None
+    namespaces: dict[str, str] = field(default_factory=dict)
+    filter: Any = field(default=None, repr=False)
+    #: What ``create`` has to say about the hook (e.g. an event the node does not send).
+    notes: list[str] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self.retry, self.retry_delay = check_retry(self.retry, self.retry_delay)
@@ -134,8 +143,10 @@ class Hook:
 
     def describe(self) -> str:
         """One line naming the hook, for the user."""
+        on = "" if self.events == ("publish",) else f" for {','.join(self.events)}"
+        where = f" where {self.where}" if self.where else ""
         return (
-            f"hook {self.id}: {self.type} on node {self.node!r} of {self.service} "
+            f"hook {self.id}: {self.type} on node {self.node!r} of {self.service}{on}{where} "
             f"({self.lifetime})"
         )
 
@@ -151,6 +162,8 @@ class Hook:
             "catch_up": self.catch_up,
             "retry": self.retry,
             "retry_delay": self.retry_delay,
+            "events": list(self.events),
+            **({"where": self.where, "namespaces": self.namespaces} if self.where else {}),
         }
 
     @classmethod
@@ -166,6 +179,9 @@ class Hook:
             catch_up=bool(record.get("catch_up", True)),
             retry=record.get("retry", 0),
             retry_delay=record.get("retry_delay", 1.0),
+            events=tuple(record.get("events") or ("publish",)),  # older stores: publications
+            where=record.get("where") or None,
+            namespaces=dict(record.get("namespaces") or {}),
         )
 
 

@@ -257,11 +257,16 @@ class HookMagics(Magics):
                     catch_up=args.catch_up,
                     retry=args.retry,
                     retry_delay=args.retry_delay,
+                    events=args.event,
+                    where=args.where,
+                    namespaces=args.ns,
                 )
             )
         except UsageError as exc:
             raise UsageError(commands.default_type_hint(args, str(exc))) from None
         print(f"Created {hook.describe()}.")
+        for note in hook.notes:
+            print(f"Note: {note}")
         view = self.manager.snapshot().hook(hook.id)
         if view is not None and view.state == HookState.STANDBY:
             print(f"It runs in {view.owner or 'the account service'}; standby here.")
@@ -286,6 +291,7 @@ class HookMagics(Magics):
                 args.type or None,
                 args.arg or None,
                 hook_id=args.id or None,
+                events=args.event or None,
             )
         )
         print(f"{count} hook(s) have been deleted")

@@ -53,6 +53,7 @@ from .snapshot import HookView, Snapshot
 from .states import HookState, Outcome, SessionState, TriggerKind
 from .store import HookStore, PositionStore, StoreDamaged, StoreTooNew
 from .peers import PeerWatch, machine_tag
+from .events import Event, parse_events, prepare
 from .persistence import KERNEL, TOOL, PersistentHooks
 from .subscriptions import Subscriptions, is_pep
 from .watchdog import Watchdog
@@ -281,6 +282,7 @@ class HookManager:
                 direct_tls=direct_tls,
                 ca_file=ca_file,
                 on_restored=self._restore,
+                on_event=self.catchup.on_event,
                 on_state=lambda _state: self._changed(),
             )
             self.persistent.start(store)  # a second service of the account stops here
@@ -361,13 +363,21 @@ class HookManager:
         catch_up: bool = True,
         retry: int = 0,
         retry_delay: float = 1.0,
+        events: str | list[str] | None = None,
+        where: str | None = None,
+        namespaces: list[str] | dict[str, str] | None = None,
     ) -> Hook:
         """Check the hook's code, make sure the node's events arrive, install the hook
         and store it if persistent. On any error nothing is installed or stored.
 
         A failed run is tried again ``retry`` times, after ``retry_delay`` seconds and
         twice as long each time (see :mod:`.runner`); an item that still fails goes to
-        the hook's dead letters (:meth:`failed`)."""
+        the hook's dead letters (:meth:`failed`).
+
+        ``events`` ("publish,retract", or a list) are the PubSub events the hook runs
+        for, publications by default; ``where`` an XPath expression that publications'
+        payloads must match, with ``namespaces`` ("prefix=uri" strings or a dict) for
+        its prefixes (see :mod:`.events`)."""
         async with self._lock:
             session = self._require_session()
             kind = HookType.parse(hook_type)
@@ -384,11 +394,17 @@ class HookManager:
                 catch_up=catch_up,
                 retry=retry,
                 retry_delay=retry_delay,
+                events=events,  # type: ignore[arg-type]
+                where=where or None,
+                namespaces=namespaces,  # type: ignore[arg-type]
             )
+            prepare(hook)
             hook.func = self._load(hook)
             new_node = not self.registry.for_node(service, node)
             if new_node:
                 await self._listen_new(service, node)
+            if set(hook.events) & {Event.RETRACT, Event.DELETE} and not is_pep(service):
+                hook.notes.extend(await self._unsent_events(service, node, hook.events))
             runner = self._install(hook)
             # Catch-up starts after the newest item the node had when the hook was made
             # (from its first item if it had none).
@@ -426,6 +442,22 @@ class HookManager:
                 raise result
         await self.subscriptions.listen(service, node, subscribed=bool(subscribed))
 
+    async def _unsent_events(self, service: str, node: str, events: tuple[str, ...]) -> list[str]:
+        """What the node's configuration says it will not notify, where we may read it
+        (node owners only; nothing is said otherwise)."""
+        try:
+            config = await self._require_session().node_config(service, node)
+        except RequestError:
+            return []
+        notes = []
+        for event, field_name in ((Event.RETRACT, "pubsub#notify_retract"), (Event.DELETE, "pubsub#notify_delete")):
+            if event in events and str(config.get(field_name, "1")).lower() in ("0", "false"):
+                notes.append(
+                    f"node {node!r} is configured not to notify {event.value}s ({field_name} is "
+                    "off): this hook will not run for them unless its owner turns it on"
+                )
+        return notes
+
     async def _unlisten(self, service: str, node: str) -> None:
         self.catchup.forget(service, node)
         await self.subscriptions.unlisten(service, node)
@@ -438,6 +470,7 @@ class HookManager:
         arg: str | None = None,
         *,
         hook_id: str | None = None,
+        events: str | None = None,
     ) -> int:
         """Delete hooks as Libervia does: every hook on ``(service, node)``, narrowed
         by type and argument when given; or the one hook ``hook_id``. Returns how many."""
@@ -457,7 +490,8 @@ class HookManager:
                 else:
                     service = self._require_session().bare
                 kind = HookType.parse(hook_type) if hook_type else None
-                doomed = self.registry.select(service, node, kind, arg or None)
+                wanted = tuple(e.value for e in parse_events(events)) if events else ()
+                doomed = self.registry.select(service, node, kind, arg or None, wanted)
             stored = {h.id for h in doomed if h.persistent}
             if stored and self.store is not None:
                 self.store.remove_hooks(stored)  # fails before anything is removed

@@ -27,6 +27,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
+from .events import prepare
 from .hooks import Hook, HookError, HookType, missing_names
 from .ownership import KERNEL, SERVICE, Ownership
 from .runner import HookRunner
@@ -131,6 +132,7 @@ class PersistentHooks:
         """Install a stored hook here, running or standing by."""
         manager = self.manager
         try:
+            prepare(hook)
             hook.func = manager._load(hook)
         except HookError as exc:
             hook.load_error = str(exc)

@@ -77,13 +77,17 @@ class HookRegistry:
         node: str,
         hook_type: HookType | None = None,
         arg: str | None = None,
+        events: tuple[str, ...] = (),
     ) -> list[Hook]:
         """The hooks Libervia's ``delete`` would remove: on ``(service, node)``, and of
-        ``hook_type`` / with ``arg`` when given (empty or None matches all). A
-        ``python_file`` argument is made absolute before matching."""
+        ``hook_type`` / with ``arg`` when given (empty or None matches all), and, our
+        addition, that run for every event of ``events``. A ``python_file`` argument is
+        made absolute before matching."""
         matched: Iterable[Hook] = self.for_node(service, node)
         if hook_type is not None:
             matched = [h for h in matched if h.type is hook_type]
         if arg:
             matched = [h for h in matched if h.arg == normalize_arg(h.type, arg)]
+        if events:  # (ours: hooks that run for all of these events)
+            matched = [h for h in matched if set(events) <= set(h.events)]
         return list(matched)

@@ -138,12 +138,22 @@ class HookRunner:
         self.held = False
         #: A persistent hook's stored position is still to be read (at its catch-up).
         self.position_unread = False
+        #: Publications skipped by the hook's ``--where`` filter.
+        self.filtered = 0
+        #: Runs for publications only, unfiltered (the event path's fast lane).
+        self.plain = tuple(hook.events) == ("publish",) and hook.filter is None
+        #: For a hook that runs on retractions: the ids it saw published that should
+        #: still be on the node (catch-up reports those gone as retractions).
+        self.present: dict[str, None] | None = {} if "retract" in hook.events else None
+        #: Its stored ``present`` ids are still to be read (at its catch-up).
+        self.present_unread = False
         #: Takes no item: in standby (another process runs it), waiting for notebook
         #: names, or overflowed (its queue was full). See :meth:`submit`.
         self.inactive = False
         #: While the hook (re)starts from its position: its live items, kept until
         #: the missed ones are queued ((item, ref, publisher, received) each).
-        self.parked: list[tuple[Any, ItemRef | None, str | None, float]] | None = None
+        #: (Events: (element, None, their id, received, "retract"/"purge"/"delete").)
+        self.parked: list[tuple[Any, ItemRef | None, str | None, float, str | None]] | None = None
         #: Another process of the machine runs this persistent hook (``owner`` says who).
         self.standby = False
         self.owner: str | None = None
@@ -199,6 +209,7 @@ class HookRunner:
         publisher: str | None,
         received: float,
         kind: TriggerKind = TriggerKind.LIVE,
+        event_id: str | None = None,
     ) -> None:
         """Queue ``item`` (``ref``: its id and payload, None if it has no id) for the
         hook; count it as dropped if the queue is full, and as skipped while the hook
@@ -207,7 +218,7 @@ class HookRunner:
         An inactive hook (standby, waiting, overflowed) takes nothing; a restarting
         one parks its live items until its missed ones are queued."""
         if self.parked is not None:
-            self.parked.append((item, ref, publisher, received))
+            self.parked.append((item, ref, publisher, received, None))
             return
         if self.inactive:
             return
@@ -216,8 +227,8 @@ class HookRunner:
             self.submitted.append(ref)
             if self._digest_on_submit:
                 ref.digest  # noqa: B018 - computed once per item, shared by its hooks
-        else:
-            trigger = Trigger(None, publisher, received, payload=item, kind=kind)
+        else:  # an item without id, or an event (retract, purge, delete: its id or node)
+            trigger = Trigger(event_id, publisher, received, payload=item, kind=kind)
         if self.paused:
             self.skipped += 1
             trigger.outcome = Outcome.SKIPPED
@@ -496,6 +507,9 @@ class HookRunner:
             "state": self.state.value,
             "owner": self.owner,
             "waiting_for": list(self.waiting_for),
+            "events": list(hook.events),
+            "where": hook.where,
+            "filtered": self.filtered,
             "load_error": hook.load_error,
             "triggers": self.count,
             "errors": self.errors,

@@ -153,6 +153,7 @@ class XmppSession:
         direct_tls: bool = False,
         ca_file: str | None = None,
         on_restored: Callable[[], None] | None = None,
+        on_event: Callable[[str, str, str, Any], None] | None = None,
         on_state: Callable[[SessionState], None] | None = None,
         keepalive: float = 30.0,
     ):
@@ -164,6 +165,8 @@ class XmppSession:
         self.ca_file = ca_file
         self.on_item = on_item
         self.on_restored = on_restored
+        #: ``on_event(service, node, kind, element)`` for retract, purge and delete.
+        self.on_event = on_event
         self.keepalive = keepalive
         self.on_state = on_state
         self._state = SessionState.DISCONNECTED
@@ -254,6 +257,14 @@ class XmppSession:
                 self._on_event_items,
             )
         )
+        for kind in ("purge", "delete"):
+            client.register_handler(
+                Callback(
+                    f"pubsub_hook_magic {kind}",
+                    StanzaPath(f"message/pubsub_event/{kind}"),
+                    self._on_event_node,
+                )
+            )
         return client
 
     async def start(self, timeout: float = 30.0) -> None:
@@ -457,12 +468,13 @@ class XmppSession:
         items = msg["pubsub_event"]["items"]
         node = items["node"]
         for item in list(items.iterables):  # never iterate the stanza itself (see docs)
-            if item.name != "item":
-                continue  # a retraction
             try:
-                self.on_item(service, node, item)
+                if item.name == "item":
+                    self.on_item(service, node, item)
+                elif item.name == "retract" and self.on_event is not None:
+                    self.on_event(service, node, "retract", item)
             except Exception:  # noqa: BLE001 - a bug of ours must not bounce an error to the sender
-                log.exception("dispatching an item of %s/%s failed", service, node)
+                log.exception("dispatching an event of %s/%s failed", service, node)
         handle = self._xep_0060_items
         if handle is not None:
             client = self.client
@@ -472,6 +484,23 @@ class XmppSession:
                 or node in client.plugin["xep_0060"].node_event_map
             ):
                 handle(msg)  # pubsub_publish, pubsub_retract and mapped node events
+
+    def _on_event_node(self, msg: Any) -> None:
+        """A ``<purge/>`` or ``<delete/>`` event: ``on_event`` for the node."""
+        if self.on_event is None:
+            return
+        self.events_received += 1
+        sender = msg["from"]
+        service = sender.bare if sender else self.client.boundjid.bare
+        event = msg["pubsub_event"]
+        for kind in ("purge", "delete"):
+            # (reading event[kind] would add the element when it is not there)
+            if event.xml.find(f"{{{EVENT_NS}}}{kind}") is not None:
+                element = event[kind]
+                try:
+                    self.on_event(service, element["node"], kind, element)
+                except Exception:  # noqa: BLE001
+                    log.exception("dispatching a %s event of %s failed", kind, service)
 
     # ------------------------------------------------------------------ requests
 
@@ -534,6 +563,24 @@ class XmppSession:
             lambda: self._pubsub().get_items(service, node, max_items=max_items, timeout=30),
         )
         return [_event_item(i) for i in iq["pubsub"]["items"].iterables if i.name == "item"]
+
+    async def node_config(self, service: str, node: str) -> dict[str, Any]:
+        """The node's configuration form, as ``{var: value}`` (owners only)."""
+        iq = await self._request(
+            f"reading the configuration of {node!r} on {service}",
+            lambda: self._pubsub().get_node_config(service, node, timeout=15),
+        )
+        form = iq["pubsub_owner"]["configure"]["form"]
+        return {var: field["value"] for var, field in form["fields"].items()}
+
+    async def node_item_ids(self, service: str, node: str) -> set[str]:
+        """The ids of the items a node holds, without their payloads (service discovery
+        of the node's items, XEP-0060 5.5)."""
+        iq = await self._request(
+            f"listing the items of {node!r} on {service}",
+            lambda: self.client.plugin["xep_0030"].get_items(jid=service, node=node, timeout=30),
+        )
+        return {name for _jid, _node, name in iq["disco_items"]["items"] if name}
 
     async def publish(self, service: str, node: str, payload: Any, item_id: str | None = None) -> str:
         """Publish ``payload`` (an XML element) to the node; returns the item id. A

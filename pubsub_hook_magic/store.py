@@ -26,7 +26,7 @@ import tempfile
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from .hooks import HookError
 
@@ -388,15 +388,68 @@ class PositionStore:
         os.write(journal[0], (json.dumps(list(newest)) + "\n").encode("utf-8"))
         journal[1] += 1
 
+    # A hook that runs on retractions also keeps the ids it saw that should still be
+    # on the node ("present"): HOOK.ids holds them, HOOK.ids.journal the changes since
+    # ("+ID", "-ID", or "*" for all gone), folded in now and then.
+
+    def _ids_path(self, hook_id: str, journal: bool = False) -> Path:
+        name = urllib.parse.quote(hook_id, safe="")
+        return self.dir / (f"{name}.ids.journal" if journal else f"{name}.ids")
+
+    def load_ids(self, hook_id: str) -> list[str]:
+        try:
+            ids = dict.fromkeys(json.loads(self._ids_path(hook_id).read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            ids = {}
+        try:
+            lines = self._ids_path(hook_id, journal=True).read_text(encoding="utf-8").splitlines()
+        except OSError:
+            lines = []
+        for line in lines:
+            if line == "*":
+                ids.clear()
+            elif line[:1] == "+":
+                ids[line[1:]] = None
+            elif line[:1] == "-":
+                ids.pop(line[1:], None)
+        return [str(i) for i in ids]
+
+    def save_ids(self, hook_id: str, ids: Iterable[str]) -> None:
+        make_private_dir(self.dir)
+        write_atomically(self._ids_path(hook_id), json.dumps(list(ids)), fsync=False)
+        journal = self._journals.pop(f"{hook_id}.ids", None)
+        if journal is not None:
+            os.close(journal[0])
+        with contextlib.suppress(OSError):
+            self._ids_path(hook_id, journal=True).unlink()
+
+    def change_ids(self, hook_id: str, change: str, ids: Callable[[], Iterable[str]]) -> None:
+        """Journal one change of the present ids (``ids()`` gives them all, to fold)."""
+        key = f"{hook_id}.ids"
+        journal = self._journals.get(key)
+        if journal is None:
+            make_private_dir(self.dir)
+            fd = os.open(self._ids_path(hook_id, journal=True), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            journal = self._journals[key] = [fd, 0]
+        if journal[1] >= self.FOLD_AFTER:
+            self.save_ids(hook_id, ids())
+            return
+        os.write(journal[0], (change.replace("\n", " ") + "\n").encode("utf-8"))
+        journal[1] += 1
+
     def close(self, hook_id: str | None = None) -> None:
         """Close the journal of one hook (of every hook with None)."""
-        for key in [hook_id] if hook_id is not None else list(self._journals):
+        keys = [hook_id, f"{hook_id}.ids"] if hook_id is not None else list(self._journals)
+        for key in keys:
             journal = self._journals.pop(key, None)
             if journal is not None:
                 os.close(journal[0])
 
     def remove(self, hook_id: str) -> None:
         self.close(hook_id)
-        for path in (self._path(hook_id), self._journal_path(hook_id)):
+        for path in (
+            self._path(hook_id), self._journal_path(hook_id),
+            self._ids_path(hook_id), self._ids_path(hook_id, journal=True),
+        ):
             with contextlib.suppress(OSError):
                 path.unlink()
