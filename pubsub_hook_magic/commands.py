@@ -195,6 +195,15 @@ def build_parser(prog: str = "%hook") -> _Parser:
     p.add_argument("-i", "--id", default="", help="item id (default: the service chooses)")
     p.add_argument("payload", nargs="*", metavar="XML", help="the item's payload")
 
+    p = sub.add_parser(
+        "retract",
+        help="retract an item you published (its subscribers are notified)",
+        description="Retract item ITEM_ID from NODE of SERVICE, asking the service to notify "
+        "the node's subscribers (hooks on retract run).",
+    )
+    _add_service_and_node(p, "node of the item")
+    p.add_argument("item", metavar="ITEM_ID", help="the id of the item to retract")
+
     p = sub.add_parser("nodes", help="list the nodes a service offers (service discovery)")
     p.add_argument("service", nargs="?", default="", help="PubSub service JID (default: your own PEP)")
 
@@ -375,7 +384,7 @@ def parse_command(line: str, cell: str | None = None) -> argparse.Namespace:
     if first is None:
         raise CommandError(
             "%hook needs a sub-command: connect, create, list, delete, pause, resume, "
-            "replay, test, failed, retry, publish, nodes, node, status, log or disconnect (see %hook -h)"
+            "replay, test, failed, retry, publish, retract, nodes, node, status, log or disconnect (see %hook -h)"
         )
     if first.text == "create":
         args = _parse_create(line, first, tokens, cell)

@@ -334,6 +334,10 @@ class HookMagics(Magics):
         )
         print(f"Published item {item_id} to {args.node}.")
 
+    def _cmd_retract(self, args: Any) -> None:
+        self._call(self.manager.retract(args.service or None, args.node, args.item))
+        print(f"Retracted item {args.item} from {args.node}.")
+
     def _cmd_replay(self, args: Any) -> None:
         if args.item and args.last:
             raise UsageError("give --item or --last, not both")

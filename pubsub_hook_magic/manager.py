@@ -534,6 +534,18 @@ class HookManager:
         except RequestError as exc:
             raise HookError(str(exc)) from None
 
+    async def retract(self, service: str | None, node: str, item_id: str) -> None:
+        """Retract an item (from your own PEP by default), notifying the node's
+        subscribers: hooks on ``retract`` run."""
+        session = self._require_session()
+        if not node or not item_id:
+            raise HookError("give the node (-n NODE) and the id of the item to retract")
+        service = bare_jid(service, "service JID") if service else session.bare
+        try:
+            await session.retract(service, node, item_id)
+        except RequestError as exc:
+            raise HookError(str(exc)) from None
+
     async def nodes(self, service: str | None = None) -> list[tuple[str, str]]:
         """The nodes ``service`` offers (service discovery), as ``(node, name)``;
         your own PEP nodes by default."""

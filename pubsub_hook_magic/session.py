@@ -564,6 +564,13 @@ class XmppSession:
         )
         return [_event_item(i) for i in iq["pubsub"]["items"].iterables if i.name == "item"]
 
+    async def retract(self, service: str, node: str, item_id: str) -> None:
+        """Retract an item, asking the service to notify the subscribers."""
+        await self._request(
+            f"retracting {item_id!r} from {node!r} on {service}",
+            lambda: self._pubsub().retract(service, node, item_id, notify=True, timeout=15),
+        )
+
     async def node_config(self, service: str, node: str) -> dict[str, Any]:
         """The node's configuration form, as ``{var: value}`` (owners only)."""
         iq = await self._request(

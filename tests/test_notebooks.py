@@ -222,7 +222,7 @@ def test_microblog_notebook_parses_posts_and_shows_them_escaped(microblog):
     ), created
     published = run.outputs("%%hook publish -n urn:xmpp:microblog:0")
     assert [p.strip() for p in published] == [
-        f"Published item post-{i} to urn:xmpp:microblog:0." for i in range(1, 7)
+        f"Published item post-{i} to urn:xmpp:microblog:0." for i in range(1, 9)
     ]
 
     # the hook parsed the six posts, in order, missing <published> included; per-author counts
@@ -258,7 +258,13 @@ def test_microblog_notebook_parses_posts_and_shows_them_escaped(microblog):
     [bars] = [v for v in values if "background:" in v]
     assert re.findall(r">(\w+)</span>.*?<span>(\d+)</span>", bars) == [("Alice", "3"), ("Bob", "2"), ("Carol", "1")]
 
-    assert run.output("%hook delete -n urn:xmpp:microblog:0").strip() == "1 hook(s) have been deleted"
+    # the mirror: post-7 published, then retracted; post-8 kept
+    assert run.output("%hook retract -n urn:xmpp:microblog:0 post-7").strip() == (
+        "Retracted item post-7 from urn:xmpp:microblog:0."
+    )
+    assert run.output("assert await wait_until(lambda: titles ==").strip() == "{'post-8': 'A post to keep'}"
+
+    assert run.output("%hook delete -n urn:xmpp:microblog:0").strip() == "2 hook(s) have been deleted"
     assert run.output("%hook disconnect").strip() == f"Disconnected {jid}."
     # no cell showed an error or wrote to stderr
     assert not [o for c in run.cells for o in c.outputs if o["output_type"] == "error" or o.get("name") == "stderr"]
