@@ -578,7 +578,7 @@ class XmppSession:
             lambda: self._pubsub().get_node_config(service, node, timeout=15),
         )
         form = iq["pubsub_owner"]["configure"]["form"]
-        return {var: field["value"] for var, field in form["fields"].items()}
+        return dict(form.get_values())
 
     async def node_item_ids(self, service: str, node: str) -> set[str]:
         """The ids of the items a node holds, without their payloads (service discovery

@@ -212,3 +212,32 @@ def test_a_persistent_mirror_stays_equal_to_the_node_across_a_kernel_restart(
     wait_until(lambda: mirrored() == node_ids(publisher, node), timeout=20)
     listed = json.loads(kernel.run("%hook list -O json").stdout)[0]
     assert listed["events"] == ["publish", "retract"] and listed["errors"] == 0
+
+
+def test_create_says_when_the_node_will_not_send_an_event(server, publisher):
+    """The node's owner can read its configuration: a retract hook on a node configured
+    not to notify retractions is made, with a note that says so."""
+    node = f"quiet{time.monotonic_ns()}"
+
+    async def create() -> None:
+        xep = publisher.client.plugin["xep_0004"]
+        form = xep.make_form("submit")
+        form.add_field(var="FORM_TYPE", ftype="hidden", value="http://jabber.org/protocol/pubsub#node_config")
+        form.add_field(var="pubsub#notify_retract", value="0")
+        await publisher.client.plugin["xep_0060"].create_node(SERVICE, node, config=form)
+
+    publisher.run(create())
+    thread = LoopThread()
+    owner = HookManager({})
+    try:
+        thread.run(owner.connect("admin@localhost/hooks", PASSWORDS["admin"], host=server.host, port=server.port, tls=False), 30)
+        quiet = thread.run(owner.create_hook(SERVICE, node, "python_code", "pass", events="retract"), 30)
+        assert quiet.notes == [
+            f"node {node!r} is configured not to notify retracts (pubsub#notify_retract is off): "
+            "this hook will not run for them unless its owner turns it on"
+        ]
+        plain = thread.run(owner.create_hook(SERVICE, node, "python_code", "pass"), 30)
+        assert plain.notes == []
+    finally:
+        thread.run(owner.disconnect(), 30)
+        thread.stop()
