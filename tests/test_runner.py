@@ -163,9 +163,14 @@ def test_a_backlog_of_one_hook_does_not_starve_another():
     assert done["fast"][9] < done["slow"][-1] - 0.1  # interleaved, not after the backlog
 
 
-def test_a_burst_larger_than_a_loop_turn_is_drained_without_drops():
+def test_a_burst_larger_than_a_loop_turn_is_drained_without_drops(monkeypatch):
     """Items arrive a socket read at a time (hundreds per loop turn): the worker must
-    drain them in bulk, not one per turn, or a stall overflows its queue."""
+    drain them in bulk, not one per turn, or a stall overflows its queue. (A turn of
+    work is made long here, so that a busy machine cannot make the test flaky; one item
+    per turn would still overflow.)"""
+    import pubsub_hook_magic.runner as runner_module
+
+    monkeypatch.setattr(runner_module, "_TURN", 1.0)
 
     async def main():
         runner = make_runner(lambda h, c, i: None, queue_size=1000)
