@@ -18,7 +18,7 @@ pytestmark = pytest.mark.kernel
 
 SUB_COMMANDS = {
     "connect", "disconnect", "create", "delete", "list", "pause", "resume", "replay", "test",
-    "failed", "retry", "publish", "nodes", "node", "log", "status",
+    "failed", "retry", "publish", "retract", "nodes", "node", "log", "status",
 }
 
 
