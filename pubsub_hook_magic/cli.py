@@ -33,6 +33,7 @@ from .commands import (
     add_delete_arguments,
     add_failed_arguments,
     add_retry_arguments,
+    create_options,
 )
 from .deadletters import DeadLetters
 from .hooks import Hook, HookError
@@ -178,12 +179,7 @@ async def _create(args: Any) -> int:
             args.type or "python",
             " ".join(args.arg),
             persistent=True,
-            catch_up=args.catch_up,
-            retry=args.retry,
-            retry_delay=args.retry_delay,
-            events=args.event,
-            where=args.where,
-            namespaces=args.ns,
+            **create_options(args),
         )
         print(f"Created {hook.describe()}.")
         for note in hook.notes:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import textwrap
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 from .hooks import HookError, HookType
 
@@ -351,6 +351,19 @@ def add_retry_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("id", help="the hook's id (see list)")
     p.add_argument("--item", default="", metavar="ITEM_ID", help="only the failed item with this id")
     p.add_argument("--discard", action="store_true", help="drop the failed items instead of running them")
+
+
+def create_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of ``HookManager.create_hook`` that ``create``'s flags give
+    (shared by ``%hook create`` and ``pubsub-hook create``)."""
+    return {
+        "catch_up": args.catch_up,
+        "retry": args.retry,
+        "retry_delay": args.retry_delay,
+        "events": args.event,
+        "where": args.where,
+        "namespaces": args.ns,
+    }
 
 
 def add_delete_arguments(p: argparse.ArgumentParser) -> None:

@@ -254,12 +254,7 @@ class HookMagics(Magics):
                     args.type,
                     args.arg,
                     persistent=args.persistent,
-                    catch_up=args.catch_up,
-                    retry=args.retry,
-                    retry_delay=args.retry_delay,
-                    events=args.event,
-                    where=args.where,
-                    namespaces=args.ns,
+                    **commands.create_options(args),
                 )
             )
         except UsageError as exc:
