@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian machine for pubsub_hook_magic: Prosody (Debian's package, for the
-# private test server; its system service is not started), Chromium (Debian's package, for
+# private test server; its system service is not started; lua-dbi-sqlite3 for its SQLite
+# storage in the soak), Chromium (Debian's package, for
 # the browser test) and a virtualenv in .venv with the package and its test and browser
 # extras from PyPI. Idempotent: run it as often as you like.
 set -euo pipefail
@@ -13,6 +14,15 @@ if ! command -v prosody >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq prosody >/dev/null
     # Debian starts the system service on install; we run private servers only.
     $SUDO systemctl stop prosody >/dev/null 2>&1 || $SUDO service prosody stop >/dev/null 2>&1 || true
+fi
+
+if ! dpkg -s lua-dbi-sqlite3 >/dev/null 2>&1; then
+    # For the soak (python -m benchmarks.soak, tests/test_soak.py): Prosody's SQLite
+    # storage (TestServer(storage="sqlite")) goes through LuaDBI.
+    echo "== installing lua-dbi-sqlite3 (apt)"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq lua-dbi-sqlite3 >/dev/null
 fi
 
 if [ ! -x /usr/bin/chromium ]; then

@@ -9,7 +9,10 @@ Standard library only; imports nothing from IPython or from the rest of the pack
 Each instance writes its own ``prosody.cfg.lua`` (absolute paths) into its data dir and
 runs ``prosody --config CFG -F`` in the background.  ``storage="memory"`` keeps PubSub
 and PEP in memory (fast, lost at restart); ``storage="file"`` keeps Prosody's default file
-storage (nodes, items and subscriptions survive ``kill()`` + ``restart()``).  Accounts are
+storage (nodes, items and subscriptions survive ``kill()`` + ``restart()``);
+``storage="sqlite"`` keeps them in one SQLite database instead (Debian's ``lua-dbi-sqlite3``),
+which stays fast as nodes grow (file storage rewrites a node's archive at each publish),
+and lets PEP nodes keep up to 10,000 items as the service's do (soak runs). Accounts are
 always in file storage so that ``prosodyctl register`` works, also while the server runs.
 
 Command line (runs until SIGTERM/SIGINT, then stops Prosody cleanly)::
@@ -103,7 +106,9 @@ class TestServer:
     ----------
     storage:
         ``"memory"`` (PubSub/PEP nodes and items in memory: fast, lost at restart) or
-        ``"file"`` (Prosody's default internal file storage: survives restart).
+        ``"file"`` (Prosody's default internal file storage: survives restart) or
+        ``"sqlite"`` (PubSub and PEP in ``data/prosody.sqlite``: survives restart, needs
+        ``lua-dbi-sqlite3``; PEP nodes may keep up to 10,000 items).
     port:
         c2s port; default: a free port chosen once, kept across ``restart()``.
     data_dir:
@@ -139,8 +144,8 @@ class TestServer:
         allow_registration: bool = False,
         autocreate: bool = False,
     ) -> None:
-        if storage not in ("memory", "file"):
-            raise ValueError(f"storage must be 'memory' or 'file', not {storage!r}")
+        if storage not in ("memory", "file", "sqlite"):
+            raise ValueError(f"storage must be 'memory', 'file' or 'sqlite', not {storage!r}")
         if isinstance(admins, str):
             admins = (admins,)
         self.storage = storage
@@ -196,6 +201,11 @@ class TestServer:
         if self.storage == "memory":
             storage = ('storage = { pubsub_data = "memory"; pubsub_nodes = "memory"; '
                        'pep = "memory"; pep_data = "memory" }')
+        elif self.storage == "sqlite":
+            storage = ('storage = { pubsub_data = "sql"; pubsub_nodes = "sql"; '
+                       'pep = "sql"; pep_data = "sql" }\n'
+                       f'sql = {{ driver = "SQLite3"; database = {_lua_str(self.store_path / "prosody.sqlite")} }}\n'
+                       "pep_max_items = 10000")
         else:
             storage = "-- storage: default internal (file) storage for everything"
         lines = [
@@ -460,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Run a private Prosody on 127.0.0.1 until SIGTERM/SIGINT.")
     ap.add_argument("--user", action="append", default=[], type=_parse_user,
                     metavar="USER:PASSWORD", help="register this account (repeatable)")
-    ap.add_argument("--storage", choices=("memory", "file"), default="memory")
+    ap.add_argument("--storage", choices=("memory", "file", "sqlite"), default="memory")
     ap.add_argument("--port", type=int, default=None, help="c2s port (default: a free one)")
     ap.add_argument("--data-dir", default=None,
                     help="keep config/data/log here (default: a temp dir, removed at exit)")
