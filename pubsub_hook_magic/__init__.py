@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import re
 import sys
-from importlib.metadata import PackageNotFoundError, version as _dist_version
 from typing import Any
 
 from .hooks import Hook, HookError, HookLoadError, HookType
-from .manager import HookManager
-from .runner import Trigger
 
 __all__ = [
     "Hook",
@@ -26,10 +23,27 @@ __all__ = [
     "unload_ipython_extension",
 ]
 
-try:  # one source: the version in pyproject.toml, as installed
-    __version__ = _dist_version("pubsub_hook_magic")
-except PackageNotFoundError:  # a source tree on sys.path that was never installed
-    __version__ = "0+unknown"
+
+
+def __getattr__(name: str) -> Any:
+    """``HookManager`` and ``Trigger``, imported on first use; ``__version__``, read from
+    the installed package's metadata on first use (one source: the version in
+    pyproject.toml). Both cost tens of milliseconds that ``%load_ext`` does not pay."""
+    if name in ("HookManager", "Trigger"):  # (imported on first use: %load_ext stays cheap)
+        from .manager import HookManager
+        from .runner import Trigger
+
+        return {"HookManager": HookManager, "Trigger": Trigger}[name]
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("pubsub_hook_magic")
+        except PackageNotFoundError:  # a source tree on sys.path that was never installed
+            value = "0+unknown"
+        globals()["__version__"] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 _ATTR = "_pubsub_hook_magics"
 _HANDOVER = "_pubsub_hook_handover"
@@ -66,7 +80,8 @@ def unload_ipython_extension(ipython: Any) -> None:
     setattr(ipython, _ATTR, None)
     if _reloading():
         magics.close_tables()
-        setattr(ipython, _HANDOVER, (magics.loop_thread, magics.manager))
+        if magics._manager is not None:  # (a session was started: hand it over)
+            setattr(ipython, _HANDOVER, (magics.loop_thread, magics.manager))
     else:
         magics.close()
     registered = ipython.magics_manager.magics

@@ -10,7 +10,7 @@ import asyncio
 import atexit
 import contextlib
 import getpass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.completer import SimpleCompletion, completion_matcher
 from IPython.core.error import UsageError
@@ -21,8 +21,11 @@ from . import commands, formatting, logs
 from .account import account_from_args
 from .hooks import HookError, HookType, missing_names
 from .loopthread import LoopThread
-from .manager import HookManager
+from .snapshot import Snapshot
 from .states import HookState
+
+if TYPE_CHECKING:
+    from .manager import HookManager
 
 __all__ = ["HookMagics"]
 
@@ -80,19 +83,40 @@ class HookMagics(Magics):
         self.log_records = logs.install()
         # After each cell: start the persistent hooks waiting for notebook names.
         shell.events.register("post_run_cell", self._after_cell)
+        self._loop_thread: LoopThread | None = None
+        self._manager: HookManager | None = None
         if handover is not None and handover[0].alive:  # %reload_ext: keep the session
-            self.loop_thread, self.manager = handover
+            self._loop_thread, self._manager = handover
             return
         try:  # the kernel's loop, captured once: hooks reach it via host.call_in_kernel
-            kernel_loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            self._kernel_loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
-            kernel_loop = None
-        self.loop_thread = LoopThread()
+            self._kernel_loop = None
+
+    # The session's loop thread and the engine are made at the first use of %hook, not
+    # at %load_ext: loading the extension stays cheap (the engine is most of the code).
+
+    @property
+    def loop_thread(self) -> LoopThread:
+        if self._loop_thread is None:
+            self._start()
+        return self._loop_thread  # type: ignore[return-value]
+
+    @property
+    def manager(self) -> HookManager:
+        if self._manager is None:
+            self._start()
+        return self._manager  # type: ignore[return-value]
+
+    def _start(self) -> None:
+        from .manager import HookManager
+
+        self._loop_thread = LoopThread()
         atexit.register(self._at_exit)  # a kernel shutdown: keep where each hook got to
-        self.manager = HookManager(
-            shell.user_ns,
-            shell=shell,
-            kernel_loop=kernel_loop,
+        self._manager = HookManager(
+            self.shell.user_ns,
+            shell=self.shell,
+            kernel_loop=self._kernel_loop,
             history=self.history,
             queue_size=self.queue_size,
             time_limit=self.time_limit,
@@ -120,7 +144,7 @@ class HookMagics(Magics):
 
     def _candidates(self, text_until_cursor: str) -> tuple[str, list[commands.Candidate]]:
         # On the kernel's thread: read the loop's published snapshot, never its objects.
-        snapshot = self.manager.snapshot()
+        snapshot = self._manager.snapshot() if self._manager is not None else Snapshot.EMPTY
         hooks = [(h.id, h.service, h.node, h.type, h.arg) for h in snapshot.hooks]
         return commands.complete_typed(text_until_cursor, hooks, snapshot.jid)
 
@@ -161,8 +185,8 @@ class HookMagics(Magics):
             self._tables = None
 
     def _after_cell(self, _result: Any = None) -> None:
-        if self.loop_thread.alive:
-            self.loop_thread.call_soon(self.manager.persistent.notebook_changed)
+        if self._loop_thread is not None and self._manager is not None and self._loop_thread.alive:
+            self._loop_thread.call_soon(self._manager.persistent.notebook_changed)
 
     def close(self) -> None:
         """Disconnect and stop the loop thread (``%unload_ext``)."""
@@ -170,12 +194,13 @@ class HookMagics(Magics):
             self.shell.events.unregister("post_run_cell", self._after_cell)
         self.close_tables()
         atexit.unregister(self._at_exit)
-        if self.loop_thread.alive:
+        loop_thread, manager = self._loop_thread, self._manager
+        if loop_thread is not None and manager is not None and loop_thread.alive:
             try:
-                self.loop_thread.run(self.manager.disconnect(), 10)
+                loop_thread.run(manager.disconnect(), 10)
             except Exception:  # noqa: BLE001 - closing must finish
                 pass
-            self.loop_thread.stop()
+            loop_thread.stop()
 
     # ------------------------------------------------------------------ the magic
 
