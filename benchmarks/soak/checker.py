@@ -213,6 +213,8 @@ class Tally:
     gaps_reported: int = 0
     gap_mismatch: int = 0
     dropped_reported: int = 0
+    failed_reported: int = 0  # runs the product recorded as failed (error, timeout)
+    failed_items: list[str] = field(default_factory=list)
     duplicates_explained: int = 0
     duplicates_unexplained: int = 0
     duplicate_items: list[str] = field(default_factory=list)
@@ -307,6 +309,7 @@ def check(run_dir: Path) -> dict[str, Any]:
             mine = [r for r in reports if r["hook"] == hook_id]
             tally.gaps_reported = sum(1 for r in mine if r["outcome"] == "gap")
             tally.dropped_reported = sum(1 for r in mine if r["outcome"] == "dropped")
+            _failed(tally, mine)
             tally.gap_mismatch = int((tally.server_gap > 0) != (tally.gaps_reported > 0))
             verdict = _verdict(name, hook, tally, counted_lost=tally.lost)
             verdict["id"] = hook_id
@@ -335,6 +338,7 @@ def check(run_dir: Path) -> dict[str, Any]:
             mine = [r for r in reports if r.get("pid") == inc.pid and name in (r.get("arg") or "")]
             dropped = {r["item"] for r in mine if r["outcome"] == "dropped"}
             tally.dropped_reported = len(dropped)
+            _failed(tally, mine)
             tally.gaps_reported = sum(1 for r in mine if r["outcome"] == "gap")
             tally.gap_mismatch = int((tally.server_gap > 0) != (tally.gaps_reported > 0))
             if dropped:
@@ -380,12 +384,21 @@ def check(run_dir: Path) -> dict[str, Any]:
     }
 
 
+def _failed(tally: Tally, reports: list[dict[str, Any]]) -> None:
+    """The soak's hooks never raise: every failure the product records is its own."""
+    for r in reports:
+        if r["outcome"] in ("error", "timeout"):
+            tally.failed_reported += 1
+            if len(tally.failed_items) < 10:
+                tally.failed_items.append(f"{r['item']}: {(r.get('error') or '')[:120]}")
+
+
 def _add(total: Tally, t: Tally) -> None:
     for name in ("expected", "ran", "runs", "lost", "server_gap", "gaps_reported", "gap_mismatch",
-                 "dropped_reported", "duplicates_explained", "duplicates_unexplained", "order_violations",
+                 "dropped_reported", "failed_reported", "duplicates_explained", "duplicates_unexplained", "order_violations",
                  "early", "unknown"):
         setattr(total, name, getattr(total, name) + getattr(t, name))
-    for name in ("lost_items", "duplicate_items", "order_items", "early_items"):
+    for name in ("lost_items", "duplicate_items", "order_items", "early_items", "failed_items"):
         getattr(total, name).extend(getattr(t, name)[: max(0, 20 - len(getattr(total, name)))])
     total.latencies.extend(t.latencies)
 
@@ -402,6 +415,8 @@ def _verdict(name: str, hook: dict[str, Any], t: Tally, counted_lost: int) -> di
         problems.append(f"gaps reported {t.gaps_reported} vs server gaps {t.server_gap}")
     if t.early:
         problems.append(f"{t.early} item(s) published before the hook was made ran ({', '.join(t.early_items[:5])})")
+    if t.failed_reported:
+        problems.append(f"{t.failed_reported} run(s) failed ({'; '.join(t.failed_items[:3])})")
     if t.unknown:
         problems.append(f"{t.unknown} run(s) of items never published on its node")
     lat = sorted(t.latencies)
@@ -419,6 +434,8 @@ def _verdict(name: str, hook: dict[str, Any], t: Tally, counted_lost: int) -> di
         "server_gap": t.server_gap,
         "gaps_reported": t.gaps_reported,
         "dropped_reported": t.dropped_reported,
+        "failed_reported": t.failed_reported,
+        "failed_items": t.failed_items,
         "duplicates_explained": t.duplicates_explained,
         "duplicates_unexplained": t.duplicates_unexplained,
         "duplicate_items": t.duplicate_items,
@@ -586,7 +603,8 @@ def summary_lines(result: dict[str, Any]) -> Iterable[str]:
                      f"lost with a killed kernel {v['lost_with_killed_kernel']}, tail {v['tail_at_kernel_end']}")
         yield (f"  {v['name']:<5} {v['node']:<3} expected {v['expected']:>6} ran {v['ran']:>6} lost {v['lost']} "
                f"dup {v['duplicates_explained']}+{v['duplicates_unexplained']} order {v['order_violations']} "
-               f"gaps {v['server_gap']}/{v['gaps_reported']} dropped {v['dropped_reported']} early {v['early']}"
+               f"gaps {v['server_gap']}/{v['gaps_reported']} dropped {v['dropped_reported']} failed {v['failed_reported']} "
+               f"early {v['early']}"
                f"{extra}: {'ok' if v['passed'] else 'FAIL'}")
     for role, r in sorted(result["rss"]["roles"].items()):
         yield (f"  RSS {role:<9} {r['processes']} process(es), longest {r['longest_minutes']} min: "

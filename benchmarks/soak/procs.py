@@ -258,7 +258,7 @@ class ServiceCtl:
 #: to a file (INFO and up; slixmpp's WARNING and up), and every trigger that is not a
 #: plain run (gap, dropped, error, timeout, skipped) is written to a reports file.
 KERNEL_HARNESS = """\
-import json as _soak_json, logging as _soak_logging, os as _soak_os, time as _soak_time
+import logging as _soak_logging
 _soak_handler = _soak_logging.FileHandler({log!r})
 _soak_handler.setFormatter(_soak_logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
 _soak_logging.getLogger("pubsub_hook_magic").addHandler(_soak_handler)
@@ -268,13 +268,16 @@ _soak_handler_x.setLevel(_soak_logging.WARNING)
 _soak_handler_x.setFormatter(_soak_handler.formatter)
 _soak_logging.getLogger("slixmpp").addHandler(_soak_handler_x)
 def _soak_report(runner, trigger, _path={reports!r}):
+    # Self-contained (its imports inside): it may run while IPython empties the
+    # notebook's namespace at shutdown.
+    import json, os, time
     outcome = str(getattr(trigger.outcome, "value", trigger.outcome))
     if outcome == "ok":
         return
     with open(_path, "a") as f:
-        f.write(_soak_json.dumps({{"t": _soak_time.time(), "pid": _soak_os.getpid(), "hook": runner.hook.id,
-                                   "node": runner.hook.node, "arg": runner.hook.arg, "outcome": outcome,
-                                   "item": trigger.item_id, "error": trigger.error}}) + "\\n")
+        f.write(json.dumps({{"t": time.time(), "pid": os.getpid(), "hook": runner.hook.id,
+                             "node": runner.hook.node, "arg": runner.hook.arg, "outcome": outcome,
+                             "item": trigger.item_id, "error": trigger.error}}) + "\\n")
 _soak_magics = get_ipython()._pubsub_hook_magics
 _soak_magics.loop_thread.call_soon(_soak_magics.manager.add_trigger_listener, _soak_report)
 """
