@@ -81,6 +81,8 @@ class CatchUp:
         #: Nodes catching up: their live items wait here, to run after the missed ones.
         self.held: dict[Key, list[tuple[Any, ItemRef]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: The catch-up task of each node still catching up (one at a time).
+        self._catching: dict[Key, asyncio.Task[None]] = {}
         self.positions: PositionStore | None = None
 
     def reset(self) -> None:
@@ -88,6 +90,7 @@ class CatchUp:
         for task in self._tasks:
             task.cancel()
         self._tasks.clear()
+        self._catching.clear()
         self.save_positions()
         self.positions = None
         self.recent = RecentItems()
@@ -239,9 +242,13 @@ class CatchUp:
                 self._release(key)
             raise
         for key in keys:
+            previous = self._catching.get(key)
+            if previous is not None:
+                previous.cancel()  # (a retry of an earlier catch-up: this one replaces it)
             task = asyncio.get_running_loop().create_task(
                 self.catch_up(*key), name=f"pubsub-hook-catch-up {key[0]} {key[1]}"
             )
+            self._catching[key] = task
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return failed
@@ -262,37 +269,62 @@ class CatchUp:
 
     async def catch_up(self, service: str, node: str) -> None:
         """Run, for each hook of the node, the items published after the last one it
-        ran; then the live items held meanwhile."""
+        ran; then the live items held meanwhile.
+
+        If the node's items cannot be read, its live items stay held (running them
+        would move the hooks past what they missed): the catch-up is tried again (1 s,
+        2 s… up to 30 s apart) while the session lasts, and by the next reconnection's
+        otherwise."""
         key = (service, node)
-        try:
-            for hook in self.registry.for_node(service, node):
-                runner = self.runners[hook.id]
-                if runner.position_unread:  # (read here, off connect's way)
-                    self.load_positions(runner)
-            runners = [
-                self.runners[h.id]
-                for h in self.registry.for_node(service, node)
-                if h.catch_up and h.func is not None and self.runners[h.id].submitted
-                and not self.runners[h.id].inactive
-            ]
-            session = self._session()
-            if not runners or session is None or not session.connected:
-                return
+        delay = 1.0
+        while True:
             try:
-                gone = await self._gone(session, service, node, runners)
-                keyed, starts = await self._fetch(session, service, node, runners)
+                await self._catch_up_once(service, node)
             except RequestError as exc:
-                log.warning("catching up on %s/%s: %s", service, node, exc)
-                return
-            self._report_gone(gone)
-            for runner in runners:
-                self._queue_missed(runner, keyed, starts.get(runner))
-            for _item, ref in keyed:
-                self.recent.seen(service, node, ref)
-            if keyed:
-                self.node_position[key] = keyed[-1][1]
-        finally:
+                session = self._session()
+                if session is None or not session.connected:
+                    log.info("catching up on %s/%s: %s; again after the reconnection", service, node, exc)
+                    return
+                log.warning("catching up on %s/%s: %s; trying again in %g s", service, node, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            except asyncio.CancelledError:
+                raise  # (replaced by a newer catch-up of the node: it stays held)
+            except Exception:  # noqa: BLE001 - a bug of ours must not hold the node forever
+                log.exception("catching up on %s/%s failed", service, node)
             self._release(key)
+            if self._catching.get(key) is asyncio.current_task():
+                del self._catching[key]
+            return
+
+    async def _catch_up_once(self, service: str, node: str) -> None:
+        """One try of :meth:`catch_up`: a RequestError if the node cannot be read."""
+        key = (service, node)
+        for hook in self.registry.for_node(service, node):
+            runner = self.runners[hook.id]
+            if runner.position_unread:  # (read here, off connect's way)
+                self.load_positions(runner)
+        runners = [
+            self.runners[h.id]
+            for h in self.registry.for_node(service, node)
+            if h.catch_up and h.func is not None and self.runners[h.id].submitted
+            and not self.runners[h.id].inactive
+        ]
+        session = self._session()
+        if not runners or session is None:
+            return
+        if not session.connected:
+            raise RequestError(f"reading items of {node!r} on {service}", "not-connected", "")
+        gone = await self._gone(session, service, node, runners)
+        keyed, starts = await self._fetch(session, service, node, runners)
+        self._report_gone(gone)
+        for runner in runners:
+            self._queue_missed(runner, keyed, starts.get(runner))
+        for _item, ref in keyed:
+            self.recent.seen(service, node, ref)
+        if keyed:
+            self.node_position[key] = keyed[-1][1]
 
     def restart(self, runner: HookRunner) -> None:
         """(Re)start one hook from its position, alone: its live items are parked while
@@ -311,16 +343,25 @@ class CatchUp:
         keyed: list[tuple[Any, ItemRef]] = []
         starts: dict[HookRunner, int] | None = None
         gone: dict[HookRunner, list[str]] = {}
+        delay = 1.0
         try:
             if runner.position_unread:
                 self.load_positions(runner)
-            session = self._session()
             hook = runner.hook
-            if hook.catch_up and runner.submitted and session is not None and session.connected:
-                gone = await self._gone(session, hook.service, hook.node, [runner])
-                keyed, starts = await self._fetch(session, hook.service, hook.node, [runner])
-        except RequestError as exc:
-            log.warning("catching up hook %s: %s", runner.hook.id, exc)
+            while hook.catch_up and runner.submitted:
+                session = self._session()
+                if session is None:
+                    break
+                try:
+                    if not session.connected:
+                        raise RequestError(f"reading items of {hook.node!r}", "not-connected", "")
+                    gone = await self._gone(session, hook.service, hook.node, [runner])
+                    keyed, starts = await self._fetch(session, hook.service, hook.node, [runner])
+                    break
+                except RequestError as exc:  # its live items stay parked: try again
+                    log.warning("catching up hook %s: %s; trying again in %g s", hook.id, exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
         finally:
             # No await from here on: the missed items, then the parked ones, in order.
             parked, runner.parked = runner.parked or [], None

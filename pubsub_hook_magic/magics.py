@@ -177,6 +177,10 @@ class HookMagics(Magics):
                 pass
 
     async def _save_positions(self) -> None:
+        # Before IPython empties the notebook's namespace (its own atexit runs after
+        # ours): the runs in progress are stopped, not failed with a NameError, and run
+        # again in the hook's next owner.
+        await self.manager.stop_runners()
         self.manager.save_positions()
 
     def close_tables(self) -> None:

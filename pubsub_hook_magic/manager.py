@@ -758,6 +758,11 @@ class HookManager:
         self.persistent.claim()
         self._changed()
 
+    async def stop_runners(self) -> None:
+        """Stop every hook's runs (at exit): a run in progress is not counted as done;
+        the session and the hooks stay as they are."""
+        await asyncio.gather(*(runner.stop() for runner in list(self.runners.values())))
+
     def save_positions(self) -> None:
         """Write the positions of persistent hooks that moved (also called at exit)."""
         self.catchup.save_positions()

@@ -378,18 +378,24 @@ class HookRunner:
             trigger.outcome = Outcome.OK
         finally:
             self.running_since = None
-            # An item is done (its position moves) once it ran, or failed its last attempt.
-            retried = trigger.retried = self._settle_attempt(trigger)
-            if trigger.kind is TriggerKind.CATCH_UP and not retried:
-                self.catch_up_left -= 1
-            if trigger.ref is not None and trigger.kind in (TriggerKind.LIVE, TriggerKind.CATCH_UP) and not retried:
-                self.ran.append(trigger.ref)
-            trigger.duration = duration = time.perf_counter() - start
-            self.count += 1
-            self.total_duration += duration
-            self.last_duration = duration
-            self._record(trigger)
+            if trigger.outcome is not Outcome.PENDING:  # (pending: stopped mid-run, not done)
+                self._finish(trigger, time.perf_counter() - start)
         return trigger
+
+    def _finish(self, trigger: Trigger, duration: float) -> None:
+        """Account for a run that ended. An item is done (its position moves) once it
+        ran, or failed its last attempt; a run interrupted because the runner stops
+        (a kernel shutting down) is not, and runs again in the next owner."""
+        retried = trigger.retried = self._settle_attempt(trigger)
+        if trigger.kind is TriggerKind.CATCH_UP and not retried:
+            self.catch_up_left -= 1
+        if trigger.ref is not None and trigger.kind in (TriggerKind.LIVE, TriggerKind.CATCH_UP) and not retried:
+            self.ran.append(trigger.ref)
+        trigger.duration = duration
+        self.count += 1
+        self.total_duration += duration
+        self.last_duration = duration
+        self._record(trigger)
 
     @property
     def position(self) -> ItemRef | None:

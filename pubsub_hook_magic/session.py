@@ -183,6 +183,7 @@ class XmppSession:
         self._started: asyncio.Future[None] | None = None
         self._last_failure = ""
         self._interests: set[str] = set()
+        self._resource: str | None = None
         self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
 
     # ------------------------------------------------------------------ connection
@@ -208,6 +209,20 @@ class XmppSession:
     def bare(self) -> str:
         return self.client.boundjid.bare if self.client is not None else bare_jid(self.jid)
 
+    def _full_jid(self) -> str:
+        """The JID to log in with: the account's own resource, else one of ours, kept
+        across reconnections. slixmpp keeps service discovery features and entity
+        capabilities per full JID: with a resource the server chose anew at each
+        reconnection, the restored session would announce no ``+notify`` interest (no
+        PEP notifications) and no feature."""
+        if "/" in self.jid:
+            return self.jid
+        if self._resource is None:
+            import secrets
+
+            self._resource = f"pubsub-hook-{secrets.token_hex(4)}"
+        return f"{self.jid}/{self._resource}"
+
     def _make_client(self) -> Any:
         from slixmpp import ClientXMPP
         from slixmpp.xmlstream.handler import Callback
@@ -217,7 +232,7 @@ class XmppSession:
         if not self.tls:
             mechanisms = {"unencrypted_plain": True, "unencrypted_scram": True}
         client = ClientXMPP(
-            self.jid,
+            self._full_jid(),
             self._password,
             loop=asyncio.get_running_loop(),
             plugin_config={"feature_mechanisms": mechanisms},
@@ -302,6 +317,7 @@ class XmppSession:
         # Synchronous on purpose: it runs before the stanzas that follow are handled,
         # so on_restored sees the new session before any of its events.
         self.client.send_presence()
+        self._last_failure = ""  # (a later loss has a reason of its own)
         restored = self.state == SessionState.RECONNECTING
         self.state = SessionState.CONNECTED
         self._attempt = 0

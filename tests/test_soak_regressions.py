@@ -98,8 +98,8 @@ def test_a_lost_session_says_why_this_time_not_why_last_time(tmp_path, caplog):
 def test_another_machine_is_still_reported_after_it_reconnects(server, tmp_path):
     """Found with the PEP bug above (same cause): a session advertises that it runs
     persistent hooks with disco features, which slixmpp keeps per full JID; after a
-    reconnection (a new resource) they are gone, and the other machine's session no
-    longer warns "items may run twice"."""
+    reconnection with a new resource they were gone, and the other machine's session no
+    longer warned "items may run twice". (Fixed: a session keeps its resource.)"""
     thread = LoopThread()
     proxy = TcpProxy(server.host, server.port)
     laptop = HookManager({}, data_dir=str(tmp_path / "laptop"))
@@ -125,7 +125,8 @@ def test_another_machine_is_still_reported_after_it_reconnects(server, tmp_path)
         proxy.cut()
         wait_until(lambda: remote.session.reconnects >= 1 and remote.session.connected, 20, "reconnected")
         again = remote.client.boundjid.full
-        assert again != first  # (a new resource: the server chose it)
+        assert again == first  # (the fix: the session keeps its resource across reconnections)
+        time.sleep(1.0)  # the other side saw it go (unavailable) and come back
         wait_until(lambda: warned_about(again), 10, "the warning about the reconnected session")
     finally:
         for manager in managers:
