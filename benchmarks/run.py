@@ -857,7 +857,7 @@ class Bench:
             recorded = float(k.run("print(repr(_bench_recorded[-1]))")[1])
             if arrived is not None:
                 delays.append(arrived - recorded)
-        print(f"     idle table, one trigger -> row update at the front end: "
+        print("     idle table, one trigger -> row update at the front end: "
               + ", ".join(ms(d) for d in delays), flush=True)
         return delays
 

@@ -36,6 +36,7 @@ from typing import Any, Callable
 from .catchup import CatchUp, publisher_of
 from .deadletters import DeadLetters
 from .dedupe import ItemRef
+from .events import Event, parse_events, prepare
 from .hooks import (
     Hook,
     HookError,
@@ -46,15 +47,14 @@ from .hooks import (
     new_hook_id,
     normalize_arg,
 )
+from .peers import PeerWatch, machine_tag
+from .persistence import KERNEL, TOOL, PersistentHooks
 from .registry import HookRegistry
-from .runner import HookRunner, Trigger
+from .runner import HookRunner, Trigger, needs_newer_summary
 from .session import RequestError, XmppSession, bare_jid
 from .snapshot import HookView, Snapshot
-from .states import HookState, Outcome, SessionState, TriggerKind
+from .states import Outcome, SessionState, TriggerKind
 from .store import HookStore, PositionStore, StoreDamaged, StoreTooNew
-from .peers import PeerWatch, machine_tag
-from .events import Event, parse_events, prepare
-from .persistence import KERNEL, TOOL, PersistentHooks
 from .subscriptions import Subscriptions, is_pep
 from .watchdog import Watchdog
 
@@ -71,22 +71,6 @@ def _is_loopback(host: str) -> bool:
     except OSError:
         return False
     return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
-
-
-def needs_newer_summary(record: dict[str, Any]) -> dict[str, Any]:
-    """A stored hook this version cannot run, as ``list_hooks`` shows it."""
-    return {
-        "id": str(record.get("id", "?")), "service": str(record.get("service", "")),
-        "node": str(record.get("node", "")), "type": str(record.get("type", "")),
-        "arg": str(record.get("arg", "")), "persistent": True,
-        "created": record.get("created"), "state": HookState.NEEDS_NEWER.value,
-        "load_error": "written by a newer pubsub_hook_magic: upgrade it to run this hook here",
-        "triggers": 0, "errors": 0, "dropped": 0, "skipped": 0, "gaps": 0, "reloads": 0,
-        "reload_error": None, "catch_up": bool(record.get("catch_up", True)), "paused": False,
-        "pending": 0, "running_for": None, "last_trigger": None, "last_error": None,
-        "last_duration": None, "mean_duration": None, "recent": [], "owner": None,
-        "waiting_for": [], "failed": 0, "attempt": None,
-    }
 
 
 @dataclass
@@ -404,7 +388,7 @@ class HookManager:
             if new_node:
                 await self._listen_new(service, node)
             if set(hook.events) & {Event.RETRACT, Event.DELETE} and not is_pep(service):
-                hook.notes.extend(await self._unsent_events(service, node, hook.events))
+                hook.notes.extend(await self.subscriptions.unsent_events(service, node, hook.events))
             runner = self._install(hook)
             # Catch-up starts after the newest item the node had when the hook was made
             # (from its first item if it had none).
@@ -441,22 +425,6 @@ class HookManager:
             if isinstance(result, BaseException):
                 raise result
         await self.subscriptions.listen(service, node, subscribed=bool(subscribed))
-
-    async def _unsent_events(self, service: str, node: str, events: tuple[str, ...]) -> list[str]:
-        """What the node's configuration says it will not notify, where we may read it
-        (node owners only; nothing is said otherwise)."""
-        try:
-            config = await self._require_session().node_config(service, node)
-        except RequestError:
-            return []
-        notes = []
-        for event, field_name in ((Event.RETRACT, "pubsub#notify_retract"), (Event.DELETE, "pubsub#notify_delete")):
-            if event in events and str(config.get(field_name, "1")).lower() in ("0", "false"):
-                notes.append(
-                    f"node {node!r} is configured not to notify {event.value}s ({field_name} is "
-                    "off): this hook will not run for them unless its owner turns it on"
-                )
-        return notes
 
     async def _unlisten(self, service: str, node: str) -> None:
         self.catchup.forget(service, node)

@@ -30,7 +30,7 @@ from .hooks import MAX_RETRY_DELAY, Hook, HookError, source_path
 from .states import HookState, Outcome, TriggerKind
 from .watchdog import HookTimeout, Watchdog
 
-__all__ = ["Trigger", "HookRunner"]
+__all__ = ["Trigger", "HookRunner", "needs_newer_summary"]
 
 log = logging.getLogger(__name__)
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -561,3 +561,19 @@ def _mtime(path: str | None) -> int | None:
         return os.stat(path).st_mtime_ns
     except OSError:
         return None
+
+
+def needs_newer_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """A stored hook this version cannot run, as ``list_hooks`` shows it."""
+    return {
+        "id": str(record.get("id", "?")), "service": str(record.get("service", "")),
+        "node": str(record.get("node", "")), "type": str(record.get("type", "")),
+        "arg": str(record.get("arg", "")), "persistent": True,
+        "created": record.get("created"), "state": HookState.NEEDS_NEWER.value,
+        "load_error": "written by a newer pubsub_hook_magic: upgrade it to run this hook here",
+        "triggers": 0, "errors": 0, "dropped": 0, "skipped": 0, "gaps": 0, "reloads": 0,
+        "reload_error": None, "catch_up": bool(record.get("catch_up", True)), "paused": False,
+        "pending": 0, "running_for": None, "last_trigger": None, "last_error": None,
+        "last_duration": None, "mean_duration": None, "recent": [], "owner": None,
+        "waiting_for": [], "failed": 0, "attempt": None,
+    }

@@ -19,6 +19,7 @@ import asyncio
 import logging
 from typing import Callable, Iterable
 
+from .events import Event
 from .hooks import HookError
 from .session import RequestError, XmppSession
 from .store import HookStore, StoreError
@@ -107,6 +108,22 @@ class Subscriptions:
                 if exc.condition not in ("item-not-found", "unexpected-request"):
                     raise HookError(str(exc)) from None
             self._set_ours(service, node, False)
+
+    async def unsent_events(self, service: str, node: str, events: tuple[str, ...]) -> list[str]:
+        """What the node's configuration says it will not notify, where we may read it
+        (node owners only; nothing is said otherwise)."""
+        try:
+            config = await self._require().node_config(service, node)
+        except RequestError:
+            return []
+        notes = []
+        for event, field_name in ((Event.RETRACT, "pubsub#notify_retract"), (Event.DELETE, "pubsub#notify_delete")):
+            if event in events and str(config.get(field_name, "1")).lower() in ("0", "false"):
+                notes.append(
+                    f"node {node!r} is configured not to notify {event.value}s ({field_name} is "
+                    "off): this hook will not run for them unless its owner turns it on"
+                )
+        return notes
 
     # ------------------------------------------------------------------ many nodes
 

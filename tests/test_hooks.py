@@ -2,7 +2,6 @@
 
 import asyncio
 import os
-import sys
 import textwrap
 
 import pytest

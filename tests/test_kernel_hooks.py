@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import textwrap
 import time
 
 import pytest
 
-from .conftest import connect_line
 
 pytestmark = pytest.mark.kernel
 

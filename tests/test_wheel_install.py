@@ -8,7 +8,6 @@ profile line that loads it at every start; ``pubsub-hook --help`` and ``--versio
 
 from __future__ import annotations
 
-import os
 import queue
 import subprocess
 import sys
