@@ -175,6 +175,7 @@ class Soak:
                 thread.join()
             publisher.stop()
             self.events("publishing", begin=False)
+            sampler.stop()  # (before the drain, whose log reading would count as the proxy process's)
             self.say("publisher stopped: draining")
             drained = self._drain(kernel)
             self.events("drained", ok=drained)
