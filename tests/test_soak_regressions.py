@@ -224,7 +224,7 @@ def test_a_kernel_shutdown_does_not_fail_the_items_its_hooks_are_running(kernel_
     first.run(f"%%hook create -s pubsub.localhost -n {node} -P\n{code}")
     (hook,) = json.loads(first.run("%hook list -O json").stdout)
     ids = publisher.publish_many(node, 400)
-    ran = lambda: out.read_text().split("\n") if out.exists() else []  # noqa: E731
+    ran = lambda: out.read_text().split("\n") if out.exists() else []
     wait_until(lambda: len(ran()) > 50, 30, "the backlog is being run")
     first.close()  # a graceful shutdown, in the middle of the backlog
 

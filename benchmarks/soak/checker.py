@@ -381,6 +381,7 @@ def check(run_dir: Path) -> dict[str, Any]:
         "passed": not failures,
         "machine": data.config.get("machine", {}),
         "command": data.config.get("command"),
+        "commit": data.config.get("commit"),
     }
 
 
@@ -510,6 +511,7 @@ def takeovers(data: RunData) -> list[dict[str, Any]]:
             after = next((r for r in runs if r.t > t_kill and r.pid != pid), None)
             out.append({"t": round(t_kill - (data.t0 or 0), 1), "role": role, "pid": pid, "hook": hook["name"],
                         "by": after.pid if after else None,
+                        "by_role": data.processes.get(after.pid, {}).get("role") if after else None,
                         "seconds": round(after.t - t_kill, 2) if after else None})
     return out
 

@@ -89,6 +89,20 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def _commit() -> str | None:
+    """The product's commit, with "+dirty" if its files differ from it."""
+    from .procs import REPO
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "pubsub_hook_magic"], cwd=REPO,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (head + ("+dirty" if dirty else "")) or None
+
+
 class Soak:
     def __init__(self, config: Config):
         self.config = config
@@ -340,6 +354,7 @@ class Soak:
             ],
             "faults": [f.as_dict() for f in self.faults],
             "machine": machine(),
+            "commit": _commit(),
             "command": " ".join([Path(sys.executable).name, "-m", "benchmarks.soak", *sys.argv[1:]]),
         }
         (self.run_dir / "config.json").write_text(json.dumps(data, indent=1))

@@ -67,9 +67,9 @@ class Conn:
         while True:
             client = self._make()
             started, ended = asyncio.Event(), asyncio.Event()
-            client.add_event_handler("session_start", lambda _e: started.set())
-            client.add_event_handler("session_end", lambda _e: ended.set())
-            client.add_event_handler("disconnected", lambda _e: ended.set())
+            client.add_event_handler("session_start", lambda _e, ev=started: ev.set())
+            client.add_event_handler("session_end", lambda _e, ev=ended: ev.set())
+            client.add_event_handler("disconnected", lambda _e, ev=ended: ev.set())
             client.connect(self.host, self.port)
             try:
                 await asyncio.wait_for(started.wait(), 10)
