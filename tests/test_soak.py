@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,7 @@ def _synthetic_run(tmp_path: Path, hook_lines: dict[str, list[str]], events: lis
     (P) and one temporary hook (T); items n-0000000.. acknowledged 1 s apart from t=1000."""
     run = tmp_path / "run"
     (run / "hooks").mkdir(parents=True)
-    (run / "logs").mkdir()
+    (run / "logs").mkdir(exist_ok=True)
     hooks = [
         {"name": "P", "node": "n", "persistent": True, "kind": "file", "pep": False, "log": "hooks/P.log"},
         {"name": "T", "node": "n", "persistent": False, "kind": "file", "pep": False, "log": "hooks/T.log"},
@@ -135,3 +136,29 @@ def test_the_checker_counts_items_the_node_evicted_as_gaps_the_product_must_repo
             "error": "the node no longer holds"}]
     (p, _t) = checker.check(_synthetic_run(tmp_path / "b", lines, [], max_items=3, reports=gap))["hooks"]
     assert (p["server_gap"], p["gaps_reported"], p["lost"]) == (4, 1, 0) and p["passed"]
+
+
+def test_the_checker_excuses_a_kernels_tail_only_for_what_it_could_not_run(tmp_path):
+    from benchmarks.soak import checker
+
+    # Kernel 1 is shut down at 1009.8; T ran 0-2. Items 3-9 came in its last 10 s
+    # (checker.STALL): its tail, gone with it.
+    ended = [{"t": 1009.8, "event": "end", "role": "kernel", "pid": 1, "how": "stopped 0"},
+             {"t": 1009.9, "event": "start", "role": "kernel", "pid": 3, "n": 3}]
+    lines = {"P": _runs(2, range(10)), "T": _runs(1, range(3))}
+    (_p, t) = checker.check(_synthetic_run(tmp_path, lines, ended))["hooks"]
+    assert (t["lost"], t["stalled"], t["tail_at_kernel_end"]) == (0, 0, 7) and t["passed"]
+
+    # The same kernel lived 30 s longer, its session lost at 1002.0 and restored at
+    # 1008.0 (its log): 3-7 came while it was away (excused), 8-9 with the session up,
+    # more than 10 s before its end, and never ran: a stall, counted as lost.
+    ended[0]["t"] = 1039.8
+    (tmp_path / "b" / "run" / "logs").mkdir(parents=True)
+    log = tmp_path / "b" / "run" / "logs" / "kernel-01.log"
+    stamp = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) + f",{int(t % 1 * 1000):03d}"  # noqa: E731
+    log.write_text(f"{stamp(1002.0)} WARNING pubsub_hook_magic.session: session of alice@localhost lost (x): "
+                   f"reconnecting\n{stamp(1008.0)} INFO pubsub_hook_magic.session: session of alice@localhost "
+                   "restored (reconnection 1)\n")
+    events = [{"t": 990.0, "event": "start", "role": "kernel", "pid": 1, "n": 1}] + ended
+    (_p, t) = checker.check(_synthetic_run(tmp_path / "b", lines, events))["hooks"]
+    assert t["stalled"] == 2 and t["lost"] == 2 and not t["passed"]

@@ -37,6 +37,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 INF = float("inf")
+#: Seconds a connected, running kernel may take to run an item (its tail is excused
+#: only for items newer than that when it ended, or published while it was away).
+STALL = 10.0
 
 
 @dataclass
@@ -66,6 +69,9 @@ class Incarnation:
     end: float  # %hook create answered
     died: float = INF  # the kernel's end
     how: str = "alive"
+    #: When its session was up and its process running (not SIGSTOPped), from its
+    #: kernel's log: only there can an item it did not run be held against it.
+    healthy: list[tuple[float, float]] = field(default_factory=list)
 
 
 def _split_id(item_id: str) -> tuple[str, int]:
@@ -127,10 +133,14 @@ class RunData:
                 else:
                     self.t_end = e["t"]
         self.killed = {pid for pid, p in self.processes.items() if p["how"] == "killed"}
+        kernel_n = {e["pid"]: e.get("n") for e in self.events if e["event"] == "start" and e["role"] == "kernel"}
+        stops = _stops(self.events)
         for inc in self.incarnations:
             proc = self.processes.get(inc.pid, {})
             if proc.get("end") is not None and not proc.get("final"):
                 inc.died, inc.how = proc["end"], ("killed" if proc["how"] == "killed" else "shut down")
+            sessions = _session_lines(self.dir / "logs" / f"kernel-{kernel_n.get(inc.pid) or 0:02d}.log")
+            inc.healthy = _healthy(inc.end, min(inc.died, proc.get("end") or INF), sessions, stops.get(inc.pid, []))
 
     def reports(self) -> list[dict[str, Any]]:
         """Every trigger the product recorded other than a plain run: the kernels'
@@ -168,6 +178,56 @@ class RunData:
             if newest is not None and newest not in ran:
                 waiting.append(hook["name"])
         return waiting
+
+
+_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) \w+ [\w.]+: session of \S+ (lost|restored)")
+
+
+def _session_lines(path: Path) -> list[tuple[float, str]]:
+    """(time, "lost" | "restored") from a kernel's log of the product's records."""
+    import time as _time
+
+    out = []
+    for line in path.read_text(errors="replace").splitlines() if path.exists() else []:
+        m = _LOG_LINE.match(line)
+        if m:
+            t = _time.mktime(_time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")) + int(m.group(2)) / 1000
+            out.append((t, m.group(3)))
+    return out
+
+
+def _stops(events: list[dict[str, Any]]) -> dict[int, list[tuple[float, float]]]:
+    """SIGSTOP intervals per pid."""
+    begun: dict[int, float] = {}
+    out: dict[int, list[tuple[float, float]]] = collections.defaultdict(list)
+    for e in events:
+        if e["event"] == "fault" and e["kind"] == "sigstop":
+            if e["phase"] == "begin":
+                begun[e["n"]] = e["t"]
+            elif e.get("pid") is not None and e["n"] in begun:
+                out[e["pid"]].append((begun[e["n"]], e["t"]))
+    return out
+
+
+def _healthy(start: float, end: float, sessions: list[tuple[float, str]],
+             stops: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The intervals within [start, end] when the session was up (between a restore,
+    or the start, and the next loss), minus the SIGSTOPs."""
+    up: list[tuple[float, float]] = []
+    since: float | None = start
+    for t, what in sessions:
+        if t < start:
+            continue
+        if what == "lost" and since is not None:
+            up.append((since, min(t, end)))
+            since = None
+        elif what == "restored" and since is None:
+            since = t
+    if since is not None and since < end:
+        up.append((since, end))
+    for a, b in stops:
+        up = [piece for (x, y) in up for piece in ((x, min(y, a)), (max(x, b), y)) if piece[0] < piece[1]]
+    return [(a, b) for a, b in up if a < end]
 
 
 def load_run(run_dir: Path) -> RunData:
@@ -321,15 +381,22 @@ def check(run_dir: Path) -> dict[str, Any]:
         counted_lost = 0
         killed_lost = 0
         tail = 0
+        stalled_total = 0
         details = []
         for inc in incs:
             mine_runs = [r for r in runs if r.pid == inc.pid]
             window = [i for i in ok if i.sent > inc.end and i.done < min(inc.died, end + 3600)]
             tally = Tally()
             last_seq = max((data.items[r.item].seq for r in mine_runs if r.item in data.items), default=-1)
+            stalled: list[Item] = []
             if inc.how != "alive":
+                # What it had not run when its kernel ended went with it, unless it was
+                # published while the session was up and the process running, more than
+                # STALL seconds before that ended: the hook had stopped running items.
                 tail_items = [i for i in window if i.seq > last_seq]
                 window = [i for i in window if i.seq <= last_seq]
+                stalled = [i for i in tail_items
+                           if any(a <= i.done <= b - STALL for a, b in inc.healthy)]
             else:
                 tail_items = []
             # An incarnation has no position to resume from: nothing it did not run
@@ -349,13 +416,20 @@ def check(run_dir: Path) -> dict[str, Any]:
                 killed_lost += tally.lost
             else:
                 counted_lost += tally.lost
-            tail += len(tail_items)
+            if stalled:
+                counted_lost += len(stalled)
+                tally.lost_items = [i.id for i in stalled[:10]] + tally.lost_items
+            tail += len(tail_items) - len(stalled)
+            stalled_total += len(stalled)
             details.append({"pid": inc.pid, "how": inc.how, "expected": tally.expected, "ran": tally.ran,
-                            "lost": tally.lost, "tail": len(tail_items), "dropped": tally.dropped_reported})
+                            "lost": tally.lost, "tail": len(tail_items) - len(stalled), "stalled": len(stalled),
+                            "dropped": tally.dropped_reported,
+                            "healthy_seconds": round(sum(b - a for a, b in inc.healthy if b < INF), 1)})
             _add(total, tally)
         verdict = _verdict(name, hook, total, counted_lost=counted_lost)
         verdict.update(incarnations=len(incs), killed_incarnations=sum(1 for i in incs if i.how == "killed"),
-                       lost_with_killed_kernel=killed_lost, tail_at_kernel_end=tail, per_incarnation=details)
+                       lost_with_killed_kernel=killed_lost, tail_at_kernel_end=tail, stalled=stalled_total,
+                       per_incarnation=details)
         verdicts.append(verdict)
     failures = [f"{v['name']}: {problem}" for v in verdicts for problem in v["problems"]]
     harness = data.config.get("harness_errors") or []
@@ -602,7 +676,8 @@ def summary_lines(result: dict[str, Any]) -> Iterable[str]:
         extra = ""
         if not v["persistent"]:
             extra = (f", {v['incarnations']} kernels ({v['killed_incarnations']} killed), "
-                     f"lost with a killed kernel {v['lost_with_killed_kernel']}, tail {v['tail_at_kernel_end']}")
+                     f"lost with a killed kernel {v['lost_with_killed_kernel']}, tail {v['tail_at_kernel_end']}, "
+                     f"stalled {v['stalled']}")
         yield (f"  {v['name']:<5} {v['node']:<3} expected {v['expected']:>6} ran {v['ran']:>6} lost {v['lost']} "
                f"dup {v['duplicates_explained']}+{v['duplicates_unexplained']} order {v['order_violations']} "
                f"gaps {v['server_gap']}/{v['gaps_reported']} dropped {v['dropped_reported']} failed {v['failed_reported']} "

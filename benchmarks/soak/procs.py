@@ -384,6 +384,21 @@ class KernelCtl:
                     stderr += "\n".join(content.get("traceback", []))
             elif kind == "status" and content["execution_state"] == "idle":
                 break
+        # The reply says whether the cell failed: a UsageError comes as text on stderr,
+        # with no error message on iopub.
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise HarnessError(f"kernel cell got no reply in {timeout} s: {code.splitlines()[0]}")
+            try:
+                reply = kc.get_shell_msg(timeout=min(remaining, 1.0))
+            except queue.Empty:
+                continue
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        if reply["content"]["status"] != "ok" and error is None:
+            content = reply["content"]
+            error = f"{content.get('ename') or 'error'}: {content.get('evalue') or stderr.strip()[-300:]}"
         self.cells_log.write(f"{time.time():.3f} pid {self.pid} {code.splitlines()[0][:100]}\n")
         if stdout or stderr:
             self.cells_log.write(stdout + stderr + ("\n" if not (stdout + stderr).endswith("\n") else ""))

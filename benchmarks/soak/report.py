@@ -146,12 +146,15 @@ def render(result: dict[str, Any], when: float | None = None) -> str:
                      "failed", "early", "latency p50 / p99 / max", "verdict"], rows)
     temp = [v for v in r["hooks"] if not v["persistent"]]
     if temp:
-        lines += ["", "Temporary hooks, kernel by kernel: what was not run when a kernel ended (its *tail*, "
-                  "gone with it) is not counted, nor what a SIGKILLed kernel had not run.", ""]
+        lines += ["", "Temporary hooks, kernel by kernel: what a kernel had not run when it ended (its "
+                  "*tail*) went with it and is not counted, nor what a SIGKILLed kernel had not run, "
+                  "except the items of the tail published while its session was up and its process "
+                  "running (its own log; SIGSTOPs excluded) more than 10 s before it ended: those it "
+                  "should have run, and count as lost (*stalled*).", ""]
         rows = [[v["name"], v["incarnations"], v["killed_incarnations"], v["lost_with_killed_kernel"],
-                 v["tail_at_kernel_end"], v["dropped_reported"]] for v in temp]
+                 v["tail_at_kernel_end"], v.get("stalled", 0), v["dropped_reported"]] for v in temp]
         lines += _table(["hook", "kernels", "of which SIGKILLed", "not run by a SIGKILLed kernel",
-                         "tail at a kernel's end", "dropped (reported)"], rows)
+                         "tail at a kernel's end", "stalled", "dropped (reported)"], rows)
     lines += ["", "## Processes", ""]
     rows = [[role, p["started"], p["killed"], ", ".join(f"{k}: {n}" for k, n in sorted(p["ended"].items()))]
             for role, p in sorted(r["processes"].items())]
