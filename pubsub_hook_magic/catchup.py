@@ -1,13 +1,9 @@
-"""How items reach the hooks, live and after an absence: what happens at connect and
-at every reconnection.
-
-**Live items.** :meth:`CatchUp.on_item` is the event path: an item of a node nobody
-hooks is ignored; a copy of an item already seen (servers re-send some) is dropped;
-the others are queued to each hook of the node.
+"""What happens at connect and at every reconnection: the items missed while away.
 
 **Resuming** (:meth:`CatchUp.resume`, at connect and after every reconnection):
 
-1. every node's live items are *held*, so that they run after what was missed;
+1. every node's live items are *held* (:meth:`.LivePath.hold`), so that they run
+   after what was missed;
 2. every node is made to deliver again, all nodes at once
    (:meth:`.Subscriptions.ensure`); ``connect`` returns here;
 3. each node then catches up on its own, in the background, as soon as its
@@ -15,17 +11,19 @@ the others are queued to each hook of the node.
    its held live items are released. A slow or failing node holds up no other.
 
 **What is fetched.** A hook remembers the last :data:`~.runner.RECENT_POSITIONS`
-items it ran (stored for persistent hooks). Catch-up asks the node for its newest
-:data:`FIRST_FETCH` items and widens the request (x :data:`WIDEN`) only while some
-hook's remembered items are none of them, so the cost follows what was missed, not
-the size of the node. A hook resumes after the newest of its remembered items still
-on the node (a retracted last item is no gap while an older one remains); only when
-the node holds none of them is it a gap, recorded as such, and the hook runs what the
-node holds.
+items it ran (stored for persistent hooks, :mod:`.positions`). Catch-up asks the node
+for its newest :data:`FIRST_FETCH` items and widens the request (x :data:`WIDEN`) only
+while some hook's remembered items are none of them, so the cost follows what was
+missed, not the size of the node. A hook resumes after the newest of its remembered
+items still on the node (a retracted last item is no gap while an older one remains);
+only when the node holds none of them is it a gap, recorded as such, and the hook runs
+what the node holds.
 
-**Positions.** Persistent hooks journal each item they run (one ``write``, see
-:class:`.store.PositionStore`), so a restarted or killed process resumes where the
-last one stopped, running again at most the item that was running.
+**One hook alone** (:meth:`CatchUp.restart`): a hook taken over from another
+process, one whose notebook names are now defined, one whose full queue has drained,
+parks its live items while what it missed is fetched, then they follow.
+
+The live path itself is :mod:`.live`.
 """
 
 from __future__ import annotations
@@ -33,23 +31,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from .dedupe import ItemRef, RecentItems
+from .admission import ParkedEvent
+from .background import Backoff, TaskSet
+from .dedupe import ItemRef
 from .events import retraction
 from .hooks import HookError
-from .registry import HookRegistry
-from .runner import HookRunner, Trigger
+from .live import LivePath, publisher_of
+from .positions import PositionKeeper
+from .registry import HookIndex
+from .runner import HookRunner
 from .session import RequestError, XmppSession
 from .states import TriggerKind
-from .store import PositionStore
-from .subscriptions import Subscriptions, node_missing
+from .subscriptions import Subscriptions
 
-__all__ = ["CatchUp", "FIRST_FETCH", "WIDEN", "publisher_of", "resume_index"]
+__all__ = ["FIRST_FETCH", "WIDEN", "CatchUp", "publisher_of", "resume_index"]
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
+Keyed = list[tuple[Any, ItemRef]]
 
 #: Items asked for first when catching up a node (enough for one missed item).
 FIRST_FETCH = 2
@@ -60,212 +63,69 @@ FETCH_ALL_ABOVE = 500
 
 
 class CatchUp:
-    """Live items, held items, catch-up and positions of one manager's hooks."""
+    """Catch-up of one engine's hooks, node by node and hook by hook."""
 
     def __init__(
         self,
-        registry: HookRegistry,
-        runners: dict[str, HookRunner],
+        index: HookIndex[HookRunner],
+        live: LivePath,
+        positions: PositionKeeper,
         subscriptions: Subscriptions,
         session: Callable[[], XmppSession | None],
+        tasks: TaskSet,
         on_change: Callable[[], None],
     ):
-        self.registry = registry
-        self.runners = runners
+        self.index = index
+        self.live = live
+        self.positions = positions
         self.subscriptions = subscriptions
         self._session = session
+        self._tasks = tasks
         self._on_change = on_change
-        self.recent = RecentItems()
-        #: The newest item seen per node: where a new hook's catch-up starts.
-        self.node_position: dict[Key, ItemRef] = {}
-        #: Nodes catching up: their live items wait here, to run after the missed ones.
-        self.held: dict[Key, list[tuple[Any, ItemRef]]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
         #: The catch-up task of each node still catching up (one at a time).
-        self._catching: dict[Key, asyncio.Task[None]] = {}
-        self.positions: PositionStore | None = None
+        self._catching: dict[Key, asyncio.Task[Any]] = {}
 
     def reset(self) -> None:
         """Forget the session (at disconnect); background catch-ups are cancelled."""
-        for task in self._tasks:
-            task.cancel()
-        self._tasks.clear()
+        self._tasks.cancel_all()
         self._catching.clear()
-        self.save_positions()
-        self.positions = None
-        self.recent = RecentItems()
-        self.node_position.clear()
-        self.held.clear()
+        self.positions.close()
+        self.live.reset()
 
-    # ------------------------------------------------------------------ live items
+    # ------------------------------------------------------------------ nodes
 
-    def on_item(self, service: str, node: str, item: Any) -> None:
-        """The event path: one published item, from ``service`` (the sender)."""
-        key = (service, node)
-        held = self.held.get(key)
-        if held is None:
-            if not self.registry.for_node(service, node):
-                return
-            self.dispatch(service, node, item, ItemRef.of(item))
-        else:
-            held.append((item, ItemRef.of(item), None))
-
-    def on_event(self, service: str, node: str, kind: str, element: Any) -> None:
-        """A retraction, purge or delete of a node, from ``service`` (the sender)."""
-        held = self.held.get((service, node))
-        if held is None:
-            self.dispatch_event(service, node, kind, element)
-        else:
-            held.append((element, None, kind))
-
-    def dispatch(self, service: str, node: str, item: Any, ref: ItemRef) -> None:
-        hooks = self.registry.for_node(service, node)
-        if not hooks or self.recent.seen(service, node, ref):
-            return
-        if ref.id:
-            self.node_position[(service, node)] = ref
-        else:
-            ref = None
-        received = time.time()
-        publisher = publisher_of(item)
-        runners = self.runners
-        for hook in hooks:
-            runner = runners[hook.id]
-            if runner.plain:  # publications only, unfiltered: the hot path
-                runner.submit(item, ref, publisher, received)
-            else:
-                self._offer(runner, item, ref, publisher, received, TriggerKind.LIVE)
-
-    def _offer(
-        self, runner: HookRunner, item: Any, ref: ItemRef | None, publisher: str | None,
-        received: float, kind: TriggerKind,
-    ) -> None:
-        """A publication for a hook that filters, or follows retractions."""
-        if runner.parked is not None:
-            runner.parked.append((item, ref, publisher, received, None))
-            return
-        if runner.inactive:
-            return
-        hook = runner.hook
-        if runner.present is not None and ref is not None:
-            runner.present[ref.id] = None
-            self._journal_ids(runner, "+" + ref.id)
-        wanted = "publish" in hook.events
-        if not wanted or (hook.filter is not None and not hook.filter.matches(item)):
-            if wanted:
-                runner.filtered += 1
-            if ref is not None:
-                runner.submitted.append(ref)
-            return
-        runner.submit(item, ref, publisher, received, kind)
-
-    def dispatch_event(self, service: str, node: str, kind: str, element: Any) -> None:
-        """A retraction (its id), purge or delete (the node) to the hooks of the node;
-        copies the server sends more than once are dropped."""
-        hooks = self.registry.for_node(service, node)
-        if not hooks:
-            return
-        if kind == "retract":
-            event_id = element["id"]
-            if not event_id or self.recent.retracted(service, node, event_id):
-                return
-        elif self.recent.node_event(service, node, kind):
-            return
-        else:
-            event_id = node
-        received = time.time()
-        for hook in hooks:
-            self._event_to(self.runners[hook.id], kind, element, event_id, received, TriggerKind.LIVE)
-
-    def _event_to(
-        self, runner: HookRunner, kind: str, element: Any, event_id: str, received: float,
-        trigger_kind: TriggerKind,
-    ) -> None:
-        if runner.parked is not None:
-            runner.parked.append((element, None, event_id, received, kind))
-            return
-        if runner.inactive:
-            return
-        if runner.present is not None:
-            if kind == "retract":
-                if runner.present.pop(event_id, False) is None:
-                    self._journal_ids(runner, "-" + event_id)
-            else:
-                runner.present.clear()
-                self._journal_ids(runner, "*")
-        if kind in runner.hook.events:
-            runner.submit(element, None, None, received, trigger_kind, event_id=event_id)
-
-    async def seed(self, service: str, node: str) -> None:
-        """Remember the node's newest item (before its first hook is made): a copy the
-        server re-sends on subscribe or presence is then known as old and fires
-        nothing, and a new hook's catch-up starts after it."""
-        session = self._session()
-        if session is None:
-            raise HookError("not connected to an XMPP server: connect first (%hook connect JID)")
-        try:
-            items = await session.last_items(service, node, 1)
-        except RequestError as exc:
-            error = node_missing(service, node, exc)
-            if error is not None:
-                raise error from None
-            return  # PEP nodes appear at their first publish; other refusals show later
-        for item in items:
-            ref = ItemRef.of(item)
-            self.recent.seen(service, node, ref)
-            self.node_position[(service, node)] = ref
-
-    def forget(self, service: str, node: str) -> None:
-        """A node no hook uses any more."""
-        self.recent.forget(service, node)
-        self.node_position.pop((service, node), None)
-
-    # ------------------------------------------------------------------ resuming
-
-    def hold(self, keys: Any) -> None:
-        """Hold the live items of these nodes until they have caught up."""
-        for key in keys:
-            self.held.setdefault(key, [])
-            for hook in self.registry.for_node(*key):
-                self.runners[hook.id].held = True
-
-    async def resume(self, keys: Any) -> dict[Key, HookError]:
+    async def resume(self, keys: Iterable[Key]) -> dict[Key, HookError]:
         """Make the nodes deliver again (all at once), then let each catch up in the
         background. Returns the nodes that could not be made to deliver, with why;
         they still catch up on what they hold."""
         keys = sorted(set(keys))
-        self.hold(keys)
+        self.live.hold(keys)
         try:
             failed = await self.subscriptions.ensure(keys)
         except BaseException:
             for key in keys:
-                self._release(key)
+                self.live.release(key)
             raise
         for key in keys:
             previous = self._catching.get(key)
             if previous is not None:
                 previous.cancel()  # (a retry of an earlier catch-up: this one replaces it)
-            task = asyncio.get_running_loop().create_task(
+            self._catching[key] = self._tasks.start(
                 self.catch_up(*key), name=f"pubsub-hook-catch-up {key[0]} {key[1]}"
             )
-            self._catching[key] = task
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
         return failed
 
-    def resume_in_background(self, keys: Any) -> None:
+    def resume_in_background(self, keys: Iterable[Key]) -> None:
         """:meth:`resume` after a reconnection (called before any event of the new
         stream): hold at once, the rest in a task; failures go to the log."""
         keys = sorted(set(keys))
-        self.hold(keys)
+        self.live.hold(keys)
 
         async def resume() -> None:
             for (service, node), exc in (await self.resume(keys)).items():
                 log.warning("after reconnecting, %s/%s: %s", service, node, exc)
 
-        task = asyncio.get_running_loop().create_task(resume(), name="pubsub-hook-resume")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.start(resume(), name="pubsub-hook-resume")
 
     async def catch_up(self, service: str, node: str) -> None:
         """Run, for each hook of the node, the items published after the last one it
@@ -276,7 +136,7 @@ class CatchUp:
         2 s… up to 30 s apart) while the session lasts, and by the next reconnection's
         otherwise."""
         key = (service, node)
-        delay = 1.0
+        delays = Backoff(1.0, 30.0)
         while True:
             try:
                 await self._catch_up_once(service, node)
@@ -285,31 +145,26 @@ class CatchUp:
                 if session is None or not session.connected:
                     log.info("catching up on %s/%s: %s; again after the reconnection", service, node, exc)
                     return
-                log.warning("catching up on %s/%s: %s; trying again in %g s", service, node, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                log.warning("catching up on %s/%s: %s; trying again in %g s", service, node, exc, delays.delay)
+                await delays.wait()
                 continue
             except asyncio.CancelledError:
                 raise  # (replaced by a newer catch-up of the node: it stays held)
-            except Exception:  # noqa: BLE001 - a bug of ours must not hold the node forever
+            except Exception:  # a bug of ours must not hold the node forever
                 log.exception("catching up on %s/%s failed", service, node)
-            self._release(key)
+            self.live.release(key)
             if self._catching.get(key) is asyncio.current_task():
                 del self._catching[key]
             return
 
     async def _catch_up_once(self, service: str, node: str) -> None:
         """One try of :meth:`catch_up`: a RequestError if the node cannot be read."""
-        key = (service, node)
-        for hook in self.registry.for_node(service, node):
-            runner = self.runners[hook.id]
-            if runner.position_unread:  # (read here, off connect's way)
-                self.load_positions(runner)
+        for runner in self.index.for_node(service, node):
+            if runner.mode.position_unread:  # (read here, off connect's way)
+                self.positions.load(runner)
         runners = [
-            self.runners[h.id]
-            for h in self.registry.for_node(service, node)
-            if h.catch_up and h.func is not None and self.runners[h.id].submitted
-            and not self.runners[h.id].inactive
+            r for r in self.index.for_node(service, node)
+            if r.hook.catch_up and r.hook.func is not None and r.submitted and not r.inactive
         ]
         session = self._session()
         if not runners or session is None:
@@ -322,64 +177,66 @@ class CatchUp:
         for runner in runners:
             self._queue_missed(runner, keyed, starts.get(runner))
         for _item, ref in keyed:
-            self.recent.seen(service, node, ref)
+            self.live.recent.seen(service, node, ref)
         if keyed:
-            self.node_position[key] = keyed[-1][1]
+            self.live.node_position[(service, node)] = keyed[-1][1]
+
+    # ------------------------------------------------------------------ one hook
 
     def restart(self, runner: HookRunner) -> None:
         """(Re)start one hook from its position, alone: its live items are parked while
-        what it missed is fetched and queued, then they follow (a hook taken over from
-        another process, one whose notebook names are now defined, one whose full
-        queue has drained)."""
-        runner.parked = []
-        task = asyncio.get_running_loop().create_task(
-            self._restart(runner), name=f"pubsub-hook-restart {runner.hook.id}"
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        what it missed is fetched and queued, then they follow."""
+        runner.mode.park()
+        self._tasks.start(self._restart(runner), name=f"pubsub-hook-restart {runner.hook.id}")
         self._on_change()
 
     async def _restart(self, runner: HookRunner) -> None:
-        keyed: list[tuple[Any, ItemRef]] = []
+        keyed: Keyed = []
         starts: dict[HookRunner, int] | None = None
         gone: dict[HookRunner, list[str]] = {}
-        delay = 1.0
         try:
-            if runner.position_unread:
-                self.load_positions(runner)
-            hook = runner.hook
-            while hook.catch_up and runner.submitted:
-                session = self._session()
-                if session is None:
-                    break
-                try:
-                    if not session.connected:
-                        raise RequestError(f"reading items of {hook.node!r}", "not-connected", "")
-                    gone = await self._gone(session, hook.service, hook.node, [runner])
-                    keyed, starts = await self._fetch(session, hook.service, hook.node, [runner])
-                    break
-                except RequestError as exc:  # its live items stay parked: try again
-                    log.warning("catching up hook %s: %s; trying again in %g s", hook.id, exc, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 30.0)
+            if runner.mode.position_unread:
+                self.positions.load(runner)
+            keyed, starts, gone = await self._read_missed(runner)
         finally:
             # No await from here on: the missed items, then the parked ones, in order.
-            parked, runner.parked = runner.parked or [], None
-            runner.inactive = runner.standby or bool(runner.waiting_for)
+            parked = runner.mode.unpark()
             if starts is not None and not runner.inactive:
                 self._report_gone(gone)
                 self._queue_missed(runner, keyed, starts.get(runner))
             fetched = {ref.id: ref for _item, ref in keyed}
-            for item, ref, event_id, received, kind in parked:
-                if kind is not None:
-                    self._event_to(runner, kind, item, event_id, received, TriggerKind.LIVE)
+            for entry in parked:
+                if isinstance(entry, ParkedEvent):
+                    runner.offer_event(entry.kind, entry.element, entry.event_id, entry.received)
                     continue
-                seen = fetched.get(ref.id) if ref is not None else None
-                if seen is None or not seen.same_payload(ref):
-                    self._offer(runner, item, ref, event_id, received, TriggerKind.LIVE)
+                seen = fetched.get(entry.ref.id) if entry.ref is not None else None
+                if seen is None or not seen.same_payload(entry.ref):  # type: ignore[arg-type]
+                    runner.offer(entry.item, entry.ref, entry.publisher, entry.received)
             self._on_change()
 
-    def _queue_missed(self, runner: HookRunner, keyed: list[tuple[Any, ItemRef]], start: int | None) -> None:
+    async def _read_missed(
+        self, runner: HookRunner
+    ) -> tuple[Keyed, dict[HookRunner, int] | None, dict[HookRunner, list[str]]]:
+        """What one restarting hook missed; its live items stay parked while the
+        node cannot be read (tried again, 1 s, 2 s… up to 30 s apart)."""
+        hook = runner.hook
+        delays = Backoff(1.0, 30.0)
+        while hook.catch_up and runner.submitted:
+            session = self._session()
+            if session is None:
+                break
+            try:
+                if not session.connected:
+                    raise RequestError(f"reading items of {hook.node!r}", "not-connected", "")
+                gone = await self._gone(session, hook.service, hook.node, [runner])
+                keyed, starts = await self._fetch(session, hook.service, hook.node, [runner])
+                return keyed, starts, gone
+            except RequestError as exc:
+                log.warning("catching up hook %s: %s; trying again in %g s", hook.id, exc, delays.delay)
+                await delays.wait()
+        return [], None, {}
+
+    def _queue_missed(self, runner: HookRunner, keyed: Keyed, start: int | None) -> None:
         """Queue to the hook the node's items from ``start`` on (all of them, after a
         gap report, with None), but those it ran already."""
         remembered = list(runner.submitted)
@@ -393,7 +250,9 @@ class CatchUp:
                 if runner.plain:
                     runner.submit(item, ref, publisher_of(item), now, TriggerKind.CATCH_UP)
                 else:
-                    self._offer(runner, item, ref, publisher_of(item), now, TriggerKind.CATCH_UP)
+                    runner.offer(item, ref, publisher_of(item), now, TriggerKind.CATCH_UP)
+
+    # ------------------------------------------------------------------ reading the node
 
     async def _gone(
         self, session: XmppSession, service: str, node: str, runners: list[HookRunner]
@@ -408,7 +267,7 @@ class CatchUp:
             ids = await session.node_item_ids(service, node)
         except RequestError:  # no item discovery here: the items themselves
             ids = {i["id"] for i in await session.last_items(service, node, None)}
-        return {r: [i for i in r.present if i not in ids] for r in trackers}
+        return {r: [i for i in (r.present or ()) if i not in ids] for r in trackers}
 
     def _report_gone(self, gone: dict[HookRunner, list[str]]) -> None:
         """Report the items that left the node as retractions, in one pass (before the
@@ -417,12 +276,12 @@ class CatchUp:
         for runner, ids in gone.items():
             service, node = runner.hook.key
             for item_id in ids:
-                self.recent.retracted(service, node, item_id)
-                self._event_to(runner, "retract", retraction(item_id), item_id, now, TriggerKind.CATCH_UP)
+                self.live.recent.retracted(service, node, item_id)
+                runner.offer_event("retract", retraction(item_id), item_id, now, TriggerKind.CATCH_UP)
 
     async def _fetch(
         self, session: XmppSession, service: str, node: str, runners: list[HookRunner]
-    ) -> tuple[list[tuple[Any, ItemRef]], dict[HookRunner, int]]:
+    ) -> tuple[Keyed, dict[HookRunner, int]]:
         """The node's newest items, as many as the hooks need to find where they
         resume: ``(items, where each hook resumes)``; a hook missing from the second
         resumes nowhere (a gap)."""
@@ -439,90 +298,13 @@ class CatchUp:
                     starts[runner] = start
             if complete or len(starts) == len(runners):
                 return keyed, starts
+            assert wanted is not None
             wanted = wanted * WIDEN
             if wanted > FETCH_ALL_ABOVE:
                 wanted = None
 
-    def _release(self, key: Key) -> None:
-        """The node has caught up: run its held live items, in order."""
-        held = self.held.pop(key, None)
-        for hook in self.registry.for_node(*key):
-            self.runners[hook.id].held = False
-        if held is None:
-            return
-        service, node = key
-        for item, ref, kind in held:
-            if kind is None:
-                self.dispatch(service, node, item, ref)
-            else:
-                self.dispatch_event(service, node, kind, item)
-        self._on_change()
 
-    # ------------------------------------------------------------------ positions
-
-    def load_positions(self, runner: HookRunner) -> None:
-        """Give a persistent hook the position its last process stored."""
-        runner.position_unread = False
-        if self.positions is None:
-            return
-        if runner.present is not None:
-            runner.present = dict.fromkeys(self.positions.load_ids(runner.hook.id))
-        stored = self.positions.load(runner.hook.id)
-        if stored is not None:
-            runner.set_position([ItemRef(item_id, digest=digest) for item_id, digest in stored])
-
-    def save_position_now(self, runner: HookRunner) -> None:
-        """Store a new persistent hook's starting position (errors propagate)."""
-        if self.positions is not None and runner.ran:
-            self.positions.save(runner.hook.id, [(r.id, r.digest) for r in runner.ran])
-
-    def position_moved(self, runner: HookRunner, trigger: Trigger) -> None:
-        """A persistent hook ran (or skipped) an item: journal it at once, so a killed
-        process runs again only the item that was running."""
-        positions = self.positions
-        if positions is None or not runner.ran or trigger.retried:
-            return  # (an attempt that will be retried has not moved the position)
-        newest = runner.ran[-1]
-        try:
-            positions.append(
-                runner.hook.id,
-                (newest.id, newest.digest),
-                lambda: [(r.id, r.digest) for r in runner.ran],
-            )
-        except OSError as exc:
-            log.warning("cannot save the position of hook %s: %s", runner.hook.id, exc)
-
-    def _journal_ids(self, runner: HookRunner, change: str) -> None:
-        """Store a change of a persistent hook's present ids."""
-        positions = self.positions
-        if positions is None or not runner.hook.persistent:
-            return
-        try:
-            positions.change_ids(runner.hook.id, change, lambda: list(runner.present or ()))
-        except OSError as exc:
-            log.warning("cannot save the item ids of hook %s: %s", runner.hook.id, exc)
-
-    def drop_position(self, hook_id: str) -> None:
-        if self.positions is not None:
-            self.positions.remove(hook_id)
-
-    def save_positions(self) -> None:
-        """Close the position journals (at disconnect and at exit; every run is
-        already written)."""
-        if self.positions is not None:
-            self.positions.close()
-
-
-def publisher_of(item: Any) -> str | None:
-    """The ``publisher`` attribute of an ``<item/>``, read from the XML: a retrieved
-    item's stanza class lacks that interface, and asking it logs a warning on the root
-    logger (printed into a cell)."""
-    return item.xml.get("publisher") or None
-
-
-def resume_index(
-    keyed: list[tuple[Any, ItemRef]], remembered: list[ItemRef], complete: bool
-) -> int | None:
+def resume_index(keyed: Keyed, remembered: list[ItemRef], complete: bool) -> int | None:
     """Where a hook resumes in the node's newest items ``keyed`` (oldest first), given
     the last items it ran (``remembered``, oldest first): after the newest of them the
     node still holds, or at it when it was published again with another payload. From

@@ -188,6 +188,16 @@ class HookMagics(Magics):
             self._tables.close()
             self._tables = None
 
+    def hand_over(self) -> tuple[LoopThread, HookManager] | None:
+        """Within ``%reload_ext``: let go of the session without stopping it, and
+        return it (None when none was started) for the reloaded magics to take."""
+        with contextlib.suppress(ValueError):
+            self.shell.events.unregister("post_run_cell", self._after_cell)
+        self.close_tables()
+        if self._loop_thread is None or self._manager is None:
+            return None
+        return self._loop_thread, self._manager
+
     def _after_cell(self, _result: Any = None) -> None:
         if self._loop_thread is not None and self._manager is not None and self._loop_thread.alive:
             self._loop_thread.call_soon(self._manager.persistent.notebook_changed)
@@ -269,9 +279,10 @@ class HookMagics(Magics):
     def _apply_config(self) -> None:
         """Hand the current %config values to the manager (new hooks use them)."""
         manager = self.manager
-        manager.history, manager.queue_size = self.history, self.queue_size
-        manager.time_limit = self.time_limit
-        manager.dead_letters = self.dead_letters
+        manager.configure(
+            history=self.history, queue_size=self.queue_size, time_limit=self.time_limit,
+            dead_letters=self.dead_letters,
+        )
 
     def _cmd_create(self, args: Any) -> None:
         self._apply_config()

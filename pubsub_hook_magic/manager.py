@@ -1,4 +1,4 @@
-"""The host: the Python API of the package, over the session, the hooks and catch-up.
+"""The host: the Python API of the package, a façade over the engine and the session.
 
 :class:`HookManager` is the object hooks receive as ``host`` and the Python API of the
 package. Its methods are coroutines that run on the session's loop, so a plain script
@@ -10,15 +10,17 @@ uses it with ``asyncio.run``::
         await host.create_hook("pubsub.example.org", "news", "python_code", "print(item['id'])")
         await asyncio.Event().wait()
 
-In a notebook the IPython magics drive the same object through a loop thread.
+In a notebook the IPython magics drive the same object through a loop thread
+(:mod:`.loopthread`).
 
 It is a façade; each concept lives in its own module:
 
 * :mod:`.session`: the XMPP connection, its reconnections and requests;
 * :mod:`.subscriptions`: which nodes must deliver, subscriptions and PEP interests;
-* :mod:`.catchup`: the event path, what happens at connect and at reconnection
-  (held live items, missed items fetched and run), positions;
-* :mod:`.registry` and :mod:`.runner`: the hooks, and running each one's items;
+* :mod:`.engine`: the installed hooks (:mod:`.registry`, one index), their runners
+  (:mod:`.runner`, :mod:`.admission`), the live path (:mod:`.live`), catch-up
+  (:mod:`.catchup`), positions (:mod:`.positions`);
+* :mod:`.persistence`: persistent hooks across the account's processes;
 * :mod:`.snapshot`: what other threads (magics, table, completion) may read.
 """
 
@@ -26,37 +28,29 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import ipaddress
 import logging
 import socket
 import time
-from dataclasses import dataclass
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from .catchup import CatchUp, publisher_of
-from .deadletters import DeadLetters
 from .dedupe import ItemRef
+from .engine import Engine, EngineConfig
 from .events import Event, parse_events, prepare
-from .hooks import (
-    Hook,
-    HookError,
-    HookLoadError,
-    HookType,
-    load_hook,
-    missing_names,
-    new_hook_id,
-    normalize_arg,
-)
+from .hooks import Hook, HookError, HookType, new_hook_id, normalize_arg
 from .peers import PeerWatch, machine_tag
-from .persistence import KERNEL, TOOL, PersistentHooks
-from .registry import HookRegistry
-from .runner import HookRunner, Trigger, needs_newer_summary
-from .session import RequestError, XmppSession, bare_jid
-from .snapshot import HookView, Snapshot
-from .states import Outcome, SessionState, TriggerKind
-from .store import HookStore, PositionStore, StoreDamaged, StoreTooNew
+from .persistence import KERNEL, TOOL, PersistentHooks, read_store
+from .registry import HookIndex
+from .requests import OneOffRuns
+from .runner import HookRunner, needs_newer_summary
+from .session import XmppSession, bare_jid
+from .snapshot import Snapshot
+from .states import SessionState
+from .store import HookStore, PositionStore
 from .subscriptions import Subscriptions, is_pep
-from .watchdog import Watchdog
+from .trigger import Trigger
 
 __all__ = ["HookManager"]
 
@@ -73,15 +67,7 @@ def _is_loopback(host: str) -> bool:
     return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
 
 
-@dataclass
-class Totals:
-    """Triggers and errors of the hooks deleted during the session."""
-
-    triggers: int = 0
-    errors: int = 0
-
-
-class HookManager:
+class HookManager(OneOffRuns):
     """Hooks on PubSub nodes of one XMPP account.
 
     :param namespace: the namespace ``python_code`` hooks share (the notebook's user
@@ -119,35 +105,43 @@ class HookManager:
         self.shell = shell
         self.kernel_loop = kernel_loop
         self.data_dir = data_dir
-        self.history = history
-        self.queue_size = queue_size
-        self.time_limit = time_limit
-        self.strict_names = strict_names
-        self.dead_letters = dead_letters
-        self.watchdog = Watchdog()
-        self.registry = HookRegistry()
-        self.runners: dict[str, HookRunner] = {}
+        self.config = EngineConfig(history, queue_size, time_limit, strict_names, dead_letters)
         self.session: XmppSession | None = None
         self.store: HookStore | None = None
         self.connected_since: float | None = None
         self.subscriptions = Subscriptions(
             lambda: self.session, lambda: self.store, lambda key: self.persistent.claimed_elsewhere(key)
         )
-        self.persistent = PersistentHooks(self, role)
+        self.engine = Engine(
+            self.config, self.namespace, lambda: (self, self.client), lambda: self.session,
+            lambda: self.store, self.subscriptions, lambda: (self.state, self.jid),
+        )
+        self.persistent = PersistentHooks(self.engine, lambda: self.session, role)
         #: Other machines running this account's persistent hooks (see :mod:`.peers`).
         self.peers: PeerWatch | None = None
-        self.catchup = CatchUp(
-            self.registry, self.runners, self.subscriptions, lambda: self.session, self._changed
-        )
-        self._retired = Totals()
-        self._lock = asyncio.Lock()
-        self._trigger_listeners: list[Callable[[HookRunner, Trigger], None]] = []
-        self._change_listeners: list[Callable[[], None]] = []
-        self._snapshot = Snapshot.EMPTY
-        #: Set while many hooks are installed at once: one snapshot at the end.
-        self._bulk = False
         #: Stored hooks written by a newer version: listed, never run.
         self._newer: list[dict[str, Any]] = []
+
+    # The engine's parts, by their former names (read-only).
+    @property
+    def runners(self) -> HookIndex[HookRunner]:
+        """The installed hooks' runners by id (read on the session's loop only)."""
+        return self.engine.index
+
+    registry = runners
+
+    @property
+    def catchup(self) -> Any:
+        return self.engine.catchup
+
+    @property
+    def live(self) -> Any:
+        return self.engine.live
+
+    def configure(self, **options: Any) -> None:
+        """Change how hooks installed from now on run: ``history``, ``queue_size``,
+        ``time_limit``, ``strict_names``, ``dead_letters`` (see the class)."""
+        self.config = self.engine.config = dataclasses.replace(self.config, **options)
 
     # ------------------------------------------------------------------ what hooks use
 
@@ -198,7 +192,7 @@ class HookManager:
     @property
     def positions(self) -> PositionStore | None:
         """Where persistent hooks' positions are stored (None when disconnected)."""
-        return self.catchup.positions
+        return self.engine.positions.store
 
     async def connect(
         self,
@@ -221,11 +215,9 @@ class HookManager:
         Returns warnings, one line each, about persistent hooks that could not be
         installed (they stay stored and listed, marked broken, until deleted).
         """
-        async with self._lock:
+        async with self.engine.lock:
             if self.session is not None:
-                raise HookError(
-                    f"already connected as {self.jid}: disconnect first to change account"
-                )
+                raise HookError(f"already connected as {self.jid}: disconnect first to change account")
             account = bare_jid(jid, "JID")
             if "@" not in account:
                 raise HookError(f"{jid!r} is not an account JID: give it as user@domain")
@@ -235,39 +227,11 @@ class HookManager:
                     "on this machine (loopback); drop it to use TLS"
                 )
             store = HookStore(account, self.data_dir)
-            warnings = []
-            self._newer = []
-            try:
-                records = store.hooks()  # a refused store is an error before we log in
-                self._newer = store.newer_hooks()
-                if self._newer:
-                    warnings.append(
-                        f"{len(self._newer)} persistent hook(s) need a newer pubsub_hook_magic "
-                        "and do not run here: upgrade it in this environment"
-                    )
-            except StoreTooNew as exc:
-                records, self._newer = [], exc.records
-                warnings.append(str(exc))
-            except StoreDamaged as exc:
-                aside = store.set_aside()
-                records = []
-                warnings.append(
-                    f"{exc.args[0].split(';')[0]}: it was moved to {aside}, untouched; no "
-                    "persistent hook was installed. Repair that file and move it back (or "
-                    "re-create the hooks)"
-                )
+            records, self._newer, warnings = read_store(store)
             session = XmppSession(
-                jid,
-                password,
-                on_item=self.catchup.on_item,
-                host=host,
-                port=port,
-                tls=tls,
-                direct_tls=direct_tls,
-                ca_file=ca_file,
-                on_restored=self._restore,
-                on_event=self.catchup.on_event,
-                on_state=lambda _state: self._changed(),
+                jid, password, on_item=self.engine.live.on_item, host=host, port=port, tls=tls,
+                direct_tls=direct_tls, ca_file=ca_file, on_restored=self._restore,
+                on_event=self.engine.live.on_event, on_state=lambda _state: self.engine.changed(),
             )
             self.persistent.start(store)  # a second service of the account stops here
             try:
@@ -277,8 +241,8 @@ class HookManager:
                 raise
             self.session, self.store = session, store
             if self.persistent.role != TOOL:
-                self.peers = PeerWatch(session.client, machine_tag(store.data_dir), lambda _w: self._changed())
-            self.catchup.positions = PositionStore(account, store.data_dir)
+                self.peers = PeerWatch(session.client, machine_tag(store.data_dir), lambda _w: self.engine.changed())
+            self.engine.positions.store = PositionStore(account, store.data_dir)
             self.connected_since = time.time()
             self.subscriptions.load(store)
             return warnings + await self.persistent.install(records)
@@ -286,17 +250,19 @@ class HookManager:
     def _restore(self) -> None:
         """After a reconnection (called before any event of the new session): hold the
         live items, make every node deliver again and catch up (see :mod:`.catchup`)."""
-        self.catchup.resume_in_background(self.registry.nodes())
+        self.engine.catchup.resume_in_background(self.engine.index.nodes())
 
     async def disconnect(self) -> None:
         """Drop temporary hooks (and the subscriptions made for them only), stop every
         runner and close the session. Persistent hooks stay stored."""
-        async with self._lock:
+        engine = self.engine
+        async with engine.lock:
             session = self.session
             if session is None:
                 return
-            temporary_nodes = {h.key for h in self.registry if not h.persistent}
-            persistent_nodes = {h.key for h in self.registry if h.persistent}
+            hooks = engine.index.hooks()
+            temporary_nodes = {h.key for h in hooks if not h.persistent}
+            persistent_nodes = {h.key for h in hooks if h.persistent}
             self.persistent.stop()
             if session.connected:
                 leaving = sorted(temporary_nodes - persistent_nodes)
@@ -304,12 +270,12 @@ class HookManager:
                     *(asyncio.wait_for(self.subscriptions.unlisten(*key), 5) for key in leaving),
                     return_exceptions=True,
                 )
-                for (service, node), result in zip(leaving, results):
-                    if isinstance(result, (asyncio.TimeoutError, HookError)):
+                for (service, node), result in zip(leaving, results, strict=True):
+                    if isinstance(result, (TimeoutError, HookError)):
                         log.warning("leaving %s/%s: %s", service, node, result)
-            for hook in list(self.registry):
-                await self._uninstall(hook)
-            self.catchup.reset()
+            for hook in hooks:
+                await engine.uninstall(hook)
+            engine.reset()
             self.persistent.close()
             if self.peers is not None:
                 self.peers.close()
@@ -317,22 +283,8 @@ class HookManager:
             self.session, self.store = None, None
             self.connected_since = None
             self.subscriptions.clear()
-            self._retired = Totals()
             await session.stop()
-            self._changed()
-
-    def _require_session(self) -> XmppSession:
-        session = self.session
-        if session is None:
-            raise HookError("not connected to an XMPP server: connect first (%hook connect JID)")
-        if session.state == SessionState.RECONNECTING:
-            raise HookError(
-                "the session is reconnecting to the server: try again once %hook status "
-                "says connected"
-            )
-        if not session.connected:
-            raise HookError(session.last_error or f"the session is {session.state}: connect again")
-        return session
+            engine.changed()
 
     # ------------------------------------------------------------------ hooks
 
@@ -362,73 +314,50 @@ class HookManager:
         for, publications by default; ``where`` an XPath expression that publications'
         payloads must match, with ``namespaces`` ("prefix=uri" strings or a dict) for
         its prefixes (see :mod:`.events`)."""
-        async with self._lock:
+        engine = self.engine
+        async with engine.lock:
             session = self._require_session()
             kind = HookType.parse(hook_type)
             if not node:
                 raise HookError("a node is needed: give it with -n NODE")
             service = bare_jid(service, "service JID") if service else session.bare
             hook = Hook(
-                service=service,
-                node=node,
-                type=kind,
-                arg=normalize_arg(kind, arg),
-                persistent=persistent,
-                id=new_hook_id(lambda i: i in self.registry),
-                catch_up=catch_up,
-                retry=retry,
-                retry_delay=retry_delay,
-                events=events,  # type: ignore[arg-type]
-                where=where or None,
+                service=service, node=node, type=kind, arg=normalize_arg(kind, arg), persistent=persistent,
+                id=new_hook_id(lambda i: i in engine.index), catch_up=catch_up, retry=retry,
+                retry_delay=retry_delay, events=events, where=where or None,  # type: ignore[arg-type]
                 namespaces=namespaces,  # type: ignore[arg-type]
             )
             prepare(hook)
-            hook.func = self._load(hook)
-            new_node = not self.registry.for_node(service, node)
+            hook.func = engine.load(hook)
+            new_node = not engine.index.for_node(service, node)
             if new_node:
-                await self._listen_new(service, node)
+                await engine.listen_new(service, node, is_pep(service))
             if set(hook.events) & {Event.RETRACT, Event.DELETE} and not is_pep(service):
                 hook.notes.extend(await self.subscriptions.unsent_events(service, node, hook.events))
-            runner = self._install(hook)
+            runner = engine.install(hook)
             # Catch-up starts after the newest item the node had when the hook was made
             # (from its first item if it had none).
-            position = self.catchup.node_position.get(hook.key)
+            position = engine.live.node_position.get(hook.key)
             runner.set_position(position if position is not None else ItemRef("", digest=""))
             if persistent:
-                try:
-                    self.store.add_hook(hook.to_record())  # type: ignore[union-attr]
-                    self.catchup.save_position_now(runner)
-                except BaseException:
-                    await self._uninstall(hook)
-                    if new_node:
-                        await self._unlisten(service, node)
-                    raise
-                self.persistent.adopt(runner)
-                self._changed()
+                await self._store_new(runner, new_node)
             log.info("created %s", hook.describe())
             return hook
 
-    async def _listen_new(self, service: str, node: str) -> None:
-        """Make a node no hook used deliver: its newest item is read and its
-        subscription checked at once, then the subscription made if needed (two round
-        trips at most)."""
-        if is_pep(service):
-            await self.catchup.seed(service, node)
-            await self.subscriptions.listen(service, node)
-            return
-        seeded, subscribed = await asyncio.gather(
-            self.catchup.seed(service, node),
-            self.subscriptions.is_subscribed(service, node),
-            return_exceptions=True,
-        )
-        for result in (seeded, subscribed):
-            if isinstance(result, BaseException):
-                raise result
-        await self.subscriptions.listen(service, node, subscribed=bool(subscribed))
-
-    async def _unlisten(self, service: str, node: str) -> None:
-        self.catchup.forget(service, node)
-        await self.subscriptions.unlisten(service, node)
+    async def _store_new(self, runner: HookRunner, new_node: bool) -> None:
+        """Store a new persistent hook and its starting position (or undo its install),
+        then run it here or leave it to the account's service."""
+        hook = runner.hook
+        try:
+            self.store.add_hook(hook.to_record())  # type: ignore[union-attr]
+            self.engine.positions.save_now(runner)
+        except BaseException:
+            await self.engine.uninstall(hook)
+            if new_node:
+                await self.engine.unlisten(*hook.key)
+            raise
+        self.persistent.adopt(runner)
+        self.engine.changed()
 
     async def delete_hooks(
         self,
@@ -442,9 +371,11 @@ class HookManager:
     ) -> int:
         """Delete hooks as Libervia does: every hook on ``(service, node)``, narrowed
         by type and argument when given; or the one hook ``hook_id``. Returns how many."""
-        async with self._lock:
+        engine = self.engine
+        async with engine.lock:
             if hook_id:
-                hook = self.registry.get(hook_id)
+                found = engine.index.get(hook_id)
+                hook = found.hook if found is not None else None
                 doomed = [hook] if hook is not None else []
                 if node and hook is not None and hook.node != node:
                     raise HookError(
@@ -459,151 +390,43 @@ class HookManager:
                     service = self._require_session().bare
                 kind = HookType.parse(hook_type) if hook_type else None
                 wanted = tuple(e.value for e in parse_events(events)) if events else ()
-                doomed = self.registry.select(service, node, kind, arg or None, wanted)
+                doomed = engine.index.select(service, node, kind, arg or None, wanted)
             stored = {h.id for h in doomed if h.persistent}
             if stored and self.store is not None:
                 self.store.remove_hooks(stored)  # fails before anything is removed
                 for hook_id in stored:
-                    self.catchup.drop_position(hook_id)
-                    self._drop_dead_letters(hook_id)
+                    engine.positions.drop(hook_id)
+                    engine.drop_dead_letters(hook_id)
             for hook in doomed:
-                await self._remove(hook)
+                await engine.remove(hook)
             return len(doomed)
-
-    async def _remove(self, hook: Hook) -> None:
-        """Uninstall a hook, and stop its node's events if no hook is left on it."""
-        await self._uninstall(hook)
-        if not self.registry.for_node(*hook.key) and self.connected:
-            try:
-                await self._unlisten(*hook.key)
-            except HookError as exc:
-                log.warning("%s", exc)
-
-    async def publish(
-        self, service: str | None, node: str, payload: str, item_id: str | None = None
-    ) -> str:
-        """Publish an item (``payload``: one XML element, as text) from this account;
-        handy to try hooks. Returns the item id."""
-        from xml.etree.ElementTree import ParseError, fromstring
-
-        session = self._require_session()
-        if not node:
-            raise HookError("a node is needed: give it with -n NODE")
-        try:
-            element = fromstring(payload)
-        except ParseError as exc:
-            raise HookError(
-                f"the payload is not XML ({exc}): give one element, e.g. "
-                "<entry xmlns='urn:example'>hi</entry>"
-            ) from None
-        service = bare_jid(service, "service JID") if service else session.bare
-        try:
-            return await session.publish(service, node, element, item_id)
-        except RequestError as exc:
-            raise HookError(str(exc)) from None
-
-    async def retract(self, service: str | None, node: str, item_id: str) -> None:
-        """Retract an item (from your own PEP by default), notifying the node's
-        subscribers: hooks on ``retract`` run."""
-        session = self._require_session()
-        if not node or not item_id:
-            raise HookError("give the node (-n NODE) and the id of the item to retract")
-        service = bare_jid(service, "service JID") if service else session.bare
-        try:
-            await session.retract(service, node, item_id)
-        except RequestError as exc:
-            raise HookError(str(exc)) from None
-
-    async def nodes(self, service: str | None = None) -> list[tuple[str, str]]:
-        """The nodes ``service`` offers (service discovery), as ``(node, name)``;
-        your own PEP nodes by default."""
-        session = self._require_session()
-        service = bare_jid(service, "service JID") if service else session.bare
-        try:
-            return sorted(await session.list_nodes(service))
-        except RequestError as exc:
-            raise HookError(str(exc)) from None
 
     async def set_paused(self, hook_id: str, paused: bool) -> Hook:
         """Pause or resume a hook. A paused hook records the items it skips."""
-        runner = self._runner(hook_id)
+        runner = self.engine.runner(hook_id)
         if runner.hook.persistent and self.store is not None:
             # Stored: the process that runs it (maybe another) pauses it too.
             self.store.set_paused(hook_id, paused)
-        runner.paused = paused
-        self._changed()
+        runner.mode.set_paused(paused)
+        self.engine.changed()
         return runner.hook
-
-    def _runner(self, hook_id: str) -> HookRunner:
-        runner = self.runners.get(hook_id)
-        if runner is None:
-            raise HookError(f"no hook {hook_id!r}: %hook list shows the ids")
-        return runner
-
-    async def replay(
-        self, hook_id: str, item_id: str | None = None, last: int | None = None
-    ) -> list[Trigger]:
-        """Run a hook again on items it saw: its last one, the item ``item_id`` (from
-        its recent triggers, else from the node), or the node's ``last`` stored items.
-        Each run is recorded as a trigger of kind "replay"."""
-        runner = self._runner(hook_id)
-        hook = runner.hook
-        if last:
-            items = await self._node_items(hook, last)
-        elif item_id:
-            seen = [t.payload for t in runner.triggers if t.item_id == item_id and t.payload is not None]
-            items = seen[-1:] or [i for i in await self._node_items(hook, None) if i["id"] == item_id]
-            if not items:
-                raise HookError(f"item {item_id!r} is neither in hook {hook_id}'s recent triggers nor on its node")
-        else:
-            seen = [t.payload for t in runner.triggers if t.payload is not None and t.kind in (TriggerKind.LIVE, TriggerKind.CATCH_UP)]
-            if not seen:
-                raise HookError(
-                    f"hook {hook_id} has no item to replay yet: use --item ID or --last N to "
-                    "take items from the node"
-                )
-            items = seen[-1:]
-        return [await runner.run_now(item, TriggerKind.REPLAY, publisher=publisher_of(item)) for item in items]
-
-    async def _node_items(self, hook: Hook, last: int | None) -> list[Any]:
-        session = self._require_session()
-        try:
-            return await session.last_items(hook.service, hook.node, last)
-        except RequestError as exc:
-            raise HookError(str(exc)) from None
-
-    async def test(self, hook_id: str, payload: str, item_id: str | None = None) -> Trigger:
-        """Run a hook on an item built here from ``payload`` (XML), without the network."""
-        from xml.etree.ElementTree import ParseError, fromstring
-
-        from slixmpp.plugins.xep_0060.stanza.pubsub_event import EventItem
-
-        runner = self._runner(hook_id)
-        try:
-            element = fromstring(payload)
-        except ParseError as exc:
-            raise HookError(f"the payload is not XML ({exc}): give one element") from None
-        item = EventItem()
-        item["id"] = item_id or f"test-{int(time.time() * 1000)}"
-        item["payload"] = element
-        if self.jid:
-            item["publisher"] = self.jid
-        return await runner.run_now(item, TriggerKind.TEST)
 
     def hooks(self) -> list[Hook]:
         """Every installed hook, persistent first (safe from any thread)."""
-        return list(self.registry)
+        return list(self.engine.index.hooks())
 
     def list_hooks(self) -> list[dict[str, Any]]:
         """Every hook with its statistics and recent triggers (JSON-ready); stored
         hooks that need a newer version of the package are listed too, not run."""
-        listed = [self.runners[h.id].summary() for h in self.registry]
+        listed = [runner.summary() for runner in self.engine.index.ordered()]
         for record in self._newer:
             listed.append(needs_newer_summary(record))
         return listed
 
     def status(self) -> dict[str, Any]:
+        """The session's state and totals (``%hook status``)."""
         session = self.session
+        index, retired = self.engine.index, self.engine.retired
         return {
             "state": self.state,
             "jid": self.jid,
@@ -614,12 +437,12 @@ class HookManager:
             "reconnects": session.reconnects if session else 0,
             "last_error": session.last_error if session else None,
             "connected_since": self.connected_since,
-            "hooks": len(self.registry),
-            "persistent": sum(1 for h in self.registry if h.persistent),
-            "nodes": len(self.registry.nodes()),
+            "hooks": len(index),
+            "persistent": sum(1 for h in index.hooks() if h.persistent),
+            "nodes": len(index.nodes()),
             "events_received": session.events_received if session else 0,
-            "triggers": self._retired.triggers + sum(r.count for r in self.runners.values()),
-            "errors": self._retired.errors + sum(r.errors for r in self.runners.values()),
+            "triggers": retired.triggers + sum(r.count for r in index.ordered()),
+            "errors": retired.errors + sum(r.errors for r in index.ordered()),
             "store": str(self.store.path) if self.store else None,
             "warnings": sorted(self.peers.warnings.values()) if self.peers else [],
         }
@@ -627,138 +450,42 @@ class HookManager:
     def add_trigger_listener(self, listener: Callable[[HookRunner, Trigger], None]) -> None:
         """Call ``listener(runner, trigger)`` after every run of every hook (on the
         session's loop: keep it short)."""
-        self._trigger_listeners.append(listener)
-        for runner in self.runners.values():
-            runner.add_listener(listener)
+        self.engine.add_trigger_listener(listener)
 
     def remove_trigger_listener(self, listener: Callable[[HookRunner, Trigger], None]) -> None:
-        if listener in self._trigger_listeners:
-            self._trigger_listeners.remove(listener)
-        for runner in self.runners.values():
-            runner.remove_listener(listener)
+        self.engine.remove_trigger_listener(listener)
 
     def add_change_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` when hooks are added, removed or paused, or the session's
         state changes."""
-        self._change_listeners.append(listener)
+        self.engine.add_change_listener(listener)
 
     def remove_change_listener(self, listener: Callable[[], None]) -> None:
-        if listener in self._change_listeners:
-            self._change_listeners.remove(listener)
+        self.engine.remove_change_listener(listener)
 
     def snapshot(self) -> Snapshot:
         """The hooks and the session's state as of the last change: safe to read from
         any thread (see :mod:`.snapshot`)."""
-        return self._snapshot
-
-    def _changed(self) -> None:
-        """Something users see changed (on the session's loop): publish a new snapshot
-        and tell the listeners (once at the end of a bulk change)."""
-        if self._bulk:
-            return
-        runners = self.runners
-        self._snapshot = Snapshot(
-            self.state,
-            self.jid,
-            tuple(HookView.of(runners[h.id]) for h in self.registry if h.id in runners),
-        )
-        for listener in list(self._change_listeners):
-            try:
-                listener()
-            except Exception:  # noqa: BLE001
-                log.exception("change listener failed")
-
-    # ------------------------------------------------------------------ internals
-
-    def _load(self, hook: Hook) -> Callable[..., Any]:
-        """Load a hook's code; with ``strict_names``, python_code that reads names
-        nobody defines (notebook variables, outside a notebook) is refused."""
-        if self.strict_names and hook.type is HookType.PYTHON_CODE:
-            names = missing_names(hook.arg, self.namespace)
-            if names:
-                raise HookLoadError(
-                    f"the code uses {', '.join(names)}, which nothing defines here (notebook "
-                    "variables?): define them in the code, or move the hook to a python_file"
-                )
-        return load_hook(hook, self.namespace)
-
-    def _install(self, hook: Hook) -> HookRunner:
-        self.registry.add(hook)
-        runner = HookRunner(
-            hook,
-            lambda: (self, self.client),
-            history=self.history,
-            queue_size=self.queue_size,
-            time_limit=self.time_limit,
-            watchdog=self.watchdog,
-            loader=self._load,
-            dead_letters=self._dead_letters_for(hook),
-        )
-        if hook.persistent and hook.catch_up:
-            runner.add_listener(self.catchup.position_moved)
-        if hook.catch_up:
-            runner.add_listener(self._caught_up)
-        for listener in self._trigger_listeners:
-            runner.add_listener(listener)
-        if runner.lossless:
-            runner.on_drained = self.catchup.restart
-        self.runners[hook.id] = runner
-        self.persistent.claim()  # before its node is subscribed: see Subscriptions.unlisten
-        runner.start()
-        self._changed()
-        return runner
-
-    def _caught_up(self, runner: HookRunner, trigger: Trigger) -> None:
-        """The last missed item of a hook ran: it is no longer "catching up"."""
-        if trigger.kind is TriggerKind.CATCH_UP and not runner.catch_up_left and not runner.held:
-            self._changed()
-
-    async def _uninstall(self, hook: Hook) -> None:
-        self.registry.remove(hook)
-        runner = self.runners.pop(hook.id, None)
-        if runner is not None:
-            await runner.stop()
-            self._retired.triggers += runner.count
-            self._retired.errors += runner.errors
-        self.persistent.release(hook.id)
-        if hook.persistent and self.catchup.positions is not None:
-            self.catchup.positions.close(hook.id)
-        self.persistent.claim()
-        self._changed()
+        return self.engine.snapshot()
 
     async def stop_runners(self) -> None:
         """Stop every hook's runs (at exit): a run in progress is not counted as done;
         the session and the hooks stay as they are."""
-        await asyncio.gather(*(runner.stop() for runner in list(self.runners.values())))
+        await self.engine.stop_runners()
 
     def save_positions(self) -> None:
         """Write the positions of persistent hooks that moved (also called at exit)."""
-        self.catchup.save_positions()
+        self.engine.positions.flush()
 
     # ---- dead letters
     # The items a hook could not run, after its retries (see :mod:`.deadletters`):
     # listed, run again or discarded here; kept in a file for persistent hooks.
 
-    def _dead_letters_for(self, hook: Hook) -> DeadLetters:
-        """A hook's dead letters as it is installed: in its file beside the positions
-        for a persistent hook (what earlier sessions left is read), else in memory."""
-        if hook.persistent and self.store is not None:
-            return DeadLetters.for_hook(self.store.account, hook.id, self.store.data_dir, self.dead_letters)
-        return DeadLetters(self.dead_letters)
-
-    def _drop_dead_letters(self, hook_id: str) -> None:
-        """A persistent hook is deleted: its dead letters go with it (the file too)."""
-        runner = self.runners.get(hook_id)
-        if runner is not None:
-            runner.dead_letters.delete()
-        elif self.store is not None:
-            DeadLetters.for_hook(self.store.account, hook_id, self.store.data_dir).delete()
-
     def failed(self, hook_id: str) -> list[dict[str, Any]]:
         """The items hook ``hook_id`` could not run, oldest first (``%hook failed``):
         ``item_id``, ``publisher``, ``payload`` (XML text), ``error``, ``traceback``,
         ``attempts``, ``first_failed`` and ``last_failed`` (times), ``outcome``."""
-        return [letter.as_dict() for letter in self._runner(hook_id).dead_letters.letters()]
+        return [letter.as_dict() for letter in self.engine.runner(hook_id).dead_letters.letters()]
 
     async def retry_failed(self, hook_id: str, item_id: str | None = None) -> list[Trigger]:
         """Run hook ``hook_id`` again on its failed items (those of item ``item_id``
@@ -766,41 +493,9 @@ class HookManager:
         that succeed are removed; the others stay, with one more attempt. A persistent
         hook that another process runs is retried there (asked through the store; the
         result is empty here)."""
-        runner = self._runner(hook_id)
-        hook = runner.hook
-        if runner.standby and runner.owner and self.store is not None:
-            # It runs in another process: ask that one, through the store.
-            self.store.request_retry(hook_id, item_id)
-            return []
-        if hook.func is None:
-            raise HookError(
-                f"hook {hook_id} does not load ({hook.load_error}): fix its code, then retry"
-            )
-        letters = runner.dead_letters.letters(item_id)
-        triggers: list[Trigger] = []
-        done: set[int] = set()
-        again = []
-        try:
-            for letter in letters:
-                trigger = await runner.run_now(
-                    letter.item(), TriggerKind.RETRY, letter.item_id, letter.publisher
-                )
-                triggers.append(trigger)
-                if trigger.outcome == Outcome.OK:
-                    done.add(letter.seq)
-                else:
-                    letter.failed_again(trigger)
-                    again.append(letter)
-        finally:  # what ran is settled even if the retry is interrupted
-            runner.dead_letters.settle(done, again)
-            self._changed()
-        return triggers
+        return await self.engine.retry_failed(hook_id, item_id)
 
     async def discard_failed(self, hook_id: str, item_id: str | None = None) -> int:
         """Drop hook ``hook_id``'s failed items (those of item ``item_id`` when given);
         returns how many."""
-        runner = self._runner(hook_id)
-        dead = runner.dead_letters
-        count = dead.settle({letter.seq for letter in dead.letters(item_id)})
-        self._changed()
-        return count
+        return self.engine.discard_failed(hook_id, item_id)

@@ -11,15 +11,17 @@ persistent hooks: items may run twice".
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import logging
 import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-__all__ = ["PeerWatch", "FEATURE", "machine_tag"]
+from .background import TaskSet
+
+__all__ = ["FEATURE", "PeerWatch", "machine_tag"]
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ class PeerWatch:
         self.on_warning = on_warning
         #: Warnings about other resources, by their full JID.
         self.warnings: dict[str, str] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()  # the resources being asked about
         disco = client.plugin["xep_0030"]
         disco.add_feature(FEATURE)
         disco.add_feature(_TAG + tag)
@@ -66,17 +68,14 @@ class PeerWatch:
         with contextlib.suppress(Exception):
             disco.del_feature(feature=FEATURE)
             disco.del_feature(feature=_TAG + self.tag)
-        for task in self._tasks:
-            task.cancel()
+        self._tasks.cancel_all()
 
     def _on_presence(self, presence: Any) -> None:
         sender = presence["from"]
         me = self.client.boundjid
         if sender.bare != me.bare or sender.full == me.full:
             return
-        task = asyncio.get_running_loop().create_task(self._look_at(sender.full))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.start(self._look_at(sender.full))
 
     def _on_gone(self, presence: Any) -> None:
         self.warnings.pop(presence["from"].full, None)
@@ -84,7 +83,7 @@ class PeerWatch:
     async def _look_at(self, full_jid: str) -> None:
         try:
             info = await self.client.plugin["xep_0030"].get_info(jid=full_jid, timeout=15)
-        except Exception:  # noqa: BLE001 - a resource that does not answer runs no hooks of ours
+        except Exception:  # a resource that does not answer runs no hooks of ours
             return
         features = set(info["disco_info"]["features"])
         if FEATURE not in features or _TAG + self.tag in features:

@@ -25,18 +25,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
+from .engine import Engine
 from .events import prepare
 from .hooks import Hook, HookError, HookType, missing_names
 from .ownership import KERNEL, SERVICE, Ownership
 from .runner import HookRunner
-from .store import HookStore, StoreError
+from .session import XmppSession
+from .store import HookStore, StoreDamaged, StoreError, StoreTooNew
 
-if TYPE_CHECKING:
-    from .manager import HookManager
-
-__all__ = ["PersistentHooks", "KERNEL", "SERVICE", "TOOL"]
+__all__ = ["KERNEL", "SERVICE", "TOOL", "PersistentHooks", "read_store"]
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +47,13 @@ POLL = 0.5
 
 
 class PersistentHooks:
-    """The persistent hooks of one manager's session."""
+    """The persistent hooks of one engine's session (through the engine's public API)."""
 
-    def __init__(self, manager: HookManager, role: str = KERNEL):
-        self.manager = manager
+    def __init__(self, engine: Engine, session: Callable[[], XmppSession | None], role: str = KERNEL):
+        self.engine = engine
+        self._session = session
         self.role = role
+        engine.on_installed.append(self.claim)
         self.ownership: Ownership | None = None
         self._store: HookStore | None = None
         self._seen: tuple[int, int, int] | None = None
@@ -93,7 +95,7 @@ class PersistentHooks:
 
     async def install(self, records: list[dict[str, Any]]) -> list[str]:
         """Install the stored hooks; returns warnings, one line each."""
-        manager = self.manager
+        engine = self.engine
         warnings: list[str] = []
         hooks = []
         self._seen = self._signature()
@@ -103,16 +105,12 @@ class PersistentHooks:
             except (KeyError, TypeError, ValueError, HookError) as exc:
                 warnings.append(f"a stored hook is unreadable ({exc}): {record!r}")
                 continue
-            if hook.id not in manager.registry:
+            if hook.id not in engine.index:
                 hooks.append((hook, bool(record.get("paused"))))
-        manager._bulk = True
-        try:
+        with engine.bulk():
             runners = [self._add(hook, paused) for hook, paused in hooks]
-        finally:
-            manager._bulk = False
-        self.claim()
         running = {r.hook.key for r in runners if r.hook.func is not None}
-        failed = await manager.catchup.resume(running)
+        failed = await engine.catchup.resume(running)
         for runner in runners:
             hook = runner.hook
             if hook.func is not None and hook.key in failed:
@@ -122,29 +120,27 @@ class PersistentHooks:
                 warnings.append(f"persistent {hook.describe()} is not running: {hook.load_error}")
         # Subscriptions we made for hooks that are gone (e.g. a crashed kernel's
         # temporary hooks): remove them now.
-        await manager.subscriptions.drop_unused(manager.registry.nodes())
+        await engine.subscriptions.drop_unused(engine.index.nodes())
         self._refuse()
         self._task = asyncio.get_running_loop().create_task(self._follow(), name="pubsub-hook-follow")
-        manager._changed()
+        engine.changed()
         return warnings
 
     def _add(self, hook: Hook, paused: bool) -> HookRunner:
         """Install a stored hook here, running or standing by."""
-        manager = self.manager
         try:
             prepare(hook)
-            hook.func = manager._load(hook)
+            hook.func = self.engine.load(hook)
         except HookError as exc:
             hook.load_error = str(exc)
-        runner = manager._install(hook)
-        runner.paused = paused
+        runner = self.engine.install(hook)
+        runner.mode.set_paused(paused)
         if hook.func is not None:
-            runner.waiting_for = self._waiting_names(hook)
+            runner.mode.wait_for(self._waiting_names(hook))
             if not self._run_here(runner):
                 self._stand_by(runner)
             else:
-                runner.inactive = bool(runner.waiting_for)
-                runner.position_unread = True  # read when its node catches up
+                runner.mode.read_position_later()  # read when its node catches up
         return runner
 
     def adopt(self, runner: HookRunner) -> None:
@@ -167,13 +163,12 @@ class PersistentHooks:
             if service is not None and hook_id not in service[1]:
                 return False  # the deployment takes it
         if ownership.try_own(hook_id):
-            runner.owner = ownership.me
+            runner.mode.run_here(ownership.me)
             return True
         return False
 
     def _stand_by(self, runner: HookRunner) -> None:
-        runner.standby = runner.inactive = True
-        runner.owner = self._owner_of(runner.hook.id)
+        runner.mode.stand_by(self._owner_of(runner.hook.id))
 
     def _owner_of(self, hook_id: str) -> str | None:
         ownership = self.ownership
@@ -189,11 +184,11 @@ class PersistentHooks:
     def _take_over(self, runner: HookRunner) -> None:
         """The process that ran the hook let go: run it here, from its stored position."""
         log.info("hook %s now runs here (%s)", runner.hook.id, self.ownership.me if self.ownership else "")
-        runner.standby = False
-        self.manager.catchup.load_positions(runner)
+        runner.mode.run_here()
+        self.engine.positions.load(runner)
         if runner.waiting_for:
             return  # it starts when the notebook defines what it needs
-        self.manager.catchup.restart(runner)
+        self.engine.catchup.restart(runner)
 
     def release(self, hook_id: str) -> None:
         if self.ownership is not None:
@@ -204,24 +199,24 @@ class PersistentHooks:
     def _waiting_names(self, hook: Hook) -> tuple[str, ...]:
         """The notebook names a persistent python_code hook reads that are not defined
         yet (in a kernel; elsewhere such a hook does not load)."""
-        if self.role != KERNEL or hook.type is not HookType.PYTHON_CODE or self.manager.strict_names:
+        if self.role != KERNEL or hook.type is not HookType.PYTHON_CODE or self.engine.config.strict_names:
             return ()
-        return tuple(missing_names(hook.arg, self.manager.namespace))
+        return tuple(missing_names(hook.arg, self.engine.namespace))
 
     def notebook_changed(self) -> None:
         """After a cell ran: start the hooks whose names are now defined."""
         changed = False
-        for runner in list(self.manager.runners.values()):
+        for runner in self.engine.index.ordered():
             if not runner.waiting_for:
                 continue
-            runner.waiting_for = self._waiting_names(runner.hook)
+            runner.mode.wait_for(self._waiting_names(runner.hook))
             if not runner.waiting_for:
                 changed = True
                 if not runner.standby:
                     log.info("hook %s: the notebook defines what it needs; it starts", runner.hook.id)
-                    self.manager.catchup.restart(runner)
+                    self.engine.catchup.restart(runner)
         if changed:
-            self.manager._changed()
+            self.engine.changed()
 
     # ------------------------------------------------------------------ following
 
@@ -239,28 +234,27 @@ class PersistentHooks:
 
     async def tick(self, look_at_owners: bool = True) -> None:
         """Apply the store's changes, and take over the hooks other processes let go."""
-        manager = self.manager
+        engine = self.engine
         changed = False
         signature = self._signature()
         if signature != self._seen:
             self._seen = signature
-            changed = await self._apply_store()
+            async with engine.lock:  # installs and removals, as a user's create and delete
+                changed = await self._apply_store()
         if look_at_owners and self.ownership is not None:
-            for runner in list(manager.runners.values()):
+            session = self._session()
+            for runner in engine.index.ordered():
                 if not (runner.hook.persistent and runner.standby):
                     continue
-                if manager.session is not None and manager.session.connected and self._run_here(runner):
+                if session is not None and session.connected and self._run_here(runner):
                     self._take_over(runner)
                     changed = True
-                else:
-                    owner = self._owner_of(runner.hook.id)
-                    if owner != runner.owner:
-                        runner.owner = owner
-                        changed = True
+                elif runner.mode.set_owner(self._owner_of(runner.hook.id)):
+                    changed = True
             self._refuse()
             self._carry_out_retries()
         if changed:
-            manager._changed()
+            engine.changed()
 
     def _carry_out_retries(self) -> None:
         """Retry the failed items of the hooks run here that another process asked for
@@ -270,18 +264,16 @@ class PersistentHooks:
             return
         for hook_id, record in self._records.items():
             request = record.get("retry_request")
-            if not request or not ownership.owns(hook_id) or hook_id not in self.manager.runners:
+            if not request or not ownership.owns(hook_id) or hook_id not in self.engine.index:
                 continue
             record.pop("retry_request", None)  # once: the store is cleared after the run
             item = request.get("item") if isinstance(request, dict) else None
-            task = asyncio.get_running_loop().create_task(self._retry(hook_id, item, request))
-            self.manager.catchup._tasks.add(task)
-            task.add_done_callback(self.manager.catchup._tasks.discard)
+            self.engine.tasks.start(self._retry(hook_id, item, request), name=f"pubsub-hook-retry {hook_id}")
 
     async def _retry(self, hook_id: str, item: str | None, request: Any) -> None:
         log.info("hook %s: retrying its failed items, as another process asked", hook_id)
         try:
-            await self.manager.retry_failed(hook_id, item)
+            await self.engine.retry_failed(hook_id, item)
         except HookError as exc:
             log.warning("hook %s: retrying its failed items: %s", hook_id, exc)
         finally:
@@ -293,7 +285,7 @@ class PersistentHooks:
 
     async def _apply_store(self) -> bool:
         """Install, remove, pause or resume what another process changed in the store."""
-        manager = self.manager
+        engine = self.engine
         store = self._store
         if store is None:
             return False
@@ -306,19 +298,17 @@ class PersistentHooks:
             return False
         self._store_error = None
         self._records = records
-        here = {h.id: h for h in manager.registry if h.persistent}
+        here = {h.id: h for h in engine.index.hooks() if h.persistent}
         changed = False
         for hook_id in sorted(here.keys() - records.keys()):
             log.info("hook %s was deleted in another process: removed here", hook_id)
-            manager.catchup.drop_position(hook_id)
-            await manager._remove(here[hook_id])
+            engine.positions.drop(hook_id)
+            await engine.remove(here[hook_id])
             changed = True
         for hook_id, record in records.items():
-            runner = manager.runners.get(hook_id)
+            runner = engine.index.get(hook_id)
             if runner is not None:
-                paused = bool(record.get("paused"))
-                if runner.paused != paused:
-                    runner.paused = paused
+                if runner.mode.set_paused(bool(record.get("paused"))):
                     changed = True
                 continue
             try:
@@ -327,17 +317,17 @@ class PersistentHooks:
                 log.warning("a stored hook is unreadable (%s): %r", exc, record)
                 continue
             log.info("hook %s was created in another process: installed here", hook_id)
-            new_node = not manager.registry.for_node(*hook.key)
+            new_node = not engine.index.for_node(*hook.key)
             runner = self._add(hook, bool(record.get("paused")))
             changed = True
             if hook.func is None:
                 continue
             if new_node:
-                failed = await manager.subscriptions.ensure([hook.key])
+                failed = await engine.subscriptions.ensure([hook.key])
                 if hook.key in failed:
                     log.warning("hook %s: %s", hook_id, failed[hook.key])
             if not runner.standby and not runner.waiting_for:
-                manager.catchup.restart(runner)
+                engine.catchup.restart(runner)
         return changed
 
     def _refuse(self) -> None:
@@ -345,7 +335,7 @@ class PersistentHooks:
         if self.role != SERVICE or self.ownership is None:
             return
         refused = frozenset(
-            r.hook.id for r in self.manager.runners.values() if r.hook.persistent and r.hook.func is None
+            r.hook.id for r in self.engine.index.ordered() if r.hook.persistent and r.hook.func is None
         )
         if refused != self._refused:
             self._refused = refused
@@ -366,11 +356,39 @@ class PersistentHooks:
     def claim(self) -> None:
         """Say which nodes this process has hooks on (see :meth:`.Ownership.claim`;
         once at the end of a bulk install)."""
-        if self.ownership is not None and not self.manager._bulk:
+        if self.ownership is not None:
             try:
-                self.ownership.claim(self.manager.registry.nodes())
+                self.ownership.claim(self.engine.index.nodes())
             except OSError as exc:
                 log.warning("cannot record the nodes this process uses: %s", exc)
 
     def claimed_elsewhere(self, key: tuple[str, str]) -> bool:
         return self.ownership is not None and self.ownership.claimed_elsewhere(key)
+
+
+def read_store(store: HookStore) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """The account's stored hooks, read before login (a refused store is an error
+    then): ``(records, those of a newer version, warnings)``. A damaged store is set
+    aside; hooks of a newer version are only listed."""
+    warnings = []
+    newer: list[dict[str, Any]] = []
+    try:
+        records = store.hooks()
+        newer = store.newer_hooks()
+        if newer:
+            warnings.append(
+                f"{len(newer)} persistent hook(s) need a newer pubsub_hook_magic "
+                "and do not run here: upgrade it in this environment"
+            )
+    except StoreTooNew as exc:
+        records, newer = [], exc.records
+        warnings.append(str(exc))
+    except StoreDamaged as exc:
+        aside = store.set_aside()
+        records = []
+        warnings.append(
+            f"{exc.args[0].split(';')[0]}: it was moved to {aside}, untouched; no "
+            "persistent hook was installed. Repair that file and move it back (or "
+            "re-create the hooks)"
+        )
+    return records, newer, warnings

@@ -1,31 +1,52 @@
-"""The hooks in memory, indexed by node, with Libervia's selection rules for delete."""
+"""The one index of installed hooks: id -> runner, and by node; Libervia's selection
+rules for delete."""
 
 from __future__ import annotations
 
 import bisect
-from typing import Iterable, Iterator
+from collections.abc import Iterator, Mapping
+from typing import Generic, Protocol, TypeVar
 
 from .hooks import Hook, HookType, normalize_arg
 
-__all__ = ["HookRegistry"]
+__all__ = ["HookIndex", "HookRegistry", "Installed"]
+
+Key = tuple[str, str]
 
 
-class HookRegistry:
-    """Every installed hook, by id and by ``(service, node)``.
+class Installed(Protocol):
+    """What the index holds: anything that carries its hook (a runner)."""
 
-    The per-node index holds tuples rebuilt on change, so the event path reads one
-    dict entry and allocates nothing. Whether a node needs a subscription is derived
-    from the index (is anything left on it?), never from a counter that could drift.
+    @property
+    def hook(self) -> Hook: ...
 
-    Changed on the session's loop only. Iterating gives an immutable tuple rebuilt at
-    each change, so reading the list from another thread never meets a dict that
-    changes under it.
+
+R = TypeVar("R", bound=Installed)
+
+
+class HookIndex(Mapping[str, R], Generic[R]):
+    """Every installed hook's runner, by hook id and by ``(service, node)``.
+
+    A read-only mapping of hook id to runner (iterated persistent first, as Libervia
+    lists them, then by creation time). The per-node index holds tuples rebuilt on
+    change, so the event path reads one dict entry and allocates nothing. Whether a
+    node needs a subscription is derived from the index (is anything left on it?),
+    never from a counter that could drift.
+
+    Changed on the session's loop only (:meth:`add`, :meth:`remove`). :meth:`ordered`
+    and :meth:`hooks` return immutable tuples rebuilt at each change, so reading them
+    from another thread never meets a dict that changes under it.
     """
 
     def __init__(self) -> None:
-        self._by_id: dict[str, Hook] = {}
-        self._by_node: dict[tuple[str, str], tuple[Hook, ...]] = {}
-        self._ordered: tuple[Hook, ...] = ()
+        self._by_id: dict[str, R] = {}
+        self._by_node: dict[Key, tuple[R, ...]] = {}
+        self._ordered: tuple[R, ...] = ()
+        self._hooks: tuple[Hook, ...] = ()
+
+    # ---- the mapping
+    def __getitem__(self, hook_id: str) -> R:
+        return self._by_id[hook_id]
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -33,42 +54,56 @@ class HookRegistry:
     def __contains__(self, hook_id: object) -> bool:
         return hook_id in self._by_id
 
-    def __iter__(self) -> Iterator[Hook]:
-        """Persistent hooks first (as Libervia lists them), then by creation time."""
-        return iter(self._ordered)
+    def __iter__(self) -> Iterator[str]:
+        return iter([entry.hook.id for entry in self._ordered])
 
+    # ---- changes
     @staticmethod
-    def _order(hook: Hook) -> tuple[bool, float]:
-        return (not hook.persistent, hook.created)
+    def _order(entry: R) -> tuple[bool, float]:
+        return (not entry.hook.persistent, entry.hook.created)
 
-    def get(self, hook_id: str) -> Hook | None:
-        return self._by_id.get(hook_id)
-
-    def add(self, hook: Hook) -> None:
+    def add(self, entry: R) -> None:
+        hook = entry.hook
         if hook.id in self._by_id:
             raise ValueError(f"a hook with id {hook.id} is already registered")
-        self._by_id[hook.id] = hook
+        self._by_id[hook.id] = entry
         ordered = list(self._ordered)
-        bisect.insort(ordered, hook, key=self._order)
-        self._ordered = tuple(ordered)
-        self._by_node[hook.key] = self._by_node.get(hook.key, ()) + (hook,)
+        bisect.insort(ordered, entry, key=self._order)
+        self._set_order(tuple(ordered))
+        self._by_node[hook.key] = (*self._by_node.get(hook.key, ()), entry)
 
-    def remove(self, hook: Hook) -> None:
-        """Remove one hook (no-op if it is not registered)."""
-        if self._by_id.pop(hook.id, None) is None:
-            return
-        rest = tuple(h for h in self._by_node.get(hook.key, ()) if h is not hook)
+    def remove(self, hook_id: str) -> R | None:
+        """Remove one hook's runner and return it (None if it is not installed)."""
+        entry = self._by_id.pop(hook_id, None)
+        if entry is None:
+            return None
+        key = entry.hook.key
+        rest = tuple(e for e in self._by_node.get(key, ()) if e is not entry)
         if rest:
-            self._by_node[hook.key] = rest
+            self._by_node[key] = rest
         else:
-            self._by_node.pop(hook.key, None)
-        self._ordered = tuple(h for h in self._ordered if h is not hook)
+            self._by_node.pop(key, None)
+        self._set_order(tuple(e for e in self._ordered if e is not entry))
+        return entry
 
-    def for_node(self, service: str, node: str) -> tuple[Hook, ...]:
-        """The hooks listening to exactly ``(service, node)`` (no prefix matching)."""
+    def _set_order(self, ordered: tuple[R, ...]) -> None:
+        self._ordered = ordered
+        self._hooks = tuple(e.hook for e in ordered)
+
+    # ---- reading
+    def ordered(self) -> tuple[R, ...]:
+        """The runners, persistent hooks first, then by creation time."""
+        return self._ordered
+
+    def hooks(self) -> tuple[Hook, ...]:
+        """The hooks, in the same order."""
+        return self._hooks
+
+    def for_node(self, service: str, node: str) -> tuple[R, ...]:
+        """The runners of the hooks on exactly ``(service, node)`` (no prefix matching)."""
         return self._by_node.get((service, node), ())
 
-    def nodes(self) -> set[tuple[str, str]]:
+    def nodes(self) -> set[Key]:
         return set(self._by_node)
 
     def select(
@@ -83,11 +118,15 @@ class HookRegistry:
         ``hook_type`` / with ``arg`` when given (empty or None matches all), and, our
         addition, that run for every event of ``events``. A ``python_file`` argument is
         made absolute before matching."""
-        matched: Iterable[Hook] = self.for_node(service, node)
+        matched = [e.hook for e in self.for_node(service, node)]
         if hook_type is not None:
             matched = [h for h in matched if h.type is hook_type]
         if arg:
             matched = [h for h in matched if h.arg == normalize_arg(h.type, arg)]
         if events:  # (ours: hooks that run for all of these events)
             matched = [h for h in matched if set(events) <= set(h.events)]
-        return list(matched)
+        return matched
+
+
+#: The former name.
+HookRegistry = HookIndex

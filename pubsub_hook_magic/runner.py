@@ -10,78 +10,76 @@ tried again up to N times, after ``retry_delay`` seconds, then twice as long eac
 (at most 5 min), the hook's later items waiting behind it (state ``retrying``); each
 attempt is a trigger. An item that still fails goes to the hook's dead letters
 (:mod:`.deadletters`).
+
+**Admission.** The runner owns what happens to an item offered to its hook
+(:meth:`HookRunner.offer`, :meth:`HookRunner.offer_event`, :meth:`HookRunner.submit`):
+
+* while the hook restarts from its position (:meth:`~HookRunner.park`), its live items
+  are *parked*, to follow the missed ones (:meth:`~HookRunner.unpark`);
+* an *inactive* hook takes nothing: in standby (another process runs it), waiting for
+  notebook names, or overflowed (a persistent hook whose queue was full: it fetches
+  from the node once drained);
+* a paused hook records what it skips; a full queue drops (temporary hooks).
+
+The mode flags change through methods only; ``inactive``, ``held`` and ``state`` are
+computed from them, never copied.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import inspect
 import logging
-import os
 import time
-import traceback
-from dataclasses import dataclass
-from typing import Any, Callable
+from collections.abc import Callable, Container
+from typing import Any
 
+from .admission import HookMode, Parked, ParkedEvent
+from .background import backoff
 from .deadletters import DeadLetter, DeadLetters
 from .dedupe import ItemRef
-from .hooks import MAX_RETRY_DELAY, Hook, HookError, source_path
+from .execution import call_hook, cancelling, describe_failure
+from .hooks import MAX_RETRY_DELAY, Hook
+from .sourcewatch import SourceWatch
 from .states import HookState, Outcome, TriggerKind
+from .trigger import Trigger
 from .watchdog import HookTimeout, Watchdog
 
-__all__ = ["Trigger", "HookRunner", "needs_newer_summary"]
+__all__ = ["RECENT_POSITIONS", "HookRunner", "Parked", "ParkedEvent", "Trigger", "needs_newer_summary"]
 
 log = logging.getLogger(__name__)
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 #: Seconds a hook's worker runs items back to back before giving the loop a turn.
 _TURN = 0.005
-#: Seconds between two checks of a hook's file for edits while items keep coming (the
-#: first item after a pause is always checked).
-_SOURCE_CHECK = 1.0
 #: How many of the last items run a hook remembers (and stores, if persistent):
 #: catch-up resumes after the newest of them still on the node, so a retracted or
 #: evicted last item is not a gap while an older one remains.
 RECENT_POSITIONS = 16
 
 
-@dataclass(slots=True)
-class Trigger:
-    """One run of a hook for one item (or one item it had to drop)."""
-
-    item_id: str | None
-    publisher: str | None
-    received: float  # wall-clock time the item arrived
-    started: float | None = None  # wall-clock time the hook started
-    duration: float | None = None  # seconds
-    outcome: Outcome = Outcome.PENDING
-    error: str | None = None  # "ValueError: message"
-    traceback: str | None = None
-    payload: Any = None  # the item stanza (for display and replay; not in as_dict)
-    ref: ItemRef | None = None  # the item as a position in its node (None: no id)
-    kind: TriggerKind = TriggerKind.LIVE
-    #: 1 for the first run of an item, 2 for its first retry (``--retry``)…
-    attempt: int = 1
-    #: This attempt failed and the item is tried again (after a delay).
-    retried: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "item_id": self.item_id,
-            "publisher": self.publisher,
-            "received": self.received,
-            "started": self.started,
-            "duration": self.duration,
-            "outcome": self.outcome,
-            "error": self.error,
-            "traceback": self.traceback,
-            "kind": self.kind,
-            "attempt": self.attempt,
-        }
-
-
 class HookRunner:
-    """Feeds one hook its items and keeps its statistics and recent triggers."""
+    """Feeds one hook its items, owns its state, and keeps its statistics and recent
+    triggers."""
+
+    #: The attempt of the item being retried (None: not retrying).
+    retry_attempt: int | None
+    #: perf_counter() when the current run started (None when idle).
+    running_since: float | None
+    #: The last items run (or skipped), oldest first: where catch-up resumes after a
+    #: restart. A single reference with an empty id means "from the node's first item".
+    ran: collections.deque[ItemRef]
+    #: The same for the last items queued: where catch-up resumes after a reconnection.
+    submitted: collections.deque[ItemRef]
+    #: Runs for publications only, unfiltered (the event path's fast lane).
+    plain: bool
+    #: Persistent hooks never drop: a full queue makes them fetch from the node later.
+    lossless: bool
+    #: For a hook that runs on retractions: the ids it saw published that should
+    #: still be on the node (catch-up reports those gone as retractions).
+    present: dict[str, None] | None
+    #: Called with (runner, "+id" / "-id" / "*") when ``present`` changes (journal),
+    #: and (on the loop) when an overflowed hook's queue has drained.
+    on_present_change: Callable[[HookRunner, str], None] | None
+    on_drained: Callable[[HookRunner], None] | None
 
     def __init__(
         self,
@@ -94,81 +92,35 @@ class HookRunner:
         watchdog: Watchdog | None = None,
         loader: Callable[[Hook], Callable[..., Any]] | None = None,
         dead_letters: DeadLetters | None = None,
+        held_nodes: Container[tuple[str, str]] = (),
     ):
         self.hook = hook
-        #: The items that still failed after the hook's retries.
         self.dead_letters = dead_letters if dead_letters is not None else DeadLetters()
-        #: The attempt of the item being retried (None: not retrying), and when its
-        #: first attempt failed.
-        self.retry_attempt: int | None = None
-        self._first_failed: float | None = None
-        #: Reloads the hook's code when its file changes on disk (None: never).
-        self.loader = loader
-        self._source = source_path(hook) if loader is not None else None
-        self._source_mtime = _mtime(self._source)
-        self._source_checked: float | None = time.perf_counter()  # None: check at the next run
+        self.retry_attempt = self._first_failed = None
+        self.source = SourceWatch(hook, loader)
         #: A persistent hook's position is stored: its digest is taken as the item is
         #: queued, before any hook can change the item.
-        self._digest_on_submit = hook.persistent and hook.catch_up
-        #: Why the last edit of the hook's file could not be loaded (the previous
-        #: version keeps running).
-        self.reload_error: str | None = None
-        self.reloads = 0
+        self._digest_on_submit = self.lossless = hook.persistent and hook.catch_up
         self._run_lock = asyncio.Lock()
-        #: Seconds one run may take; past it the run is stopped and recorded as "timeout".
-        self.time_limit = time_limit
+        self.time_limit = time_limit  # seconds one run may take (then: "timeout")
         self.watchdog = watchdog or Watchdog()
-        #: perf_counter() when the current run started (None when idle).
-        self.running_since: float | None = None
+        self.running_since = None
         self._call_args = call_args  # -> (host, client), read at each run
         self.triggers: collections.deque[Trigger] = collections.deque(maxlen=max(1, history))
-        self.count = 0
-        self.errors = 0
-        self.dropped = 0
-        self.skipped = 0
-        self.gaps = 0
-        #: The last items run (or skipped), oldest first: where catch-up resumes after a
-        #: restart. A single reference with an empty id means "from the node's first item".
-        self.ran: collections.deque[ItemRef] = collections.deque(maxlen=RECENT_POSITIONS)
-        #: The same for the last items queued: where catch-up resumes after a reconnection.
-        self.submitted: collections.deque[ItemRef] = collections.deque(maxlen=RECENT_POSITIONS)
-        #: Items of a catch-up still queued; with ``held`` (the node's missed items are
-        #: being fetched), the hook is "catching up".
-        self.catch_up_left = 0
-        self.held = False
-        #: A persistent hook's stored position is still to be read (at its catch-up).
-        self.position_unread = False
-        #: Publications skipped by the hook's ``--where`` filter.
-        self.filtered = 0
-        #: Runs for publications only, unfiltered (the event path's fast lane).
-        self.plain = tuple(hook.events) == ("publish",) and hook.filter is None
-        #: For a hook that runs on retractions: the ids it saw published that should
-        #: still be on the node (catch-up reports those gone as retractions).
-        self.present: dict[str, None] | None = {} if "retract" in hook.events else None
-        #: Its stored ``present`` ids are still to be read (at its catch-up).
-        self.present_unread = False
-        #: Takes no item: in standby (another process runs it), waiting for notebook
-        #: names, or overflowed (its queue was full). See :meth:`submit`.
-        self.inactive = False
-        #: While the hook (re)starts from its position: its live items, kept until
-        #: the missed ones are queued ((item, ref, publisher, received) each).
-        #: (Events: (element, None, their id, received, "retract"/"purge"/"delete").)
-        self.parked: list[tuple[Any, ItemRef | None, str | None, float, str | None]] | None = None
-        #: Another process of the machine runs this persistent hook (``owner`` says who).
-        self.standby = False
-        self.owner: str | None = None
-        #: Names the hook's code reads that the notebook does not define yet.
-        self.waiting_for: tuple[str, ...] = ()
-        #: Persistent hooks never drop: a full queue makes them fetch from the node later.
-        self.lossless = hook.persistent and hook.catch_up
-        self.overflowed = False
-        #: Called (on the loop) when an overflowed hook's queue has drained.
-        self.on_drained: Callable[[HookRunner], None] | None = None
-        #: A paused hook does not run: the items it skips are recorded and counted.
-        self.paused = False
+        #: Runs, failed runs, dropped (queue full), skipped (paused), gaps reported, and
+        #: publications skipped by the hook's ``--where`` filter.
+        self.count = self.errors = self.dropped = self.skipped = self.gaps = self.filtered = 0
         self.total_duration = 0.0
         self.last_duration: float | None = None
         self.last_error: Trigger | None = None
+        self.catch_up_left = 0  # items of a catch-up still queued
+        self.ran = collections.deque(maxlen=RECENT_POSITIONS)
+        self.submitted = collections.deque(maxlen=RECENT_POSITIONS)
+        self.plain = tuple(hook.events) == ("publish",) and hook.filter is None
+        self.present = {} if "retract" in hook.events else None
+        self.on_present_change = self.on_drained = None
+        #: Parked, standby, waiting, paused, overflowed, held (see :mod:`.admission`).
+        self.mode = HookMode(hook.key, held_nodes)
         self._queue: asyncio.Queue[tuple[Any, Trigger]] = asyncio.Queue(maxsize=queue_size)
         self._worker: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[HookRunner, Trigger], None]] = []
@@ -178,9 +130,7 @@ class HookRunner:
     def start(self) -> None:
         """Start the worker on the running loop (call from the session loop)."""
         if self._worker is None:
-            self._worker = asyncio.get_running_loop().create_task(
-                self._work(), name=f"pubsub-hook-{self.hook.id}"
-            )
+            self._worker = asyncio.get_running_loop().create_task(self._work(), name=f"pubsub-hook-{self.hook.id}")
 
     async def stop(self) -> None:
         """Stop the worker; an item being run is cancelled, queued ones are dropped."""
@@ -200,7 +150,97 @@ class HookRunner:
         if listener in self._listeners:
             self._listeners.remove(listener)
 
-    # ------------------------------------------------------------------ the hot path
+    # ------------------------------------------------------------------ state
+    # (Owned by ``self.mode``, see :mod:`.admission`; read here for the reports.)
+
+    @property
+    def paused(self) -> bool:
+        return self.mode.paused
+
+    @property
+    def standby(self) -> bool:
+        return self.mode.standby
+
+    @property
+    def owner(self) -> str | None:
+        return self.mode.owner
+
+    @property
+    def waiting_for(self) -> tuple[str, ...]:
+        return self.mode.waiting_for
+
+    @property
+    def inactive(self) -> bool:
+        return self.mode.inactive
+
+    @property
+    def held(self) -> bool:
+        return self.mode.held
+
+    def restore(self, positions: list[ItemRef] | None, present: list[str] | None) -> None:
+        """The position (and the present ids) its last process stored."""
+        self.mode.position_read()
+        if present is not None and self.present is not None:
+            self.present = dict.fromkeys(present)
+        if positions is not None:
+            self.set_position(positions)
+
+    @property
+    def reload_error(self) -> str | None:
+        """Why the last edit of the hook's file could not be loaded."""
+        return self.source.reload_error
+
+    @property
+    def reloads(self) -> int:
+        return self.source.reloads
+
+    # ------------------------------------------------------------------ admission
+
+    def offer(
+        self, item: Any, ref: ItemRef | None, publisher: str | None, received: float,
+        kind: TriggerKind = TriggerKind.LIVE,
+    ) -> None:
+        """A publication, for a hook that filters or follows retractions (the others
+        take :meth:`submit` straight)."""
+        mode = self.mode
+        if mode.closed:
+            mode.keep(Parked(item, ref, publisher, received))
+            return
+        hook = self.hook
+        if self.present is not None and ref is not None:
+            self.present[ref.id] = None
+            self._present_changed("+" + ref.id)
+        wanted = "publish" in hook.events
+        if not wanted or (hook.filter is not None and not hook.filter.matches(item)):
+            if wanted:
+                self.filtered += 1
+            if ref is not None:
+                self.submitted.append(ref)
+            return
+        self.submit(item, ref, publisher, received, kind)
+
+    def offer_event(
+        self, kind: str, element: Any, event_id: str, received: float,
+        trigger_kind: TriggerKind = TriggerKind.LIVE,
+    ) -> None:
+        """A retraction (``event_id``: the item's id), purge or delete (the node)."""
+        mode = self.mode
+        if mode.closed:
+            mode.keep(ParkedEvent(element, event_id, received, kind))
+            return
+        if self.present is not None:
+            if kind == "retract":
+                if self.present.pop(event_id, False) is None:
+                    self._present_changed("-" + event_id)
+            else:
+                self.present.clear()
+                self._present_changed("*")
+        if kind in self.hook.events:
+            self.submit(element, None, None, received, trigger_kind, event_id=event_id)
+
+    def _present_changed(self, change: str) -> None:
+        if self.on_present_change is not None:
+            self.on_present_change(self, change)
 
     def submit(
         self,
@@ -212,15 +252,12 @@ class HookRunner:
         event_id: str | None = None,
     ) -> None:
         """Queue ``item`` (``ref``: its id and payload, None if it has no id) for the
-        hook; count it as dropped if the queue is full, and as skipped while the hook
-        is paused. A persistent hook drops nothing: when its queue is full it stops
-        taking items, and fetches them from the node once the queue has drained.
-        An inactive hook (standby, waiting, overflowed) takes nothing; a restarting
-        one parks its live items until its missed ones are queued."""
-        if self.parked is not None:
-            self.parked.append((item, ref, publisher, received, None))
-            return
-        if self.inactive:
+        hook (the hot path); count it as dropped if the queue is full, and as skipped
+        while the hook is paused. A persistent hook drops nothing: when its queue is
+        full it stops taking items, and fetches them from the node once drained."""
+        mode = self.mode
+        if mode.closed:
+            mode.keep(Parked(item, ref, publisher, received))
             return
         if ref is not None and ref.id:
             trigger = Trigger(ref.id, publisher, received, payload=item, ref=ref, kind=kind)
@@ -229,7 +266,7 @@ class HookRunner:
                 ref.digest  # noqa: B018 - computed once per item, shared by its hooks
         else:  # an item without id, or an event (retract, purge, delete: its id or node)
             trigger = Trigger(event_id, publisher, received, payload=item, kind=kind)
-        if self.paused:
+        if mode.paused:
             self.skipped += 1
             trigger.outcome = Outcome.SKIPPED
             if trigger.ref is not None:
@@ -243,7 +280,7 @@ class HookRunner:
                 # Nothing is lost: the item stays on the node, and the hook resumes
                 # from its last queued item when its queue has drained.
                 self.submitted.pop()
-                self.inactive = self.overflowed = True
+                mode.overflow()
                 return
             self.dropped += 1
             trigger.outcome = Outcome.DROPPED
@@ -257,6 +294,8 @@ class HookRunner:
     def pending(self) -> int:
         return self._queue.qsize()
 
+    # ------------------------------------------------------------------ running
+
     async def _work(self) -> None:
         queue = self._queue
         lock = self._run_lock
@@ -264,7 +303,7 @@ class HookRunner:
         turn_ends = clock() + _TURN
         while True:
             if queue.empty():
-                self._source_checked = None  # idle: the next item starts a burst
+                self.source.check_next_run()  # idle: the next item starts a burst
             item, trigger = await queue.get()
             async with lock:
                 await self.run(item, trigger)
@@ -275,8 +314,7 @@ class HookRunner:
             # others, the stream or the writes, while a burst is still drained in bulk
             # (one turn per item would let a socket read of many items overflow the queue).
             if clock() >= turn_ends or queue.empty():
-                if self.overflowed and queue.empty() and self.on_drained is not None:
-                    self.overflowed = False
+                if queue.empty() and self.mode.overflowed and self.mode.drained() and self.on_drained:
                     self.on_drained(self)
                 await asyncio.sleep(0)
                 turn_ends = clock() + _TURN
@@ -286,18 +324,13 @@ class HookRunner:
         failed item again; return the new attempt's trigger. A stop of the runner
         during the wait cancels it."""
         try:
-            await asyncio.sleep(backoff(self.hook.retry_delay, failed.attempt))
+            await asyncio.sleep(backoff(self.hook.retry_delay, failed.attempt, MAX_RETRY_DELAY))
         except asyncio.CancelledError:
             self.retry_attempt = None
             raise
         trigger = Trigger(
-            failed.item_id,
-            failed.publisher,
-            failed.received,
-            payload=item,
-            ref=failed.ref,
-            kind=failed.kind,
-            attempt=failed.attempt + 1,
+            failed.item_id, failed.publisher, failed.received, payload=item, ref=failed.ref,
+            kind=failed.kind, attempt=failed.attempt + 1,
         )
         async with self._run_lock:
             return await self.run(item, trigger)
@@ -313,38 +346,13 @@ class HookRunner:
             payload=item,
             kind=TriggerKind(kind),
         )
-        self._source_checked = None  # the file may have been edited just before
+        self.source.check_next_run()  # the file may have been edited just before
         async with self._run_lock:
             return await self.run(item, trigger)
 
-    def _check_source(self) -> None:
-        """Reload the hook if its file changed; a broken edit keeps the old code."""
-        mtime = _mtime(self._source)
-        if mtime == self._source_mtime:
-            return
-        self._source_mtime = mtime
-        if mtime is None:
-            self.reload_error = f"{self._source} is gone; the loaded version keeps running"
-            return
-        try:
-            self.hook.func = self.loader(self.hook)  # type: ignore[misc]
-        except HookError as exc:
-            edited = time.strftime("%H:%M", time.localtime(mtime / 1e9))
-            # Shown as "runs the previous version: the edit at 12:01 does not load: …"
-            self.reload_error = f"the edit at {edited} does not load: {exc}"
-            log.warning("hook %s runs the previous version: %s", self.hook.id, self.reload_error)
-        else:
-            self.reload_error = None
-            self.reloads += 1
-            log.info("hook %s reloaded from %s", self.hook.id, self._source)
-
     async def run(self, item: Any, trigger: Trigger) -> Trigger:
         """Run the hook once for ``item``, recording the outcome on ``trigger``."""
-        if self._source is not None:
-            checked, now = self._source_checked, time.perf_counter()
-            if checked is None or now - checked >= _SOURCE_CHECK:
-                self._source_checked = now
-                self._check_source()
+        self.source.before_run()
         func = self.hook.func
         host, client = self._call_args()
         limit = self.time_limit
@@ -353,26 +361,15 @@ class HookRunner:
         try:
             if func is None:
                 raise RuntimeError(self.hook.load_error or "the hook's code is not loaded")
-            with self.watchdog.guard(limit):
-                result = func(host, client, item)
-            if inspect.isawaitable(result):
-                guard = self.watchdog.guard_await(limit and limit - (time.perf_counter() - start))
-                try:
-                    with guard:
-                        await result
-                except asyncio.CancelledError:
-                    if not guard.fired:
-                        raise
-                    asyncio.current_task().uncancel()  # type: ignore[union-attr]
-                    raise HookTimeout() from None
+            await call_hook(func, host, client, item, self.watchdog, limit)
         except HookTimeout as exc:
             self._fail(trigger, exc, outcome=Outcome.TIMEOUT)
             trigger.error = f"ran longer than its time limit ({limit:g} s): stopped"
         except asyncio.CancelledError:
-            if _cancelling():
+            if cancelling():
                 raise  # the runner is stopping
             self._fail(trigger, asyncio.CancelledError("the hook was cancelled"))
-        except BaseException as exc:  # noqa: BLE001 - a hook must never stop the session
+        except BaseException as exc:  # a hook must never stop the session
             self._fail(trigger, exc)
         else:
             trigger.outcome = Outcome.OK
@@ -431,20 +428,18 @@ class HookRunner:
         moves past the item)."""
         if trigger.kind not in (TriggerKind.LIVE, TriggerKind.CATCH_UP):
             return False  # replay, test, retry: one-off runs
-        failed = trigger.outcome in (Outcome.ERROR, Outcome.TIMEOUT)
-        if not failed:
+        if trigger.outcome not in (Outcome.ERROR, Outcome.TIMEOUT):
             self.retry_attempt = None
             return False
-        now = time.time()
         if trigger.attempt == 1:
-            self._first_failed = now
-        if trigger.attempt <= self.hook.retry and not _cancelling():
+            self._first_failed = time.time()
+        if trigger.attempt <= self.hook.retry and not cancelling():
             self.retry_attempt = trigger.attempt + 1
             return True
         self.retry_attempt = None
         try:
             self.dead_letters.add(DeadLetter.of(trigger, trigger.attempt, self._first_failed))
-        except Exception:  # noqa: BLE001 - never stop the hook for its bookkeeping
+        except Exception:  # never stop the hook for its bookkeeping
             log.exception("hook %s: cannot keep the failed item %s", self.hook.id, trigger.item_id)
         return False
 
@@ -452,12 +447,7 @@ class HookRunner:
         self.errors += 1
         self.last_error = trigger
         trigger.outcome = outcome
-        trigger.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        # Drop our own frames: the traceback starts in the hook's code.
-        tb = exc.__traceback__
-        while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-            tb = tb.tb_next
-        trigger.traceback = "".join(traceback.format_exception(type(exc), exc, tb))
+        trigger.error, trigger.traceback = describe_failure(exc)
         attempt = ""
         if self.hook.retry and trigger.kind in (TriggerKind.LIVE, TriggerKind.CATCH_UP):
             attempt = f" (attempt {trigger.attempt} of {self.hook.retry + 1})"
@@ -468,7 +458,7 @@ class HookRunner:
         for listener in self._listeners:
             try:
                 listener(self, trigger)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("trigger listener failed")
 
     # ------------------------------------------------------------------ reporting
@@ -479,17 +469,18 @@ class HookRunner:
 
     @property
     def state(self) -> HookState:
+        mode = self.mode
         if self.hook.func is None:
             return HookState.BROKEN
-        if self.standby:
+        if mode.standby:
             return HookState.STANDBY
-        if self.waiting_for:
+        if mode.waiting_for:
             return HookState.WAITING
-        if self.paused:
+        if mode.paused:
             return HookState.PAUSED
         if self.retry_attempt is not None:
             return HookState.RETRYING
-        if self.held or self.catch_up_left > 0 or self.parked is not None or self.overflowed:
+        if mode.held or self.catch_up_left > 0 or mode.parking or mode.overflowed:
             return HookState.CATCHING_UP
         return HookState.ACTIVE
 
@@ -543,25 +534,6 @@ class HookRunner:
         }
 
 
-def backoff(first: float, attempt: int) -> float:
-    """Seconds to wait after the failed attempt number ``attempt`` (1: the first run)
-    before the next: ``first``, then twice as long each time, at most 5 min."""
-    return min(first * 2.0 ** min(attempt - 1, 64), MAX_RETRY_DELAY)
-
-
-def _cancelling() -> bool:
-    task = asyncio.current_task()
-    return bool(task is not None and task.cancelling())
-
-
-def _mtime(path: str | None) -> int | None:
-    if path is None:
-        return None
-    try:
-        return os.stat(path).st_mtime_ns
-    except OSError:
-        return None
-
 
 def needs_newer_summary(record: dict[str, Any]) -> dict[str, Any]:
     """A stored hook this version cannot run, as ``list_hooks`` shows it."""
@@ -577,3 +549,4 @@ def needs_newer_summary(record: dict[str, Any]) -> dict[str, Any]:
         "last_duration": None, "mean_duration": None, "recent": [], "owner": None,
         "waiting_for": [], "failed": 0, "attempt": None,
     }
+

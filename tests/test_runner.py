@@ -127,9 +127,9 @@ def test_paused_hook_skips_and_counts():
     async def main():
         runner = make_runner(lambda h, c, i: seen.append(i["id"]))
         runner.start()
-        runner.paused = True
+        runner.mode.set_paused(True)
         feed(runner, ["a", "b"])
-        runner.paused = False
+        runner.mode.set_paused(False)
         feed(runner, ["c"])
         await until(lambda: runner.count == 1)
         await runner.stop()
@@ -334,8 +334,15 @@ def test_retry_settings_are_stored_old_records_get_the_defaults_and_bad_ones_ref
 
 
 def test_backoff_doubles_from_the_delay_and_is_capped():
-    from pubsub_hook_magic.runner import backoff
+    from pubsub_hook_magic.background import Backoff, backoff
+    from pubsub_hook_magic.hooks import MAX_RETRY_DELAY
 
-    assert [backoff(1.0, n) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 8.0]
-    assert backoff(1.0, 20) == 300.0 and backoff(1.0, 10_000) == 300.0
-    assert backoff(0.0, 3) == 0.0
+    assert [backoff(1.0, n, MAX_RETRY_DELAY) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 8.0]
+    assert backoff(1.0, 20, MAX_RETRY_DELAY) == 300.0 and backoff(1.0, 10_000, MAX_RETRY_DELAY) == 300.0
+    assert backoff(0.0, 3, MAX_RETRY_DELAY) == 0.0
+    delays = Backoff(0.5, 30.0, jitter=0.2)
+    waits = [delays.next_delay() for _ in range(8)]
+    assert all(0.5 * 2**i <= w <= 0.5 * 2**i * 1.2 for i, w in enumerate(waits[:6]))
+    assert 30.0 <= waits[-1] <= 36.0
+    delays.reset()
+    assert delays.delay == 0.5

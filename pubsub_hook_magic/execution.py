@@ -1,0 +1,53 @@
+"""Calling a hook's code once: sync or async, under its time limit, and what a
+failure looks like in a trigger (the traceback starts in the hook's code)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from .watchdog import HookTimeout, Watchdog
+
+__all__ = ["call_hook", "cancelling", "describe_failure"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+async def call_hook(
+    func: Callable[..., Any], host: Any, client: Any, item: Any, watchdog: Watchdog, limit: float | None
+) -> None:
+    """``func(host, client, item)``, awaited if it returns an awaitable; past ``limit``
+    seconds it is stopped with :class:`HookTimeout`. Whatever it raises propagates."""
+    start = time.perf_counter()
+    with watchdog.guard(limit):
+        result = func(host, client, item)
+    if inspect.isawaitable(result):
+        guard = watchdog.guard_await(limit and limit - (time.perf_counter() - start))
+        try:
+            with guard:
+                await result
+        except asyncio.CancelledError:
+            if not guard.fired:
+                raise
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            raise HookTimeout() from None
+
+
+def describe_failure(exc: BaseException) -> tuple[str, str]:
+    """``("ValueError: message", traceback)``, the traceback without our own frames."""
+    error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        tb = tb.tb_next
+    return error, "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+def cancelling() -> bool:
+    """Whether the running task is being cancelled (the runner stops)."""
+    task = asyncio.current_task()
+    return bool(task is not None and task.cancelling())
