@@ -119,7 +119,7 @@ async def ours(
 
     tmp = tempfile.mkdtemp(prefix="phm-micro-")
     manager = HookManager(data_dir=tmp, time_limit=time_limit)
-    session = XmppSession("alice@localhost/bench", "pw", on_item=manager._on_item, host="127.0.0.1", port=1, tls=False)
+    session = XmppSession("alice@localhost/bench", "pw", on_item=manager.engine.live.on_item, host="127.0.0.1", port=1, tls=False)
     session.client = session._make_client()
     manager.session = session
     if kind == "python_file" and not arg:
@@ -132,15 +132,15 @@ async def ours(
     def install(node: str) -> Any:
         t = HookType.parse(kind)
         hook = Hook(service="pubsub.localhost", node=node, type=t, arg=normalize_arg(t, arg),
-                    id=new_hook_id(lambda i: i in manager.registry))
-        loader = getattr(manager, "_load", None)
+                    id=new_hook_id(lambda i: i in manager.runners))
+        loader = manager.engine.load
         if loader is not None:
             hook.func = loader(hook)
         else:  # older versions of the package
             from pubsub_hook_magic.hooks import load_hook
 
             hook.func = load_hook(hook, manager.namespace)
-        manager._install(hook)
+        manager.engine.install(hook)
         return manager.runners[hook.id]
 
     for i in range(other_hooks):
@@ -200,7 +200,7 @@ def xep0060_items_handler_beside_ours(manager: Any, session: Any) -> None:
     from slixmpp.xmlstream.matcher import StanzaPath
 
     plugin = session.client.plugin["xep_0060"]
-    session._xep_0060_items = None
+    session.client.plugin["pubsub_hook_magic"].xep_0060_items = None
     session.client.register_handler(
         Callback("Pubsub Event: Items", StanzaPath("message/pubsub_event/items"), plugin._handle_event_items)
     )

@@ -407,8 +407,8 @@ class HookRole:
 
     async def cmd_stats(self) -> dict[str, Any]:
         return {
-            "hooks": len(self.manager.registry),
-            "nodes": len(self.manager.registry.nodes()),
+            "hooks": len(self.manager.runners),
+            "nodes": len(self.manager.runners.nodes()),
             "events": self.manager.session.events_received,
         }
 

@@ -21,7 +21,6 @@ import collections
 import hashlib
 import time
 from typing import Any
-
 from xml.etree.ElementTree import tostring
 
 __all__ = ["ItemRef", "RecentItems", "payload_digest", "payload_fingerprint"]

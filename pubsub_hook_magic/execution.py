@@ -4,6 +4,7 @@ failure looks like in a trigger (the traceback starts in the hook's code)."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import os
 import time
@@ -13,7 +14,7 @@ from typing import Any
 
 from .watchdog import HookTimeout, Watchdog
 
-__all__ = ["call_hook", "cancelling", "describe_failure"]
+__all__ = ["call_hook", "call_on_loop", "cancelling", "describe_failure"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -51,3 +52,24 @@ def cancelling() -> bool:
     """Whether the running task is being cancelled (the runner stops)."""
     task = asyncio.current_task()
     return bool(task is not None and task.cancelling())
+
+
+def call_on_loop(
+    loop: asyncio.AbstractEventLoop | None, func: Callable[..., Any], *args: Any
+) -> concurrent.futures.Future[Any]:
+    """Run ``func(*args)`` on ``loop`` (another thread's: the kernel's) and return a
+    future of its result; without a loop (or a closed one) it runs at once, here."""
+    future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+    def call() -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(func(*args))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+    if loop is None or loop.is_closed():
+        call()
+    else:
+        loop.call_soon_threadsafe(call)
+    return future

@@ -39,6 +39,7 @@ from typing import Any
 from .dedupe import ItemRef
 from .engine import Engine, EngineConfig
 from .events import Event, parse_events, prepare
+from .execution import call_on_loop
 from .hooks import Hook, HookError, HookType, new_hook_id, normalize_arg
 from .peers import PeerWatch, machine_tag
 from .persistence import KERNEL, TOOL, PersistentHooks, read_store
@@ -50,6 +51,7 @@ from .snapshot import Snapshot
 from .states import SessionState
 from .store import HookStore, PositionStore
 from .subscriptions import Subscriptions, is_pep
+from .summary import HookSummary
 from .trigger import Trigger
 
 __all__ = ["HookManager"]
@@ -128,15 +130,6 @@ class HookManager(OneOffRuns):
         """The installed hooks' runners by id (read on the session's loop only)."""
         return self.engine.index
 
-    registry = runners
-
-    @property
-    def catchup(self) -> Any:
-        return self.engine.catchup
-
-    @property
-    def live(self) -> Any:
-        return self.engine.live
 
     def configure(self, **options: Any) -> None:
         """Change how hooks installed from now on run: ``history``, ``queue_size``,
@@ -159,21 +152,7 @@ class HookManager(OneOffRuns):
         """Run ``func(*args)`` on the kernel's main loop (where widgets and the notebook's
         own asyncio code live) and return a future of its result. Without a kernel loop
         it runs at once, on the calling thread."""
-        future: concurrent.futures.Future = concurrent.futures.Future()
-
-        def call() -> None:
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(func(*args))
-                except BaseException as exc:  # noqa: BLE001
-                    future.set_exception(exc)
-
-        loop = self.kernel_loop
-        if loop is None or loop.is_closed():
-            call()
-        else:
-            loop.call_soon_threadsafe(call)
-        return future
+        return call_on_loop(self.kernel_loop, func, *args)
 
     async def run_in_kernel(self, func: Callable[..., Any], *args: Any) -> Any:
         """``await host.run_in_kernel(func, ...)``: :meth:`call_in_kernel`, awaited."""
@@ -415,7 +394,7 @@ class HookManager(OneOffRuns):
         """Every installed hook, persistent first (safe from any thread)."""
         return list(self.engine.index.hooks())
 
-    def list_hooks(self) -> list[dict[str, Any]]:
+    def list_hooks(self) -> list[HookSummary]:
         """Every hook with its statistics and recent triggers (JSON-ready); stored
         hooks that need a newer version of the package are listed too, not run."""
         listed = [runner.summary() for runner in self.engine.index.ordered()]

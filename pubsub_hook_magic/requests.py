@@ -82,6 +82,21 @@ class NodeRequests:
         except RequestError as exc:
             raise HookError(str(exc)) from None
 
+    async def create_node(
+        self, service: str | None, node: str, config: dict[str, str] | None = None
+    ) -> tuple[str, str]:
+        """Create ``node`` on ``service`` (your own PEP by default), with ``config``
+        (``pubsub#`` fields, e.g. ``{"pubsub#access_model": "open"}``), as Libervia's
+        ``li pubsub node create``. Returns ``(service, node)`` as created."""
+        session = self._require_session()
+        if not node:
+            raise HookError("a node is needed: give it with -n NODE")
+        service = bare_jid(service, "service JID") if service else session.bare
+        try:
+            return service, await session.create_node(service, node, config or {})
+        except RequestError as exc:
+            raise HookError(str(exc)) from None
+
 
 
 class OneOffRuns(NodeRequests):

@@ -35,13 +35,14 @@ from collections.abc import Callable, Container
 from typing import Any
 
 from .admission import HookMode, Parked, ParkedEvent
-from .background import backoff
-from .deadletters import DeadLetter, DeadLetters
+from .deadletters import DeadLetters
 from .dedupe import ItemRef
 from .execution import call_hook, cancelling, describe_failure
-from .hooks import MAX_RETRY_DELAY, Hook
+from .hooks import Hook
+from .retries import Retries
 from .sourcewatch import SourceWatch
 from .states import HookState, Outcome, TriggerKind
+from .summary import HookSummary, needs_newer, summarize
 from .trigger import Trigger
 from .watchdog import HookTimeout, Watchdog
 
@@ -60,8 +61,6 @@ class HookRunner:
     """Feeds one hook its items, owns its state, and keeps its statistics and recent
     triggers."""
 
-    #: The attempt of the item being retried (None: not retrying).
-    retry_attempt: int | None
     #: perf_counter() when the current run started (None when idle).
     running_since: float | None
     #: The last items run (or skipped), oldest first: where catch-up resumes after a
@@ -96,7 +95,7 @@ class HookRunner:
     ):
         self.hook = hook
         self.dead_letters = dead_letters if dead_letters is not None else DeadLetters()
-        self.retry_attempt = self._first_failed = None
+        self.retries = Retries(hook, self.dead_letters)
         self.source = SourceWatch(hook, loader)
         #: A persistent hook's position is stored: its digest is taken as the item is
         #: queued, before any hook can change the item.
@@ -184,6 +183,11 @@ class HookRunner:
             self.present = dict.fromkeys(present)
         if positions is not None:
             self.set_position(positions)
+
+    @property
+    def retry_attempt(self) -> int | None:
+        """The attempt of the item being retried (None: not retrying)."""
+        return self.retries.attempt
 
     @property
     def reload_error(self) -> str | None:
@@ -324,9 +328,9 @@ class HookRunner:
         failed item again; return the new attempt's trigger. A stop of the runner
         during the wait cancels it."""
         try:
-            await asyncio.sleep(backoff(self.hook.retry_delay, failed.attempt, MAX_RETRY_DELAY))
+            await asyncio.sleep(self.retries.delay(failed))
         except asyncio.CancelledError:
-            self.retry_attempt = None
+            self.retries.stopped()
             raise
         trigger = Trigger(
             failed.item_id, failed.publisher, failed.received, payload=item, ref=failed.ref,
@@ -383,7 +387,7 @@ class HookRunner:
         """Account for a run that ended. An item is done (its position moves) once it
         ran, or failed its last attempt; a run interrupted because the runner stops
         (a kernel shutting down) is not, and runs again in the next owner."""
-        retried = trigger.retried = self._settle_attempt(trigger)
+        retried = trigger.retried = self.retries.settle(trigger)
         if trigger.kind is TriggerKind.CATCH_UP and not retried:
             self.catch_up_left -= 1
         if trigger.ref is not None and trigger.kind in (TriggerKind.LIVE, TriggerKind.CATCH_UP) and not retried:
@@ -421,27 +425,6 @@ class HookRunner:
             f"ones before it (it keeps {kept} item(s)): items published in between were lost"
         )
         self._record(trigger)
-
-    def _settle_attempt(self, trigger: Trigger) -> bool:
-        """After a run of a queued item: whether it is tried again (``--retry``); a
-        failure without retries left goes to the dead letters (before the position
-        moves past the item)."""
-        if trigger.kind not in (TriggerKind.LIVE, TriggerKind.CATCH_UP):
-            return False  # replay, test, retry: one-off runs
-        if trigger.outcome not in (Outcome.ERROR, Outcome.TIMEOUT):
-            self.retry_attempt = None
-            return False
-        if trigger.attempt == 1:
-            self._first_failed = time.time()
-        if trigger.attempt <= self.hook.retry and not cancelling():
-            self.retry_attempt = trigger.attempt + 1
-            return True
-        self.retry_attempt = None
-        try:
-            self.dead_letters.add(DeadLetter.of(trigger, trigger.attempt, self._first_failed))
-        except Exception:  # never stop the hook for its bookkeeping
-            log.exception("hook %s: cannot keep the failed item %s", self.hook.id, trigger.item_id)
-        return False
 
     def _fail(self, trigger: Trigger, exc: BaseException, outcome: Outcome = Outcome.ERROR) -> None:
         self.errors += 1
@@ -488,65 +471,13 @@ class HookRunner:
     def mean_duration(self) -> float | None:
         return self.total_duration / self.count if self.count else None
 
-    def summary(self, recent: bool = True) -> dict[str, Any]:
+    def summary(self, recent: bool = True) -> HookSummary:
         """The hook and its statistics, JSON-ready (``%hook list -O json``); without
         the recent triggers when ``recent`` is false (the table's cheap refresh)."""
-        hook = self.hook
-        last = self.last_trigger
-        return {
-            "id": hook.id,
-            "service": hook.service,
-            "node": hook.node,
-            "type": hook.type.value,
-            "arg": hook.arg,
-            "persistent": hook.persistent,
-            "created": hook.created,
-            "state": self.state.value,
-            "owner": self.owner,
-            "waiting_for": list(self.waiting_for),
-            "events": list(hook.events),
-            "where": hook.where,
-            "filtered": self.filtered,
-            "load_error": hook.load_error,
-            "triggers": self.count,
-            "errors": self.errors,
-            "dropped": self.dropped,
-            "skipped": self.skipped,
-            "gaps": self.gaps,
-            "retry": hook.retry,
-            "retry_delay": hook.retry_delay,
-            "attempt": self.retry_attempt,  # of the item being retried (None: not retrying)
-            "failed": len(self.dead_letters),  # dead letters: %hook failed ID
-            "failed_dropped": self.dead_letters.dropped,
-            "reloads": self.reloads,
-            "reload_error": self.reload_error,
-            "catch_up": hook.catch_up,
-            "paused": self.paused,
-            "pending": self.pending,
-            "running_for": (
-                time.perf_counter() - self.running_since if self.running_since is not None else None
-            ),
-            "last_trigger": last.as_dict() if last else None,
-            "last_error": self.last_error.as_dict() if self.last_error else None,
-            "last_duration": self.last_duration,
-            "mean_duration": self.mean_duration,
-            "recent": [t.as_dict() for t in self.triggers] if recent else [],
-        }
+        return summarize(self.hook, self, recent=recent)
 
 
-
-def needs_newer_summary(record: dict[str, Any]) -> dict[str, Any]:
+def needs_newer_summary(record: dict[str, Any]) -> HookSummary:
     """A stored hook this version cannot run, as ``list_hooks`` shows it."""
-    return {
-        "id": str(record.get("id", "?")), "service": str(record.get("service", "")),
-        "node": str(record.get("node", "")), "type": str(record.get("type", "")),
-        "arg": str(record.get("arg", "")), "persistent": True,
-        "created": record.get("created"), "state": HookState.NEEDS_NEWER.value,
-        "load_error": "written by a newer pubsub_hook_magic: upgrade it to run this hook here",
-        "triggers": 0, "errors": 0, "dropped": 0, "skipped": 0, "gaps": 0, "reloads": 0,
-        "reload_error": None, "catch_up": bool(record.get("catch_up", True)), "paused": False,
-        "pending": 0, "running_for": None, "last_trigger": None, "last_error": None,
-        "last_duration": None, "mean_duration": None, "recent": [], "owner": None,
-        "waiting_for": [], "failed": 0, "attempt": None,
-    }
+    return needs_newer(record)
 

@@ -42,6 +42,8 @@ class HookState(StrEnum):
     BROKEN = "broken"
     #: Stored by a newer version of the package, in a form this one cannot read: not run.
     NEEDS_NEWER = "needs a newer version"
+    #: Stored and loadable, but not installed in this process (``pubsub-hook list``).
+    STORED = "stored"
 
 
 class Outcome(StrEnum):

@@ -777,7 +777,7 @@ class TableHub:
         manager = self.manager
         now = time.time()
         runners = manager.runners
-        summaries = {h.id: runners[h.id].summary(recent=False) for h in manager.registry}
+        summaries = {hook_id: runner.summary(recent=False) for hook_id, runner in runners.items()}
         last_runs = {hook_id: _last_run(runners[hook_id]) for hook_id in summaries}
         header = self._header(now)
         with self.lock:
@@ -814,7 +814,7 @@ class TableHub:
         errors = sum(r.errors for r in runners)
         failed = sum(len(r.dead_letters) for r in runners if hasattr(r, "dead_letters"))
         totals = (
-            f"{text} — {len(manager.registry)} hook(s), {triggers} trigger(s), "
+            f"{text} — {len(manager.runners)} hook(s), {triggers} trigger(s), "
             f"<span class='{'phm-err' if errors else ''}'>{errors} error(s)</span>"
             + (f", <span class='phm-err'>{failed} failed item(s)</span>" if failed else "")
         )

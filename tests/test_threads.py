@@ -98,14 +98,15 @@ def test_kernel_thread_reads_while_the_loop_changes_hooks(shell, server, publish
         loop.set_debug(True)  # a loop method called from another thread raises
         loop.slow_callback_duration = 60.0  # no "Executing ... took" noise on 2 cores
         loop.set_exception_handler(lambda _loop, context: loop_errors.append(context))
-        plain = manager.runners
-        runners = LoopOnlyDict(plain, loop_thread.thread)
-        for owner in (manager, manager.catchup):  # every holder of the same dict
-            for name, value in list(vars(owner).items()):
-                if value is plain:
-                    setattr(owner, name, runners)
-        assert manager.runners is runners and manager.catchup.runners is runners
+        # The one index of installed hooks: its dicts may be read on the loop only
+        # (its ordered tuples are immutable, for any thread).
+        index = manager.engine.index
+        runners = LoopOnlyDict(index._by_id, loop_thread.thread)
+        by_node = LoopOnlyDict(index._by_node, loop_thread.thread)
+        index._by_id, index._by_node = runners, by_node
+        assert manager.runners is index and manager.engine.catchup.index is index
         guard["runners"] = runners
+        guard["by_node"] = by_node
 
     loop_thread.run(arm(), 10)
     caplog.set_level(logging.WARNING)
@@ -208,7 +209,8 @@ def test_kernel_thread_reads_while_the_loop_changes_hooks(shell, server, publish
 
     assert all(rows == ids for rows in loop_thread.run(table_rows(), 10))
 
-    assert not guard["runners"].strangers, guard["runners"].strangers[0]
+    for guarded in guard.values():
+        assert not guarded.strangers, guarded.strangers[0]
     assert not loop_errors, loop_errors[0]
     bad = [
         r.getMessage()

@@ -10,11 +10,11 @@ import pytest
 
 pytest.importorskip("slixmpp")
 
-from slixmpp import ClientXMPP  # noqa: E402
-from slixmpp.stanza import Message  # noqa: E402
+from slixmpp import ClientXMPP
+from slixmpp.stanza import Message
 
-from pubsub_hook_magic.session import XmppSession  # noqa: E402
-from pubsub_hook_magic.xmpp_plugin import PLUGIN, close_client  # noqa: E402
+from pubsub_hook_magic.session import XmppSession
+from pubsub_hook_magic.xmpp_plugin import PLUGIN, close_client
 
 EVENT = (
     "<message xmlns='jabber:client' from='pubsub.localhost/x' to='alice@localhost/r' type='headline'>"
