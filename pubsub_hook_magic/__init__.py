@@ -5,6 +5,26 @@ hooks; :class:`Hook`, :class:`HookType` describe them. See the README.
 
 The IPython extension (load, unload, and the session handed over by ``%reload_ext``)
 is :mod:`.extension`.
+
+The map (docs/ARCHITECTURE.md has the whole table). Two threads: the kernel's, and the
+session's loop thread, which owns everything the engine holds; the kernel's thread
+crosses over only through :class:`.loopthread.LoopThread` and reads immutable
+:mod:`.snapshot` values.
+
+* the façade: :mod:`.manager` (``HookManager``), :mod:`.actions`;
+* the engine (session loop): :mod:`.engine` (the API), :mod:`.registry` (the one
+  index), :mod:`.runner` with :mod:`.admission`, :mod:`.execution`, :mod:`.retries`,
+  :mod:`.sourcewatch`; :mod:`.live` (the event path), :mod:`.catchup`,
+  :mod:`.positions`, :mod:`.background`;
+* XMPP: :mod:`.session`, :mod:`.xmpp_plugin` (the only one touching slixmpp's
+  internals), :mod:`.xmpp_reconnect`, :mod:`.xmpp_requests`, :mod:`.subscriptions`,
+  :mod:`.peers`;
+* storage and processes: :mod:`.store`, :mod:`.deadletters`, :mod:`.ownership`,
+  :mod:`.persistence` (the coordinator);
+* vocabulary: :mod:`.states`, :mod:`.hooks`, :mod:`.events`, :mod:`.trigger`,
+  :mod:`.summary`;
+* commands and front ends: :mod:`.commands` (the one registry), :mod:`.magics`,
+  :mod:`.table`, :mod:`.cli`, :mod:`.extension`.
 """
 
 from __future__ import annotations

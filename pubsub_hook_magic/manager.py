@@ -44,7 +44,7 @@ from .hooks import Hook, HookError, HookType, new_hook_id, normalize_arg
 from .peers import PeerWatch, machine_tag
 from .persistence import KERNEL, TOOL, PersistentHooks, read_store
 from .registry import HookIndex
-from .requests import OneOffRuns
+from .actions import OneOffRuns
 from .runner import HookRunner, needs_newer_summary
 from .session import XmppSession, bare_jid
 from .snapshot import Snapshot

@@ -1,4 +1,4 @@
-"""The façade's requests that install nothing: publishing, retracting, listing and
+"""The façade's actions that install nothing: publishing, retracting, listing and
 creating nodes (:class:`NodeRequests`), and one-off runs of a hook, replayed or on a
 test item (:class:`OneOffRuns`). :class:`.HookManager` inherits them; they go through
 the session and the engine's public API only."""
