@@ -224,6 +224,7 @@ class Engine:
             self._bulk -= 1
         if not self._bulk:
             self._installed()
+            self.changed()
 
     def changed(self) -> None:
         """Something users see changed (on the session's loop): publish a new snapshot

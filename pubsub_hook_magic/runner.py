@@ -232,6 +232,10 @@ class HookRunner:
         if mode.closed:
             mode.keep(ParkedEvent(element, event_id, received, kind))
             return
+        if kind in self.hook.events:
+            self.submit(element, None, None, received, trigger_kind, event_id=event_id)
+            if mode.overflowed:
+                return  # the node is read again once drained: what it lost is found then
         if self.present is not None:
             if kind == "retract":
                 if self.present.pop(event_id, False) is None:
@@ -239,8 +243,6 @@ class HookRunner:
             else:
                 self.present.clear()
                 self._present_changed("*")
-        if kind in self.hook.events:
-            self.submit(element, None, None, received, trigger_kind, event_id=event_id)
 
     def _present_changed(self, change: str) -> None:
         if self.on_present_change is not None:
@@ -283,7 +285,8 @@ class HookRunner:
             if self.lossless:
                 # Nothing is lost: the item stays on the node, and the hook resumes
                 # from its last queued item when its queue has drained.
-                self.submitted.pop()
+                if trigger.ref is not None:
+                    self.submitted.pop()  # (appended above: an item with an id)
                 mode.overflow()
                 return
             self.dropped += 1
