@@ -18,31 +18,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import importlib.util
 import logging
 import os
 import signal
 import sys
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 from . import __version__, formatting
 from .account import account_from_args, resolve_jid
-from .commands import (
-    add_connect_arguments,
-    add_create_arguments,
-    add_delete_arguments,
-    add_failed_arguments,
-    add_retry_arguments,
-    create_options,
-)
+from .commands import COMMANDS, add_connect_arguments, create_options
+from .commands.hooks import delete_selection
 from .deadletters import DeadLetters
-from .hooks import Hook, HookError
+from .hooks import Hook, HookError, HookType, compile_code
 from .manager import HookManager
 from .persistence import SERVICE, TOOL
 from .runner import HookRunner, Trigger
 from .session import bare_jid
 from .states import HookState, Outcome
 from .store import HookStore, default_data_dir
+from .summary import HookSummary, needs_newer, summarize
 
 __all__ = ["main"]
 
@@ -68,38 +65,39 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("--jid", default=None, help="the account (default: $XMPP_JID)")
 
-    p = sub.add_parser("create", help="create a persistent hook (validated, subscribed)")
-    account(p)
-    add_connect_arguments(p)
-    add_create_arguments(p)
+    def shared(name: str, connects: bool, **kwargs: Any) -> argparse.ArgumentParser:
+        """The sub-command ``name`` with the flags of ``%hook name`` (the registry's)."""
+        p = sub.add_parser(name, **kwargs)
+        account(p)
+        if connects:
+            add_connect_arguments(p)
+        arguments = COMMANDS[name].arguments
+        if arguments is not None:
+            arguments(p)
+        return p
 
-    p = sub.add_parser("delete", help="delete hooks (all those on the node, narrowed by -t and -a)")
-    account(p)
-    add_connect_arguments(p)
-    add_delete_arguments(p)
+    shared("create", True, help="create a persistent hook (validated, subscribed)")
+    shared("delete", True, help=COMMANDS["delete"].help)
 
     p = sub.add_parser("list", help="list the account's persistent hooks (no connection)")
     account(p)
     p.add_argument("-O", "--output", choices=("text", "json"), default="text")
 
-    p = sub.add_parser("failed", help="list the items a persistent hook could not run (no connection)")
-    account(p)
-    add_failed_arguments(p)
-
-    p = sub.add_parser(
+    shared("failed", False, help="list the items a persistent hook could not run (no connection)")
+    shared(
         "retry",
+        True,
         help="run a persistent hook again on its failed items (connects), or --discard them",
         description="Connect, run hook ID here on its failed items, in order, and remove "
         "those that succeed; --discard drops them without connecting.",
     )
-    account(p)
-    add_connect_arguments(p)
-    add_retry_arguments(p)
 
     p = sub.add_parser("run", help="connect and run the account's persistent hooks until stopped")
     account(p, positional=True)
     add_connect_arguments(p)
-    p.add_argument("--grace", type=float, default=5.0, metavar="S", help="seconds in-flight hooks get to finish at stop")
+    p.add_argument(
+        "--grace", type=float, default=5.0, metavar="S", help="seconds in-flight hooks get to finish at stop"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="log errors only, not every trigger")
     return parser
 
@@ -190,14 +188,10 @@ async def _create(args: Any) -> int:
 
 
 async def _delete(args: Any) -> int:
-    if not args.node and not args.id:
-        raise _Fail("give the node of the hooks to delete (-n NODE), or --id ID")
+    positional, keywords = delete_selection(args)
     manager, _warnings = await _connect(args)
     try:
-        count = await manager.delete_hooks(
-            args.service or None, args.node or None, args.type or None, args.arg or None,
-            hook_id=args.id or None, events=args.event or None,
-        )
+        count = await manager.delete_hooks(*positional, **keywords)
         print(f"{count} hook(s) have been deleted")
     finally:
         await manager.disconnect()
@@ -205,14 +199,53 @@ async def _delete(args: Any) -> int:
 
 
 def _list(args: Any) -> int:
-    records = HookStore(bare_jid(args.jid)).hooks()
-    summaries = []
-    for record in records:
-        hook = Hook.from_record(record)
-        dead = DeadLetters.for_hook(bare_jid(args.jid), hook.id)
-        summaries.append(HookRunner(hook, lambda: (None, None), dead_letters=dead).summary())
+    """The account's stored hooks, read from the store: none is loaded or run here."""
+    account = bare_jid(args.jid)
+    store = HookStore(account)
+    summaries = [_stored_summary(account, record) for record in store.hooks()]
+    summaries += [needs_newer(record) for record in store.newer_hooks()]
     print(formatting.hooks_json(summaries) if args.output == "json" else formatting.hooks_text(summaries))
     return 0
+
+
+def _stored_summary(account: str, record: dict[str, Any]) -> HookSummary:
+    """A stored hook as ``list`` shows it: ``paused`` if it is, ``broken`` if its code
+    cannot load (checked without running it), else ``stored``."""
+    try:
+        hook = Hook.from_record(record)
+    except (KeyError, TypeError, ValueError, HookError) as exc:
+        return needs_newer(record) | {"state": HookState.BROKEN.value, "load_error": f"unreadable record: {exc}"}
+    problem = _load_problem(hook)
+    paused = bool(record.get("paused"))
+    state = HookState.BROKEN if problem is not None else HookState.PAUSED if paused else HookState.STORED
+    dead = DeadLetters.for_hook(account, hook.id)
+    summary = summarize(hook, state=state, dead_letters=dead, load_error=problem)
+    summary["paused"] = paused
+    return summary
+
+
+def _load_problem(hook: Hook) -> str | None:
+    """Why ``hook`` would not load (None: it should), found without running its code:
+    its code compiles, its file exists and compiles, its module's package is found."""
+    try:
+        if hook.type is HookType.PYTHON_CODE:
+            compile_code(hook.arg, f"<hook {hook.id}>")
+        elif hook.type is HookType.PYTHON_FILE:
+            path = Path(hook.arg)
+            if not path.is_file():
+                return f"{hook.arg} does not exist: give the path of a Python file"
+            compile(path.read_text(encoding="utf-8"), str(path), "exec", dont_inherit=True)
+        else:
+            top = hook.arg.partition(":")[0].split(".")[0]
+            if not top.isidentifier() or importlib.util.find_spec(top) is None:
+                return f"no module named {top!r}: install it, or give another module"
+    except HookError as exc:
+        return str(exc)
+    except SyntaxError as exc:
+        return f"{hook.arg}, line {exc.lineno}: SyntaxError: {exc.msg}"
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return f"cannot read {hook.arg}: {exc}"
+    return None
 
 
 def _failed(args: Any) -> int:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .states import SessionState
 
@@ -42,7 +43,7 @@ def seconds(value: float | None) -> str:
     return f"{value:.1f} s"
 
 
-def hooks_json(summaries: Sequence[dict[str, Any]]) -> str:
+def hooks_json(summaries: Sequence[Mapping[str, Any]]) -> str:
     """The hooks as a stable JSON array (one object per hook)."""
     return json.dumps(list(summaries), indent=2, ensure_ascii=False)
 
@@ -50,7 +51,7 @@ def hooks_json(summaries: Sequence[dict[str, Any]]) -> str:
 _COLUMNS = ("id", "service", "node", "type", "arg", "persistent", "state", "triggers", "errors", "last trigger")
 
 
-def hooks_text(summaries: Sequence[dict[str, Any]]) -> str:
+def hooks_text(summaries: Sequence[Mapping[str, Any]]) -> str:
     """The hooks as an aligned text table (persistent first); ``No hook found.`` if none."""
     if not summaries:
         return "No hook found."
@@ -95,7 +96,7 @@ def hooks_text(summaries: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _events_note(summary: dict[str, Any]) -> str:
+def _events_note(summary: Mapping[str, Any]) -> str:
     """`` for retract`` / `` where EXPR (3 filtered)``: what fires the hook, when it is
     not every publication."""
     events = summary.get("events") or ["publish"]

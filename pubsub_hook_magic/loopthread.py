@@ -2,17 +2,20 @@
 
 This is how the notebook talks to the XMPP session without touching the kernel's own
 loop (the pattern of Dask's synchronous ``Client``): synchronous code submits a
-coroutine with :meth:`LoopThread.run` and waits for its result with a timeout. Events
-keep flowing on the thread while a notebook cell blocks, and a timeout or an interrupt
-in the caller cancels the coroutine but leaves the loop alive.
+coroutine with :meth:`LoopThread.run` (or a plain function with :meth:`LoopThread.call`)
+and waits for its result with a timeout. Events keep flowing on the thread while a
+notebook cell blocks, and a timeout or an interrupt in the caller cancels the coroutine
+but leaves the loop alive.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 __all__ = ["LoopThread"]
 
@@ -69,6 +72,35 @@ class LoopThread:
             future.cancel()
             raise
 
+    def call(self, func: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
+        """Call the plain function ``func(*args)`` on the loop and wait for its result
+        (to read what the loop owns, without a wrapper coroutine).
+
+        Raises what ``func`` raises; ``TimeoutError`` if the loop does not get to it in
+        ``timeout`` seconds (it is then not called). Refused from the loop's own thread.
+        """
+        if self.in_thread():
+            raise RuntimeError("LoopThread.call() called from its own loop: call the function directly")
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def target() -> None:
+            if not future.set_running_or_notify_cancel():
+                return  # the caller gave up
+            try:
+                future.set_result(func(*args))
+            except BaseException as exc:  # handed to the caller
+                future.set_exception(exc)
+
+        self.loop.call_soon_threadsafe(target)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(f"no answer within {timeout:g} s") from None
+        except BaseException:
+            future.cancel()
+            raise
+
     def call_soon(self, func: Callable[..., Any], *args: Any) -> None:
         """Call ``func(*args)`` on the loop, from any thread."""
         self.loop.call_soon_threadsafe(func, *args)
@@ -86,10 +118,8 @@ class LoopThread:
             await self.loop.shutdown_asyncgens()
 
         if not self.in_thread():
-            try:
+            with contextlib.suppress(TimeoutError, RuntimeError):
                 self.run(cancel_all(), timeout)
-            except (TimeoutError, RuntimeError):
-                pass
         self.loop.call_soon_threadsafe(self.loop.stop)
         if not self.in_thread():
             self._thread.join(timeout)

@@ -107,25 +107,27 @@ def summarize(
     last, last_error = runner.last_trigger, runner.last_error
     running_since = runner.running_since
     summary.update(
-        owner=runner.owner,
-        waiting_for=list(runner.waiting_for),
-        filtered=runner.filtered,
-        triggers=runner.count,
-        errors=runner.errors,
-        dropped=runner.dropped,
-        skipped=runner.skipped,
-        gaps=runner.gaps,
-        attempt=runner.retry_attempt,
-        reloads=runner.reloads,
-        reload_error=runner.reload_error,
-        paused=runner.paused,
-        pending=runner.pending,
-        running_for=time.perf_counter() - running_since if running_since is not None else None,
-        last_trigger=last.as_dict() if last else None,
-        last_error=last_error.as_dict() if last_error else None,
-        last_duration=runner.last_duration,
-        mean_duration=runner.mean_duration,
-        recent=[t.as_dict() for t in runner.triggers] if recent else [],
+        {
+            "owner": runner.owner,
+            "waiting_for": list(runner.waiting_for),
+            "filtered": runner.filtered,
+            "triggers": runner.count,
+            "errors": runner.errors,
+            "dropped": runner.dropped,
+            "skipped": runner.skipped,
+            "gaps": runner.gaps,
+            "attempt": runner.retry_attempt,
+            "reloads": runner.reloads,
+            "reload_error": runner.reload_error,
+            "paused": runner.paused,
+            "pending": runner.pending,
+            "running_for": time.perf_counter() - running_since if running_since is not None else None,
+            "last_trigger": last.as_dict() if last else None,
+            "last_error": last_error.as_dict() if last_error else None,
+            "last_duration": runner.last_duration,
+            "mean_duration": runner.mean_duration,
+            "recent": [t.as_dict() for t in runner.triggers] if recent else [],
+        }
     )
     return summary
 

@@ -1,8 +1,17 @@
-"""Parsing of %hook lines: Libervia's flags, verbatim python_code, clear errors."""
+"""Parsing of %hook lines: Libervia's flags, verbatim python_code, clear errors; the
+registry of sub-commands and its dispatch, with a stand-in for the façade (no kernel,
+no server)."""
+
+import asyncio
+import pathlib
+import re
+import types
 
 import pytest
 
+from pubsub_hook_magic import commands
 from pubsub_hook_magic.commands import CommandError, HelpShown, parse_command, tokenize
+from pubsub_hook_magic.commands.parsing import parts
 
 
 def test_tokenize_handles_quotes_and_offsets():
@@ -31,7 +40,9 @@ def test_python_code_with_odd_quotes_is_not_tokenized():
 
 def test_python_file_takes_one_argument_and_options_anywhere():
     args = parse_command("create ~/hook.py -n urn:xmpp:microblog:0 -t python_file --persistent")
-    assert (args.arg, args.node, args.type, args.persistent) == ("~/hook.py", "urn:xmpp:microblog:0", "python_file", True)
+    assert (args.arg, args.node, args.type, args.persistent) == (
+        "~/hook.py", "urn:xmpp:microblog:0", "python_file", True
+    )
     with pytest.raises(CommandError, match="one argument"):
         parse_command("create -n n -t python_file a.py b.py")
     with pytest.raises(CommandError, match="needs a file path"):
@@ -93,3 +104,180 @@ def test_delete_flags_follow_libervia():
     assert (args.service, args.node, args.type, args.arg) == ("pubsub.localhost", "news", "python_file", "./hook.py")
     args = parse_command("delete -n news")
     assert (args.type, args.arg) == ("", "")
+
+
+# ---------------------------------------------------------------------- the registry
+
+
+class FakeManager:
+    """Stands for the HookManager: records the façade calls."""
+
+    jid = None
+
+    def __init__(self):
+        self.calls = []
+
+    def hooks(self):
+        return []
+
+    def list_hooks(self):
+        self.calls.append(("list_hooks",))
+        return []
+
+    def status(self):
+        return {"state": "disconnected", "jid": None, "hooks": 0}
+
+    def configure(self, **options):
+        self.calls.append(("configure", options))
+
+    async def create_node(self, service, node, config=None):
+        self.calls.append(("create_node", service, node, config))
+        return service or "me@example.org", node
+
+    async def delete_hooks(self, *args, **kwargs):
+        self.calls.append(("delete_hooks", args, kwargs))
+        return 2
+
+    async def set_paused(self, hook_id, paused):
+        self.calls.append(("set_paused", hook_id, paused))
+        return types.SimpleNamespace(id=hook_id)
+
+    async def nodes(self, service=None):
+        return [("news", "News"), ("blog", "blog")]
+
+    async def disconnect(self):
+        self.calls.append(("disconnect",))
+
+
+class FakeContext:
+    """The Context a handler gets, without IPython or a loop thread."""
+
+    timeout, time_limit, list_format = 30.0, 60.0, "text"
+    user_ns: dict = {}  # noqa: RUF012 - read only
+    log_records = types.SimpleNamespace(recent=lambda n: [])
+
+    def __init__(self):
+        self.manager = FakeManager()
+
+    def run(self, coro, timeout=None):
+        return asyncio.run(coro)
+
+    def call(self, fn, *args, timeout=None):
+        return fn(*args)
+
+    def apply_config(self):
+        self.manager.configure(history=50)
+
+    def show_table(self, text):
+        return False
+
+
+def run_line(line, capsys=None):
+    ctx = FakeContext()
+    commands.dispatch(ctx, parse_command(line))
+    return ctx.manager.calls, (capsys.readouterr().out if capsys else "")
+
+
+def test_every_sub_command_has_a_handler_and_help():
+    assert commands.names()[0] == "connect" and len(commands.names()) == len(set(commands.names()))
+    for name, spec in commands.COMMANDS.items():
+        assert spec.help, name
+        assert spec.run is not None or spec.children, name
+        assert f"usage: %hook {name}" in commands.full_help(), name
+    assert list(parts(commands.parser()).subparsers) == commands.names()
+
+
+def test_the_missing_sub_command_error_lists_the_registry():
+    with pytest.raises(CommandError) as error:
+        parse_command("")
+    message = str(error.value)
+    assert message.startswith("%hook needs a sub-command: connect, ") and message.endswith("(see %hook -h)")
+    assert all(re.search(rf"\b{name}\b", message) for name in commands.names())
+
+
+def test_dispatch_calls_the_facade(capsys):
+    calls, out = run_line("node create -n news --access-model open -f max_items 10", capsys)
+    assert calls == [("create_node", None, "news", {"pubsub#max_items": "10", "pubsub#access_model": "open"})]
+    assert out == "Created node news on me@example.org.\n"
+    calls, out = run_line("delete -n news -t python_code", capsys)
+    assert calls == [("delete_hooks", (None, "news", "python_code", None), {"hook_id": None, "events": None})]
+    assert out == "2 hook(s) have been deleted\n"
+    calls, out = run_line("pause ab12", capsys)
+    assert calls == [("set_paused", "ab12", True)] and out == "Paused hook ab12.\n"
+    _calls, out = run_line("nodes", capsys)
+    assert out == "news  (News)\nblog\n"
+    _calls, out = run_line("list", capsys)
+    assert out == "No hook found.\n"
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("node", "give an action: %hook node create -n NODE"),
+        ("delete", "give the node of the hooks to delete (-n NODE), or --id ID"),
+        ("replay h1 --item i1 --last 2", "give --item or --last, not both"),
+        ("node create", "the following arguments are required: -n/--node"),
+        ("publish -n news", "give the item's payload"),
+        ("status", None),
+    ],
+)
+def test_handler_errors_are_command_errors(line, message):
+    if message is None:
+        run_line(line)
+        return
+    with pytest.raises(CommandError, match=re.escape(message)):
+        run_line(line)
+
+
+def test_readme_documents_every_sub_command():
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    table = readme.split("## Commands", 1)[1].split("\n\n", 3)[2]
+    for name in commands.names():
+        assert f"`%hook {name}" in table, f"the README's Commands table lacks %hook {name}"
+
+
+def test_cli_shares_the_registry_flags():
+    from pubsub_hook_magic.cli import build_parser
+
+    cli = build_parser()
+    args = cli.parse_args(["create", "--jid", "a@b", "-n", "news", "--retry", "2", "-t", "python_code", "pass"])
+    assert (args.node, args.retry, args.type, args.arg) == ("news", 2, "python_code", ["pass"])
+    assert commands.create_options(args)["retry"] == 2
+    args = cli.parse_args(["delete", "--id", "h1"])
+    assert (args.id, args.node) == ("h1", "")
+
+
+@pytest.fixture
+def shell_with_fake_session():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from pubsub_hook_magic.loopthread import LoopThread
+
+    InteractiveShell.clear_instance()
+    ip = InteractiveShell.instance(history_length=0)
+    ip.extension_manager.load_extension("pubsub_hook_magic")
+    magics = ip._pubsub_hook_magics  # noqa: SLF001 - where the extension keeps them
+    magics._loop_thread, magics._manager = LoopThread(), FakeManager()  # noqa: SLF001 - the first %hook's session
+    yield ip, magics
+    ip.extension_manager.unload_extension("pubsub_hook_magic")
+    InteractiveShell.clear_instance()
+
+
+def test_the_magic_turns_errors_into_usage_errors(shell_with_fake_session, capsys):
+    from IPython.core.error import UsageError
+
+    ip, magics = shell_with_fake_session
+    with pytest.raises(UsageError, match=re.escape("give an action: %hook node create -n NODE")):
+        ip.run_line_magic("hook", "node")
+    with pytest.raises(UsageError, match="invalid choice"):
+        ip.run_line_magic("hook", "list -O yaml")
+    ip.run_line_magic("hook", "node create -n news")
+    assert capsys.readouterr().out == "Created node news on me@example.org.\n"
+
+    async def never(*args, **kwargs):
+        await asyncio.sleep(60)
+
+    magics.manager.create_node = never
+    magics.timeout = 0.1
+    with pytest.raises(UsageError, match=re.escape("did not answer within 0.1 s; check %hook status")):
+        ip.run_line_magic("hook", "node create -n news")

@@ -1,0 +1,302 @@
+"""The sub-commands on hooks: ``create``, ``list``, ``delete``, ``pause`` and ``resume``.
+
+``create`` parses its own line: the code of a ``python_code`` hook (the rest of the
+line, or the cell of ``%%hook create``) is taken verbatim.
+"""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from collections.abc import Iterator
+from typing import Any
+
+from .. import formatting
+from ..hooks import HookError, HookType, missing_names
+from ..states import HookState
+from .parsing import CommandError, Token, option_value, parts, split_verbatim, tokenize
+from .registry import Context, command, parser, subparser
+
+__all__ = [
+    "FORMATS",
+    "add_create_arguments",
+    "add_delete_arguments",
+    "create_options",
+    "default_type_hint",
+    "hook_id_argument",
+]
+
+FORMATS = ("table", "text", "json")
+
+
+def hook_id_argument(p: argparse.ArgumentParser, where: str = "%%hook list") -> None:
+    p.add_argument("id", help=f"the hook's id (see {where})")
+
+
+def add_create_arguments(p: argparse.ArgumentParser) -> None:
+    """Libervia's flags of ``create``."""
+    p.add_argument("-s", "--service", default="", help="PubSub service JID (default: your own JID, i.e. PEP)")
+    p.add_argument("-n", "--node", required=True, help="node to hook")
+    p.add_argument(
+        "-t",
+        "--type",
+        default=None,
+        choices=[t.value for t in HookType],
+        help="hook type (default: python; python_code for %%%%hook)",
+    )
+    p.add_argument("-P", "--persistent", action="store_true", help="store the hook: installed again at every connect")
+    p.add_argument(
+        "--no-catch-up",
+        dest="catch_up",
+        action="store_false",
+        help="do not run the items published while the session was away (at connect, "
+        "after a reconnection)",
+    )
+    _add_retry_flags(p)
+    _add_event_flags(p)
+    p.add_argument("arg", nargs="*", metavar="ARG", help="module, file or code")
+
+
+def _add_retry_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--retry",
+        type=int,
+        default=0,
+        metavar="N",
+        help="try a failed run (an error, or the time limit) again up to N times, the "
+        "hook's later items waiting; an item that still fails is kept in the hook's "
+        "failed items (default: 0)",
+    )
+    p.add_argument(
+        "--retry-delay",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="seconds before the first retry, twice as long before each next one, at "
+        "most 5 min (default: 1)",
+    )
+
+
+def _add_event_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-e",
+        "--event",
+        default=None,
+        metavar="EVENT[,EVENT]",
+        help="the events the hook runs for: publish (default), retract, purge, delete; the "
+        "hook tells them apart by item.name ('item', 'retract', 'purge', 'delete')",
+    )
+    p.add_argument(
+        "--where",
+        default=None,
+        metavar="XPATH",
+        help="run only for publications whose payload matches this ElementTree XPath "
+        "(e.g. \".[@type='note']\" or '{urn:x}author'); the others count as filtered",
+    )
+    p.add_argument(
+        "--ns",
+        action="append",
+        default=[],
+        metavar="PREFIX=URI",
+        help="a namespace prefix for --where (repeatable)",
+    )
+
+
+def create_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of ``HookManager.create_hook`` that ``create``'s flags give
+    (shared by ``%hook create`` and ``pubsub-hook create``)."""
+    return {
+        "catch_up": args.catch_up,
+        "retry": args.retry,
+        "retry_delay": args.retry_delay,
+        "events": args.event,
+        "where": args.where,
+        "namespaces": args.ns,
+    }
+
+
+def default_type_hint(args: argparse.Namespace, message: str) -> str:
+    """``message`` (a failed create) with a hint when ``-t`` was left out and the type
+    defaulted to ``python`` (a module name): ``%hook create -n news pass`` meant code."""
+    if getattr(args, "type_given", True) or args.type != "python":
+        return message
+    return (
+        f"{message} (no -t: the type defaulted to python, a module name; for code give "
+        "-t python_code, or use %%hook create with the code in the cell)"
+    )
+
+
+# ---------------------------------------------------------------------- create
+
+
+def parse_create(line: str, tokens: Iterator[Token], cell: str | None) -> argparse.Namespace:
+    """``create``: options, then the hook's argument; for ``python_code`` the rest of
+    the line (or the cell) verbatim."""
+    options = parts(subparser("create")).options
+    words, code_start = split_verbatim(tokens, options, stop_at_dashes=True)
+    hook_type = option_value(words, options, "--type")
+    if hook_type is None and cell is None and code_start is not None:
+        # -t may follow the argument of a module or file hook: look at the whole line.
+        hook_type = option_value([t.text for t in tokenize(line)][1:], options, "--type")
+    type_given = hook_type is not None
+    hook_type = hook_type or ("python_code" if cell is not None else "python")
+    if cell is not None or hook_type == "python_code":
+        args = _code_hook(line, words, code_start, cell, hook_type)
+    else:
+        args = _one_argument_hook(line, hook_type)
+    if not args.arg.strip():
+        raise CommandError("a python_code hook needs code: give it after the options, or use %%hook create")
+    args.type_given = type_given
+    return args
+
+
+def _code_hook(
+    line: str, words: list[str], code_start: int | None, cell: str | None, hook_type: str
+) -> argparse.Namespace:
+    args = parser().parse_args(["create", *words])
+    args.type = hook_type
+    if cell is None:
+        args.arg = line[code_start:].strip() if code_start is not None else ""
+        return args
+    if hook_type != "python_code":
+        raise CommandError("%%hook create runs the cell as python_code: drop -t, or use %hook create")
+    if code_start is not None:
+        raise CommandError("%%hook create takes its code from the cell: give no code on the line")
+    args.arg = cell
+    return args
+
+
+def _one_argument_hook(line: str, hook_type: str) -> argparse.Namespace:
+    """Other types take one argument; options may also follow it, as in argparse."""
+    args = parser().parse_args([t.text for t in tokenize(line)])
+    args.type = hook_type
+    if len(args.arg) != 1:
+        what = "a module name" if hook_type == "python" else "a file path"
+        if not args.arg:
+            raise CommandError(f"a {hook_type} hook needs {what} after the options")
+        raise CommandError(f"a {hook_type} hook takes one argument, got {len(args.arg)}: quote a path with spaces")
+    args.arg = args.arg[0]
+    return args
+
+
+@command(
+    "create",
+    help="create a hook on a node",
+    description="Create a hook: every item published to NODE of SERVICE calls it as "
+    "hook(host, client, item). With %%hook create, the cell is python_code.",
+    epilog=textwrap.dedent(
+        """\
+        types:
+          python       ARG is a module (package.module) with a function hook;
+                       package.module:function names another function
+          python_file  ARG is a Python file defining hook (path made absolute)
+          python_code  the rest of the line (or the cell) is code, run with host,
+                       client and item set, in the notebook's namespace; may await
+        """
+    ),
+    arguments=add_create_arguments,
+    parse=parse_create,
+)
+def create(ctx: Context, args: argparse.Namespace) -> None:
+    ctx.apply_config()
+    manager = ctx.manager
+    try:
+        hook = ctx.run(
+            manager.create_hook(
+                args.service or None, args.node, args.type, args.arg, persistent=args.persistent, **create_options(args)
+            )
+        )
+    except HookError as exc:
+        raise CommandError(default_type_hint(args, str(exc))) from None
+    print(f"Created {hook.describe()}.")
+    for note in hook.notes:
+        print(f"Note: {note}")
+    view = manager.snapshot().hook(hook.id)
+    if view is not None and view.state == HookState.STANDBY:
+        print(f"It runs in {view.owner or 'the account service'}; standby here.")
+    if hook.type is HookType.PYTHON_CODE:
+        _print_missing_names(hook, ctx.user_ns)
+
+
+def _print_missing_names(hook: Any, user_ns: dict[str, Any]) -> None:
+    names = missing_names(hook.arg, user_ns)
+    if names:
+        print(f"Note: the code uses {', '.join(names)}, not defined in the notebook yet.")
+    notebook_names = missing_names(hook.arg, {})
+    if hook.persistent and notebook_names:
+        print(
+            f"After a kernel restart it waits for {', '.join(notebook_names)} until a "
+            "cell defines them; its items run then."
+        )
+
+
+# ---------------------------------------------------------------------- list, delete
+
+
+def _list_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-O", "--output", choices=FORMATS, default=None, help="output format (default: table)")
+
+
+@command("list", help="list the hooks, their triggers and errors", arguments=_list_arguments)
+def list_hooks(ctx: Context, args: argparse.Namespace) -> None:
+    output = args.output or ctx.list_format
+    summaries = ctx.call(ctx.manager.list_hooks)  # read on the session loop: no torn statistics
+    if output == "json":
+        print(formatting.hooks_json(summaries))
+    elif output != "table" or not ctx.show_table(formatting.hooks_text(summaries)):
+        print(formatting.hooks_text(summaries))
+
+
+def add_delete_arguments(p: argparse.ArgumentParser) -> None:
+    """Libervia's flags of ``delete``."""
+    p.add_argument("-s", "--service", default="", help="PubSub service JID (default: your own JID)")
+    p.add_argument("-n", "--node", default="", help="node of the hooks")
+    types = ["", *(t.value for t in HookType)]
+    p.add_argument("-t", "--type", default="", choices=types, help="only hooks of this type")
+    p.add_argument(
+        "-a", "--arg", default="", help="only hooks with this argument (a python_file path is made absolute)"
+    )
+    p.add_argument("--id", default="", help="delete the one hook with this id")
+    p.add_argument("-e", "--event", default="", metavar="EVENT[,EVENT]", help="only hooks that run for these events")
+
+
+#: Without a node or an id, ``delete`` refuses (shared with ``pubsub-hook delete``).
+DELETE_NEEDS = "give the node of the hooks to delete (-n NODE), or --id ID"
+
+
+def delete_selection(args: argparse.Namespace) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The arguments of ``HookManager.delete_hooks`` that ``delete``'s flags give."""
+    if not args.node and not args.id:
+        raise CommandError(DELETE_NEEDS)
+    return (
+        (args.service or None, args.node or None, args.type or None, args.arg or None),
+        {"hook_id": args.id or None, "events": args.event or None},
+    )
+
+
+@command(
+    "delete",
+    help="delete hooks (all those on the node, narrowed by -t and -a)",
+    description="Delete the hooks on NODE of SERVICE; -t and -a narrow the selection "
+    "(empty matches all). Persistent hooks are removed from the store too.",
+    arguments=add_delete_arguments,
+)
+def delete(ctx: Context, args: argparse.Namespace) -> None:
+    positional, keywords = delete_selection(args)
+    count = ctx.run(ctx.manager.delete_hooks(*positional, **keywords))
+    print(f"{count} hook(s) have been deleted")
+
+
+# ---------------------------------------------------------------------- pause, resume
+
+
+@command("pause", help="pause a hook: the items it skips are counted", arguments=hook_id_argument)
+def pause(ctx: Context, args: argparse.Namespace) -> None:
+    hook = ctx.run(ctx.manager.set_paused(args.id, True))
+    print(f"Paused hook {hook.id}.")
+
+
+@command("resume", help="resume a paused hook", arguments=hook_id_argument)
+def resume(ctx: Context, args: argparse.Namespace) -> None:
+    hook = ctx.run(ctx.manager.set_paused(args.id, False))
+    print(f"Resumed hook {hook.id}.")

@@ -1,0 +1,153 @@
+"""Tokenizing a ``%hook`` line, and the argparse parser that raises instead of exiting.
+
+Lines are tokenized POSIX-style (quotes removed), except the code of a ``python_code``
+hook and the XML of ``publish`` / ``test``: everything after the options is taken
+verbatim, quotes, ``$`` and ``{}`` included (:func:`split_verbatim`).
+
+:func:`parts` is the one place that reads argparse's private attributes (argparse
+has no public lookup of a parser's options, positionals or sub-parsers).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ..hooks import HookError
+
+__all__ = ["CommandError", "HelpShown", "Parser", "ParserParts", "Token", "parts", "split_verbatim", "tokenize"]
+
+
+class CommandError(HookError):
+    """Bad command-line input; the message says what to do."""
+
+
+class HelpShown(Exception):
+    """``-h`` was given: the help is printed, nothing else is to be done."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser that raises instead of exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise CommandError(f"{self.prog}: {message} (see {self.prog} -h)")
+
+    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
+        if message:
+            raise CommandError(message.strip())
+        raise HelpShown()
+
+
+@dataclass(frozen=True)
+class ParserParts:
+    """What completion and the verbatim parsers need to know of a parser."""
+
+    #: Every option string (``-n``, ``--node``…) to its action.
+    options: dict[str, argparse.Action]
+    #: Its actions in order (options and positionals).
+    actions: list[argparse.Action]
+    #: Its positional arguments, in order.
+    positionals: list[argparse.Action]
+    #: Its sub-parsers by name, in order (empty: none).
+    subparsers: dict[str, argparse.ArgumentParser]
+
+
+def parts(parser: argparse.ArgumentParser) -> ParserParts:
+    """The options, positionals and sub-parsers of ``parser``."""
+    actions = list(parser._actions)  # noqa: SLF001 - argparse has no public lookup
+    subparsers: dict[str, argparse.ArgumentParser] = {}
+    for action in actions:
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            subparsers = dict(action.choices)
+    return ParserParts(
+        options=dict(parser._option_string_actions),  # noqa: SLF001
+        actions=actions,
+        positionals=[a for a in actions if not a.option_strings and not isinstance(a, argparse._SubParsersAction)],  # noqa: SLF001
+        subparsers=subparsers,
+    )
+
+
+# ---------------------------------------------------------------------- tokenizing
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str  # with quotes removed and escapes applied
+    start: int  # offset of its first character in the line
+
+
+def tokenize(line: str) -> Iterator[Token]:
+    """Split ``line`` like a POSIX shell (quotes and backslashes), with offsets."""
+    i, n = 0, len(line)
+    while i < n:
+        while i < n and line[i].isspace():
+            i += 1
+        if i >= n:
+            return
+        start, chars = i, []
+        while i < n and not line[i].isspace():
+            c = line[i]
+            if c in "'\"":
+                end = _closing_quote(line, c, i)
+                if end == -1:
+                    raise CommandError(f"unclosed {c} quote in: {line[start:].strip()}")
+                body = line[i + 1 : end]
+                chars.append(body.replace('\\"', '"') if c == '"' else body)
+                i = end + 1
+            elif c == "\\" and i + 1 < n:
+                chars.append(line[i + 1])
+                i += 2
+            else:
+                chars.append(c)
+                i += 1
+        yield Token("".join(chars), start)
+
+
+def _closing_quote(line: str, quote: str, i: int) -> int:
+    end = line.find(quote, i + 1)
+    if quote == '"':
+        # a backslash escapes a double quote inside double quotes
+        while end != -1 and line[end - 1] == "\\":
+            end = line.find(quote, end + 1)
+    return end
+
+
+def split_verbatim(
+    tokens: Iterator[Token], options: dict[str, argparse.Action], positional: int = 0, stop_at_dashes: bool = False
+) -> tuple[list[str], int | None]:
+    """Read ``tokens`` while they are options of ``options`` (with their values), or
+    one of the first ``positional`` plain words; return those words and the offset
+    where the verbatim rest (code, XML) starts (None: nothing is left). With
+    ``stop_at_dashes``, ``--`` ends the options and is dropped."""
+    words: list[str] = []
+    for token in tokens:
+        text = token.text
+        if stop_at_dashes and text == "--":
+            rest = next(tokens, None)
+            return words, rest.start if rest is not None else None
+        if positional and not text.startswith("-"):
+            words.append(text)
+            positional -= 1
+            continue
+        name = text.split("=", 1)[0]
+        if text.startswith("-") and name in options:
+            words.append(text)
+            if options[name].nargs != 0 and "=" not in text:
+                value = next(tokens, None)
+                if value is not None:
+                    words.append(value.text)
+            continue
+        return words, token.start
+    return words, None
+
+
+def option_value(words: list[str], options: dict[str, argparse.Action], dest_option: str) -> str | None:
+    """The last value given to the option ``dest_option`` (any of its spellings)."""
+    wanted = options[dest_option]
+    value = None
+    for i, word in enumerate(words):
+        name, eq, inline = word.partition("=")
+        if options.get(name) is wanted:
+            value = inline if eq else (words[i + 1] if i + 1 < len(words) else None)
+    return value

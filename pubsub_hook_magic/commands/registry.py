@@ -1,0 +1,199 @@
+"""The registry of sub-commands: each one's flags beside its handler, and explicit
+dispatch.
+
+A command module declares a sub-command with :func:`command`; the parser, the help,
+the completion, the ``%hook`` magic and ``pubsub-hook`` read :data:`COMMANDS`. No list
+of sub-commands is written anywhere else.
+
+Handlers take ``(ctx, args)``: the :class:`Context` the magic gives (the façade, a
+doorway to its loop, the settings), and the parsed arguments. They print their
+result and raise :class:`~.parsing.CommandError` (or any ``HookError``) for the user.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .parsing import CommandError, Parser, Token, parts, tokenize
+
+__all__ = [
+    "COMMANDS",
+    "Context",
+    "SubCommand",
+    "build_parser",
+    "command",
+    "dispatch",
+    "full_help",
+    "names",
+    "parse_command",
+    "parser",
+    "register",
+]
+
+
+class Context(Protocol):
+    """What a handler may use of the magic (kernel thread side)."""
+
+    @property
+    def manager(self) -> Any: ...  # the HookManager façade
+
+    @property
+    def timeout(self) -> float: ...
+
+    @property
+    def time_limit(self) -> float: ...
+
+    @property
+    def list_format(self) -> str: ...
+
+    @property
+    def log_records(self) -> Any: ...
+
+    @property
+    def user_ns(self) -> dict[str, Any]: ...
+
+    def run(self, coro: Any, timeout: float | None = None) -> Any:
+        """Run a façade coroutine on the session's loop and wait for its result."""
+
+    def call(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
+        """Call a plain function on the session's loop (to read the façade's state)."""
+
+    def apply_config(self) -> None:
+        """Hand the current settings to the façade (new hooks use them)."""
+
+    def show_table(self, text: str) -> bool:
+        """Show the live hooks table (``text`` for plain front ends); False: no front end."""
+
+
+Handler = Callable[[Context, argparse.Namespace], None]
+#: A parser of a line whose rest is verbatim: (line, tokens after the sub-command, cell).
+VerbatimParser = Callable[[str, Iterator[Token], "str | None"], argparse.Namespace]
+
+
+@dataclass(frozen=True)
+class SubCommand:
+    """One sub-command of ``%hook``: its help, its flags and its handler."""
+
+    name: str
+    help: str
+    run: Handler | None = None
+    #: Adds the flags to its parser.
+    arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    description: str | None = None
+    epilog: str | None = None
+    #: Parses the line itself (code or XML taken verbatim); None: argparse on the words.
+    parse: VerbatimParser | None = None
+    #: Sub-commands of this one (``node create``), and the error without one.
+    children: tuple[SubCommand, ...] = ()
+    needs_child: str = ""
+
+    def add_to(self, sub: Any) -> argparse.ArgumentParser:
+        """Add this sub-command (and its children) to argparse's ``sub`` parsers."""
+        kwargs: dict[str, Any] = {"help": self.help, "description": self.description}
+        if self.epilog:
+            kwargs.update(epilog=self.epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(self.name, **kwargs)
+        if self.arguments is not None:
+            self.arguments(p)
+        if self.children:
+            nested = p.add_subparsers(dest=f"{self.name}_command", metavar="ACTION", parser_class=Parser)
+            for child in self.children:
+                child.add_to(nested)
+        return p
+
+
+#: The sub-commands, in the order of the help (filled by the command modules).
+COMMANDS: dict[str, SubCommand] = {}
+
+
+def command(name: str, help: str, **spec: Any) -> Callable[[Handler], Handler]:
+    """Declare the decorated function as the handler of sub-command ``name``."""
+
+    def decorate(handler: Handler) -> Handler:
+        register(SubCommand(name, help, handler, **spec))
+        return handler
+
+    return decorate
+
+
+def register(spec: SubCommand) -> SubCommand:
+    """Add ``spec`` to :data:`COMMANDS` (after those declared before it)."""
+    if spec.name in COMMANDS:
+        raise ValueError(f"sub-command {spec.name!r} declared twice")
+    COMMANDS[spec.name] = spec
+    return spec
+
+
+def names() -> list[str]:
+    """The sub-commands' names, in order."""
+    return list(COMMANDS)
+
+
+def build_parser(prog: str = "%hook") -> Parser:
+    """The parser of every sub-command; its help is the magic's help."""
+    top = Parser(
+        prog=prog,
+        description="XMPP PubSub hooks: run Python for every item published to a node.",
+        add_help=True,
+    )
+    sub = top.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for spec in COMMANDS.values():
+        spec.add_to(sub)
+    return top
+
+
+_PARSER: Parser | None = None
+
+
+def parser() -> Parser:
+    """The ``%hook`` parser (built once)."""
+    global _PARSER
+    if _PARSER is None:
+        _PARSER = build_parser()
+    return _PARSER
+
+
+def subparser(name: str) -> argparse.ArgumentParser:
+    return parts(parser()).subparsers[name]
+
+
+def parse_command(line: str, cell: str | None = None) -> argparse.Namespace:
+    """Parse a ``%hook`` line (and the cell of ``%%hook``) into a namespace.
+
+    Raises :class:`CommandError` on bad input and :class:`HelpShown` after ``-h``.
+    """
+    tokens = tokenize(line)
+    first = next(tokens, None)
+    if first is None:
+        *head, last = names()
+        raise CommandError(f"%hook needs a sub-command: {', '.join(head)} or {last} (see %hook -h)")
+    spec = COMMANDS.get(first.text)
+    if spec is not None and spec.parse is not None:
+        return spec.parse(line, tokens, cell)
+    args = parser().parse_args([first.text, *(t.text for t in tokens)])
+    if cell is not None and cell.strip():
+        raise CommandError(f"%%hook {args.command} takes no cell body; only %%hook create does")
+    return args
+
+
+def dispatch(ctx: Context, args: argparse.Namespace) -> None:
+    """Run the handler of the sub-command ``args`` was parsed for."""
+    spec = COMMANDS[args.command]
+    if spec.children:
+        chosen = getattr(args, f"{spec.name}_command", None)
+        child = next((c for c in spec.children if c.name == chosen), None)
+        if child is None:
+            raise CommandError(spec.needs_child)
+        spec = child
+    if spec.run is None:
+        raise CommandError(f"%hook {args.command} does nothing by itself (see %hook {args.command} -h)")
+    spec.run(ctx, args)
+
+
+def full_help() -> str:
+    """The help of every sub-command, for ``%hook?``."""
+    subs = parts(parser()).subparsers.values()
+    return "\n".join([parser().format_help(), *(sub.format_help() for sub in subs)])
