@@ -34,6 +34,7 @@ from typing import Any, Collection, Iterable, Iterator
 
 from .hooks import HookError
 from .store import default_data_dir, make_private_dir, write_atomically
+from .trigger import payload_text
 
 __all__ = ["DeadLetter", "DeadLetters", "dead_letters_dir"]
 
@@ -108,19 +109,6 @@ class DeadLetter:
         if self.publisher:
             item["publisher"] = self.publisher
         return item
-
-
-def payload_text(item: Any) -> str | None:
-    """The payload of an ``<item/>`` stanza as XML text (None if it has none)."""
-    try:
-        payload = item["payload"]
-    except (KeyError, TypeError):
-        return None
-    if payload is None or not hasattr(payload, "tag"):
-        return None
-    from slixmpp.xmlstream import tostring
-
-    return tostring(payload)
 
 
 def _opt_str(value: Any) -> str | None:

@@ -9,7 +9,7 @@ from typing import Any
 from .dedupe import ItemRef
 from .states import Outcome, TriggerKind
 
-__all__ = ["Trigger"]
+__all__ = ["Trigger", "payload_text"]
 
 
 @dataclass(slots=True)
@@ -45,3 +45,18 @@ class Trigger:
             "kind": self.kind,
             "attempt": self.attempt,
         }
+
+
+def payload_text(item: Any) -> str | None:
+    """The payload of an item stanza (its first child element) as XML text, with its
+    namespace and no ``ns0:`` prefixes; None for an item without one, or anything that
+    is not a stanza (for display and dead letters: never fails)."""
+    try:
+        children = list(item.xml)
+    except (AttributeError, TypeError):
+        return None
+    if not children:
+        return None
+    from slixmpp.xmlstream import tostring
+
+    return str(tostring(children[0]))

@@ -87,7 +87,7 @@ def test_kernel_thread_reads_while_the_loop_changes_hooks(shell, server, publish
     )
     # %hook list shows the widget table, as in a notebook (widgets need no front end to
     # be built; only displaying them does).
-    monkeypatch.setattr(magics, "_has_frontend", lambda: True)
+    monkeypatch.setattr(shell, "kernel", object(), raising=False)  # a front end: tables are shown
     monkeypatch.setattr(magics, "table_refresh", 0.05)
 
     loop_errors: list[dict[str, Any]] = []

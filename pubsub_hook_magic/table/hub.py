@@ -1,0 +1,311 @@
+"""The flush hub: every table of one manager, one lock, and the coalescing refresh.
+
+Runs and changes only mark rows dirty; a flush on the session's loop applies them, at
+once on an idle table (leading edge) and then at most every ``interval`` seconds,
+sending only cells whose text changed (an unchanged trait sends nothing). So the cost
+is flat whatever the event rate, and tables stay live while a notebook cell blocks.
+
+Threads: the hooks, runners and triggers belong to the session's loop, and so does the
+hub's own bookkeeping (its tables, what is dirty, its listeners). A flush gathers the
+hooks' plain data there (:meth:`TableHub._frame`) and renders every table under the
+hub's lock. Clicks arrive on the kernel's thread; they read only the table's own state
+(under the lock) and hand the rest to the loop (:meth:`TableHub.on_loop`, the
+commands), which looks the hooks up there.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from ..hooks import HookError
+from ..logs import LogEntry, RecentRecords
+from ..states import Outcome, SessionState, TriggerKind
+from . import render
+from .widgets import Frame, HookTable
+
+if TYPE_CHECKING:
+    import concurrent.futures
+
+    from ..loopthread import LoopThread
+    from ..manager import HookManager
+    from ..runner import HookRunner
+    from ..trigger import Trigger
+
+__all__ = ["TableHub"]
+
+log = logging.getLogger(__name__)
+#: Seconds an idle table waits before showing an event: the other hooks of the same
+#: item run meanwhile, and show in the same refresh.
+LEADING = 0.02
+
+
+class TableHub:
+    """Every table of one manager, one lock, and the coalescing flush.
+
+    Its bookkeeping (``tables``, what is dirty, the listeners it adds to the manager)
+    changes on the session loop only; the public methods may be called from any thread.
+    """
+
+    def __init__(
+        self,
+        manager: HookManager,
+        loop_thread: LoopThread,
+        interval: float = 0.3,
+        keep: int = 8,
+        log_records: RecentRecords | None = None,
+    ):
+        self.manager = manager
+        self.loop_thread = loop_thread
+        self.interval = interval
+        self.keep = keep  # tables kept live; older ones are closed
+        #: Where the extension's and slixmpp's warnings are kept: the last one shows in
+        #: the header.
+        self.log_records = log_records
+        #: Held whenever a table's widgets change or its rows are read.
+        self.lock = threading.RLock()
+        self.tables: list[HookTable] = []
+        self._dirty: set[str] = set()
+        self._all_dirty = True
+        self._scheduled = False
+        self._last_flush = float("-inf")  # loop time of the last flush
+        self._last_event_flush = float("-inf")  # …and of the last one that showed an event
+        self._event_pending = False
+        self._ticker: Any = None
+        self._on_loop_now(self._attach)
+
+    # -------------------------------------------------------------- public (any thread)
+
+    def new_table(self) -> HookTable:
+        """A table showing the current hooks; it then updates itself."""
+        with self.lock:
+            table = HookTable(self)
+        # Added and first rendered on the session loop (consistent statistics).
+        self._on_loop_now(self._add_table, table)
+        return table
+
+    def mark(self, hook_id: str | None = None) -> None:
+        """Ask for a refresh (of one hook's row, or everything)."""
+        self.on_loop(self._mark, hook_id)
+
+    def on_loop(self, func: Callable[..., Any], *args: Any) -> None:
+        """Call ``func(*args)`` on the session loop (at once when already there)."""
+        if self.loop_thread.in_thread():
+            func(*args)
+        else:
+            self.loop_thread.call_soon(func, *args)
+
+    def close(self) -> None:
+        """Close every table and stop listening (on the loop while it runs)."""
+        if self.loop_thread.alive:
+            try:
+                self._on_loop_now(self._close)
+                return
+            except (TimeoutError, RuntimeError):  # a stuck or stopping loop: close anyway
+                pass
+        self._close()
+
+    # -------------------------------------------------------------- the buttons' commands
+
+    def set_paused(self, table: HookTable, hook_id: str, paused: bool) -> None:
+        self._submit(self.manager.set_paused(hook_id, paused), table)
+
+    def delete(self, table: HookTable, hook_id: str) -> None:
+        self._submit(self.manager.delete_hooks(hook_id=hook_id), table)
+
+    def retry_failed(self, table: HookTable, hook_id: str) -> None:
+        def said(triggers: list[Trigger]) -> str:
+            ok = sum(1 for t in triggers if t.outcome == Outcome.OK)
+            return f"hook {hook_id}: {ok} of {len(triggers)} failed item(s) ran again and were removed"
+
+        self._submit(self.manager.retry_failed(hook_id), table, said)
+
+    def replay(self, table: HookTable, hook_id: str, trigger: Trigger) -> None:
+        self._submit(self._replay(hook_id, trigger), table)
+
+    async def _replay(self, hook_id: str, trigger: Trigger) -> Trigger:
+        """Run a hook again on the item of one of its triggers (on the session loop,
+        where the hook's runner is looked up)."""
+        runner = self.manager.runners.get(hook_id)
+        if runner is None:
+            raise HookError(f"hook {hook_id} is gone: nothing to replay")
+        return await runner.run_now(trigger.payload, TriggerKind.REPLAY, publisher=trigger.publisher)
+
+    def _submit(
+        self, coro: Coroutine[Any, Any, Any], table: HookTable, said: Callable[[Any], str] | None = None
+    ) -> None:
+        """Run a button's command; an error shows in the table's message line, and so
+        does ``said(result)`` when given."""
+
+        def done(future: concurrent.futures.Future[Any]) -> None:
+            if future.cancelled():
+                return
+            error = future.exception()
+            if error is not None:
+                markup = render.error_html(error)
+            elif said is not None:
+                markup = render.said_html(said(future.result()))
+            else:
+                return
+            with self.lock:
+                table.show_message(markup)
+
+        self.loop_thread.submit(coro).add_done_callback(done)
+
+    def _on_loop_now(self, func: Callable[..., Any], *args: Any) -> None:
+        """Call ``func(*args)`` on the session loop and wait for it."""
+        if self.loop_thread.in_thread():
+            func(*args)
+        else:
+            self.loop_thread.run(_called(func, *args), 10)
+
+    # -------------------------------------------------------------- on the session loop
+
+    def _attach(self) -> None:
+        self.manager.add_trigger_listener(self._on_trigger)
+        self.manager.add_change_listener(self._on_change)
+        if self.log_records is not None:
+            self.log_records.add_listener(self._on_record)
+
+    def _close(self) -> None:
+        self.manager.remove_trigger_listener(self._on_trigger)
+        self.manager.remove_change_listener(self._on_change)
+        if self.log_records is not None:
+            self.log_records.remove_listener(self._on_record)
+        with self.lock:
+            for table in self.tables:
+                table.close()
+            self.tables = []
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+
+    def _add_table(self, table: HookTable) -> None:
+        self.tables.append(table)
+        while len(self.tables) > self.keep:
+            old = self.tables.pop(0)
+            with self.lock:
+                old.close()
+        self._render([table], True, set())
+        self._schedule()
+
+    def _mark(self, hook_id: str | None) -> None:
+        if hook_id is None:
+            self._all_dirty = True
+        else:
+            self._dirty.add(hook_id)
+        self._schedule()
+
+    def _on_trigger(self, runner: HookRunner, _trigger: Trigger) -> None:
+        self._dirty.add(runner.hook.id)
+        self._schedule()
+
+    def _on_change(self) -> None:
+        self._all_dirty = True
+        self._schedule()
+
+    def _on_record(self, entry: LogEntry) -> None:
+        """A log record (on any thread): the header shows the last warning."""
+        if entry.level >= logging.WARNING and self.loop_thread.alive:
+            self.on_loop(self._schedule)
+
+    def _schedule(self, event: bool = True) -> None:
+        """Flush soon. For an event (a trigger, a change): at once when no event was
+        shown in the last ``interval`` (leading edge: a single trigger on an idle table
+        shows within :data:`LEADING` seconds, which gather the runs of one item by
+        several hooks into one refresh), else ``interval`` after that one, so a table
+        refreshes for events at most once per interval whatever their rate. The
+        once-a-second refresh of the relative times (``event=False``) does not hold
+        back the next event."""
+        if not self.tables:
+            return
+        if event:
+            self._event_pending = True
+        if self._scheduled:
+            return
+        self._scheduled = True
+        loop = self.loop_thread.loop
+        if not event:
+            loop.call_soon(self._flush)
+        else:
+            wait = self._last_event_flush + self.interval - loop.time()
+            loop.call_later(max(wait, LEADING), self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        self._last_flush = self.loop_thread.loop.time()
+        if self._event_pending:
+            self._event_pending = False
+            self._last_event_flush = self._last_flush
+        self.tables = [t for t in self.tables if not t.closed]
+        if not self.tables:
+            return
+        full = self._all_dirty
+        dirty, self._dirty, self._all_dirty = self._dirty, set(), False
+        self._render(self.tables, full, dirty)
+        self._tick_later()
+
+    def _frame(self) -> Frame:
+        """The hooks' plain data, for every table of this refresh."""
+        manager = self.manager
+        now = time.time()
+        runners = manager.runners  # id -> runner, in the table's order
+        summaries = {hook_id: runner.summary(recent=False) for hook_id, runner in runners.items()}
+        last_runs = {hook_id: render.last_run(runner.triggers) for hook_id, runner in runners.items()}
+        state = manager.state
+        session = manager.session
+        header = render.Header(
+            state=state,
+            jid=manager.jid,
+            error=session.last_error if state == SessionState.FAILED and session else None,
+            hooks=len(summaries),
+            triggers=sum(r.count for r in runners.values()),
+            errors=sum(r.errors for r in runners.values()),
+            failed=sum(len(r.dead_letters) for r in runners.values()),
+            warning=self.log_records.last(logging.WARNING) if self.log_records is not None else None,
+        )
+        return Frame(now, render.header_html(header, now), summaries, last_runs)
+
+    def _render(self, tables: list[HookTable], full: bool, dirty: set[str]) -> None:
+        """Render ``tables``; the selected hook's triggers when it changed (``dirty``)."""
+        frame = self._frame()
+        runners = self.manager.runners
+        with self.lock:
+            for table in tables:
+                if table.closed:
+                    continue
+                try:
+                    # Relative times age: rows are re-rendered at every flush, but only
+                    # cells whose text changed are sent.
+                    table.render(frame)
+                    selected = table.selected
+                    if selected and (full or selected in dirty or selected not in frame.summaries):
+                        runner = runners.get(selected)
+                        table.render_details(frame.summaries.get(selected), list(runner.triggers) if runner else [])
+                except Exception:  # a display bug must not stop the session
+                    log.exception("rendering a hooks table failed")
+
+    def _tick_later(self) -> None:
+        """Refresh relative times ("3 s ago") once a second while tables are shown."""
+        loop = self.loop_thread.loop
+        if self._ticker is None or self._ticker.cancelled() or self._ticker.when() <= loop.time():
+            self._ticker = loop.call_later(1.0, self._tick)
+
+    def _tick(self) -> None:
+        self._ticker = None
+        hour_ago = time.time() - 3600
+        recent = any(r.last_trigger and r.last_trigger.received > hour_ago for r in self.manager.runners.values())
+        if not self.tables or not recent:
+            return  # the next flush ticks again
+        since = self.loop_thread.loop.time() - self._last_flush
+        if since >= 0.9:
+            self._schedule(event=False)
+        else:  # a flush just refreshed the times: tick a second after it
+            self._ticker = self.loop_thread.loop.call_later(1.0 - since, self._tick)
+
+
+async def _called(func: Callable[..., Any], *args: Any) -> None:
+    func(*args)

@@ -1,0 +1,313 @@
+"""The table as HTML text, from plain data: summaries, triggers, the session's figures.
+
+Pure functions: no widgets, no loop, no I/O, so each is tested without a kernel
+(``tests/test_table_render.py``). Everything that comes from the network (item ids,
+payloads, publisher JIDs, error texts, the account's JID) and every hook's text (ids,
+nodes, code) reaches the page as text: each piece is passed through :func:`html.escape`
+here, where it is put in markup, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..formatting import ago, seconds, shorten
+from ..logs import LogEntry, printable
+from ..states import Outcome, SessionState
+from ..trigger import payload_text as trigger_payload_text
+from .style import COLUMNS, STATE_CLASSES
+
+if TYPE_CHECKING:
+    from ..trigger import Trigger
+
+__all__ = [
+    "Header",
+    "cell",
+    "head_cells",
+    "header_html",
+    "last_run",
+    "payload_text",
+    "static_cells",
+    "stats_html",
+    "trigger_detail_html",
+    "trigger_options",
+    "triggers_html",
+]
+
+#: A hook's summary (:class:`~pubsub_hook_magic.summary.HookSummary`), read as a mapping.
+Summary = Mapping[str, Any]
+#: Seconds the header shows the last warning the extension or slixmpp logged.
+WARNING_SHOWN = 600.0
+#: The message line of a table without hooks.
+NO_HOOK = "<i>No hook found.</i>"
+_TYPE_NAMES = {"python": "module", "python_file": "file", "python_code": "code"}
+#: Outcomes of a trigger that did not run the hook (the "last" column skips them).
+_NOT_RUN = {Outcome.SKIPPED, Outcome.DROPPED, Outcome.GAP}
+_TAGS = re.compile(r"<[^>]*>")
+_esc = html.escape
+
+
+def cell(text: str, title: str | None = None, cls: str = "") -> str:
+    """One cut-with-an-ellipsis cell (escaped); ``title`` is its full text on hover."""
+    hover = title if title is not None else text
+    return f"<span class='phm-c {cls}' title='{_esc(hover, quote=True)}'>{_esc(text)}</span>"
+
+
+def _clock(timestamp: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(timestamp))
+
+
+# ---------------------------------------------------------------------- the header
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """What the header line shows: the session, and totals over the installed hooks."""
+
+    state: str
+    jid: str | None = None
+    #: Why the session failed (shown when ``state`` is ``failed``).
+    error: str | None = None
+    hooks: int = 0
+    triggers: int = 0
+    errors: int = 0
+    #: Dead letters: items that still failed after their retries.
+    failed: int = 0
+    #: The last warning logged (shown for :data:`WARNING_SHOWN` seconds).
+    warning: LogEntry | None = None
+
+
+def _session_html(header: Header) -> str:
+    jid = _esc(header.jid or "")
+    state = header.state
+    if state == SessionState.CONNECTED:
+        return f"<b class='phm-ok'>connected</b> as {jid}"
+    if state == SessionState.RECONNECTING:
+        return f"<b class='phm-warn'>reconnecting</b> as {jid}…"
+    if state == SessionState.FAILED:
+        return f"<b class='phm-err'>failed</b>: {_esc(header.error or '')}"
+    return f"<b>{_esc(str(state))}</b>"
+
+
+def header_html(header: Header, now: float) -> str:
+    """The header: the session's state and totals, and the last recent warning."""
+    errors = header.errors
+    totals = (
+        f"{_session_html(header)} — {header.hooks} hook(s), {header.triggers} trigger(s), "
+        f"<span class='{'phm-err' if errors else ''}'>{errors} error(s)</span>"
+        + (f", <span class='phm-err'>{header.failed} failed item(s)</span>" if header.failed else "")
+    )
+    plain = html.unescape(_TAGS.sub("", totals))
+    lines = [f"<span class='phm-c' title='{_esc(plain, quote=True)}'>{totals}</span>"]
+    last = header.warning
+    if last is not None and last.level >= logging.WARNING and now - last.created < WARNING_SHOWN:
+        first_line = (last.message.splitlines() or [""])[0]
+        text = printable(f"⚠ {_clock(last.created)} {first_line} (%hook log)")
+        lines.append(cell(text, printable(last.line()), "phm-warn phm-last-log"))
+    return "".join(lines)
+
+
+# ---------------------------------------------------------------------- the rows
+
+
+def head_cells() -> list[str]:
+    """The column headers, each with its hover text."""
+    return [cell(name, title) for name, title, _width in COLUMNS]
+
+
+def static_cells(summary: Summary) -> list[tuple[str, str]]:
+    """The cells of a row that do not change (id, node, type, argument, stored), as
+    ``(html, class)`` pairs."""
+    where = f"{summary['node']} @ {summary['service']}"
+    hook_type = str(summary["type"])
+    stored = (
+        "persistent: stored, installed again at every connect"
+        if summary["persistent"]
+        else "temporary: ends with the session"
+    )
+    return [
+        (cell(summary["id"]), "phm-id"),
+        (cell(where, f"node {summary['node']} of {summary['service']}"), "phm-node"),
+        (cell(_TYPE_NAMES.get(hook_type, hook_type), hook_type), "phm-type"),
+        (cell(shorten(summary["arg"], 200), summary["arg"]), "phm-arg"),
+        (cell("yes" if summary["persistent"] else "no", stored), "phm-lifetime"),
+    ]
+
+
+def state_detail(summary: Summary) -> str:
+    """Why the hook is in its state, for the state's hover text."""
+    state = summary["state"]
+    if state == "standby":
+        return f"standby: run by {summary.get('owner') or 'another process of this account'}"
+    if state == "waiting":
+        names = ", ".join(summary.get("waiting_for") or ()) or "notebook names"
+        return f"waiting for {names}: its items run once a cell defines them"
+    if state == "retrying":
+        last = summary.get("last_error") or {}
+        attempt = summary.get("attempt")
+        of = f" (attempt {attempt} of {summary.get('retry', 0) + 1})" if attempt else ""
+        return f"retrying item {last.get('item_id') or '?'}{of}: {last.get('error') or ''}".rstrip(": ")
+    if state == "broken":
+        return f"broken: {summary.get('load_error') or 'its code does not load'}"
+    if state == "catching up":
+        return "catching up: running what was published while the session was away"
+    return str(state)
+
+
+def _state_cell(summary: Summary) -> str:
+    state = summary["state"]
+    detail = state_detail(summary)
+    reload_error = summary.get("reload_error")
+    if reload_error:
+        return cell(f"⚠ {state}", f"{detail}; runs the previous version: {reload_error}", "phm-warn")
+    return cell(str(state), detail, STATE_CLASSES.get(state, ""))
+
+
+def _triggers_cell(summary: Summary) -> str:
+    triggers = summary["triggers"]
+    extra = [
+        f"{summary[k]} {k}" + (" (paused)" if k == "skipped" else " (queue full)")
+        for k in ("skipped", "dropped")
+        if summary.get(k)
+    ]
+    more = sum(summary.get(k) or 0 for k in ("skipped", "dropped"))
+    count = f"{triggers} run(s)" + (f"; {', '.join(extra)}" if extra else "")
+    return (
+        f"<span class='phm-c phm-num' title='{_esc(count, quote=True)}'>{_esc(str(triggers))}"
+        + (f" <small class='phm-muted'>+{more}</small>" if more else "")
+        + "</span>"
+    )
+
+
+def _last_cell(summary: Summary, now: float, last: Trigger | None) -> str:
+    if last is None:
+        return cell("never", "no run yet")
+    title = (
+        f"last run at {_clock(last.received)} ({last.outcome}, {seconds(last.duration)}); "
+        f"mean {seconds(summary['mean_duration'])}"
+    )
+    return cell(ago(last.received, now), title)
+
+
+def stats_html(summary: Summary, now: float, last: Trigger | None = None) -> str:
+    """The live cells of a row (state, triggers, errors, last), as one HTML value (one
+    message when any changes). ``last``: the last trigger that ran the hook."""
+    errors = summary["errors"]
+    return (
+        "<div class='phm-stats-row'>"
+        + _state_cell(summary)
+        + _triggers_cell(summary)
+        + cell(str(errors), f"{errors} failed run(s)", "phm-num" + (" phm-err" if errors else ""))
+        + _last_cell(summary, now, last)
+        + "</div>"
+    )
+
+
+def pause_button(paused: bool) -> tuple[str, str]:
+    """The pause button's ``(icon, tooltip)``: it does what its icon says."""
+    if paused:
+        return "play", "resume this hook"
+    return "pause", "pause this hook (it skips items, and counts them)"
+
+
+def failed_tooltip(hook_id: str, failed: int) -> str:
+    """The hover text of the failed-items button."""
+    if failed:
+        return f"run the hook again on its {failed} failed item(s) (%hook retry {hook_id})"
+    return "no failed item (items that still fail after their retries)"
+
+
+def last_run(triggers: Iterable[Trigger]) -> Trigger | None:
+    """The last trigger that ran the hook (not one it skipped, dropped or a gap)."""
+    return next((t for t in reversed(list(triggers)) if t.outcome not in _NOT_RUN), None)
+
+
+# ---------------------------------------------------------------------- the details panel
+
+
+def payload_text(item: Any, limit: int = 400) -> str:
+    """The payload of an item stanza as (unescaped) XML text, shortened."""
+    text = trigger_payload_text(item) or ""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _trigger_row(t: Trigger) -> str:
+    when = _clock(t.received)
+    outcome = str(t.outcome) + (f": {t.error}" if t.error else "")
+    payload = payload_text(t.payload, 400)
+    cls = "phm-err" if t.outcome in (Outcome.ERROR, Outcome.TIMEOUT) else ""
+    cells = (
+        (when, f"{t.kind} at {when}", ""),
+        (t.item_id or "-", t.item_id or "no item id", ""),
+        (t.publisher or "-", t.publisher or "the server did not say", ""),
+        (seconds(t.duration), seconds(t.duration), ""),
+        (outcome, outcome, cls),
+        (payload, payload, ""),
+    )
+    return "<tr>" + "".join(f"<td>{cell(text, full, c)}</td>" for text, full, c in cells) + "</tr>"
+
+
+def triggers_html(summary: Summary, triggers: Sequence[Trigger]) -> str:
+    """The recent triggers of one hook as an escaped HTML table (newest first), as wide
+    as the table: long cells cut, whole on hover."""
+    title = (
+        f"Recent triggers of hook {_esc(summary['id'])} "
+        f"({_esc(summary['node'])} @ {_esc(summary['service'])})"
+    )
+    if not triggers:
+        return f"<b>{title}</b><div>No trigger yet.</div>"
+    rows = "".join(_trigger_row(t) for t in reversed(triggers))
+    head = "".join(f"<th>{cell(h)}</th>" for h in ("time", "item", "publisher", "duration", "outcome", "payload"))
+    cols = "".join(f"<col style='width:{w}'>" for w in ("70px", "17%", "17%", "70px", "24%", "auto"))
+    return (
+        f"<b>{title}</b><table class='phm-triggers'><colgroup>{cols}</colgroup>"
+        f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def trigger_options(triggers: Sequence[Trigger]) -> list[tuple[str, int]]:
+    """The trigger picker's ``(label, index)`` options, newest first (labels are
+    plain text: the dropdown shows them as text)."""
+    return [
+        (f"{_clock(t.received)} {shorten(t.item_id or '-', 30)} {t.outcome}", i)
+        for i, t in reversed(list(enumerate(triggers)))
+    ]
+
+
+def default_pick(triggers: Sequence[Trigger]) -> int | None:
+    """The trigger picked first: the last error, else the newest."""
+    errors = [i for i, t in enumerate(triggers) if t.outcome == Outcome.ERROR]
+    if errors:
+        return errors[-1]
+    return len(triggers) - 1 if triggers else None
+
+
+def trigger_detail_html(trigger: Trigger | None) -> str:
+    """One trigger in full: its payload and, for an error, its traceback (escaped)."""
+    if trigger is None:
+        return ""
+    parts = [f"<b>item</b> <code>{_esc(trigger.item_id or '-')}</code> — {_esc(trigger.outcome)}"]
+    payload = payload_text(trigger.payload, 4000)
+    if payload:
+        parts.append(f"<div><b>payload</b></div><pre class='phm-payload'>{_esc(payload)}</pre>")
+    if trigger.traceback:
+        parts.append(f"<div><b>traceback</b></div><pre class='phm-traceback'>{_esc(trigger.traceback)}</pre>")
+    elif trigger.error:
+        parts.append(f"<pre>{_esc(trigger.error)}</pre>")
+    return "".join(parts)
+
+
+def error_html(error: BaseException) -> str:
+    """A failed button's command, for the table's message line."""
+    return f"<span class='phm-err'>{_esc(str(error))}</span>"
+
+
+def said_html(text: str) -> str:
+    """What a button's command has to say, for the table's message line."""
+    return _esc(text)

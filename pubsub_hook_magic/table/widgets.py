@@ -1,0 +1,365 @@
+"""The table's widgets: one :class:`HookTable` per ``%hook list``, one :class:`HookRow`
+per hook in it.
+
+Each is the owner of the widgets it makes (:class:`WidgetOwner`): its ``close`` closes
+every one of them, with the layouts and styles they made for themselves, and none of
+the few layouts and styles every cell of a table shares (:class:`Styles`, closed by the
+table). So a deleted hook leaves no widget model behind in the kernel or the page.
+
+The markup comes from :mod:`.render`; these classes only put it in widgets. They change
+widgets under the hub's lock, on the session's loop (the hub renders there; a click
+that changes what a table shows is handed to the loop). Clicks arrive on the kernel's
+thread: they read the table's own state and hand commands to the hub
+(:class:`TableCommands`), which runs them on the loop.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import ipywidgets as widgets  # type: ignore[import-untyped]
+from ipywidgets.widgets import widget_string  # type: ignore[import-untyped]
+
+from . import render
+from .render import Summary
+from .style import CSS, GRID_COLUMNS
+
+if TYPE_CHECKING:
+    import threading
+
+    from ..trigger import Trigger
+
+__all__ = ["Frame", "HookRow", "HookTable", "Styles", "TableCommands", "WidgetOwner"]
+
+W = TypeVar("W", bound=widgets.Widget)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """What every table shows at one refresh (plain data, gathered on the loop)."""
+
+    now: float
+    #: The header's markup (:func:`.render.header_html`).
+    header: str
+    #: Every installed hook's summary, in the table's order.
+    summaries: Mapping[str, Summary]
+    #: The last trigger that ran each hook.
+    last_runs: Mapping[str, Trigger | None] = field(default_factory=dict)
+
+
+class TableCommands(Protocol):
+    """What a table's buttons ask of its hub (any thread)."""
+
+    lock: threading.RLock
+
+    def on_loop(self, func: Callable[..., Any], *args: Any) -> None: ...
+    def mark(self, hook_id: str | None = None) -> None: ...
+    def set_paused(self, table: HookTable, hook_id: str, paused: bool) -> None: ...
+    def delete(self, table: HookTable, hook_id: str) -> None: ...
+    def retry_failed(self, table: HookTable, hook_id: str) -> None: ...
+    def replay(self, table: HookTable, hook_id: str, trigger: Trigger) -> None: ...
+
+
+class Styles:
+    """Layouts and styles shared by every cell of a table (a few models, not one per cell)."""
+
+    def __init__(self) -> None:
+        self.cell = widgets.Layout(overflow="hidden", margin="0", min_width="0")
+        self.button = widgets.Layout(width="28px", margin="0 2px 0 0", padding="0")
+        self.failed = widgets.Layout(width="50px", margin="0", padding="0")
+        self.actions = widgets.Layout(overflow="hidden", margin="0")
+        self.html = widget_string.HTMLStyle()
+        self.button_style = widgets.ButtonStyle()
+        self.grid = widgets.Layout(
+            grid_template_columns=GRID_COLUMNS, grid_gap="2px 0", align_items="center", overflow="hidden"
+        )
+        self.box = widgets.Layout(width="100%", max_width="100%", overflow="hidden")
+        self._all = (
+            self.cell, self.button, self.failed, self.actions, self.html, self.button_style, self.grid, self.box
+        )
+
+    def shares(self, model: widgets.Widget) -> bool:
+        return any(model is shared for shared in self._all)
+
+    def close(self) -> None:
+        for model in self._all:
+            model.close()
+
+
+class WidgetOwner:
+    """Closes, at :meth:`close`, every widget it made (:meth:`own`) and the layout and
+    style each made for itself; never the shared :class:`Styles`."""
+
+    def __init__(self, styles: Styles):
+        self.styles = styles
+        self._made: list[widgets.Widget] = []
+        self.closed = False
+
+    def own(self, widget: W, *classes: str) -> W:
+        for cls in classes:
+            widget.add_class(cls)
+        self._made.append(widget)
+        return widget
+
+    def html(self, *classes: str, value: str = "", cell: bool = False) -> widgets.HTML:
+        """An HTML widget (a grid cell when ``cell``: the shared cell layout)."""
+        s = self.styles
+        layout = {"layout": s.cell} if cell else {}
+        return self.own(widgets.HTML(value=value, style=s.html, **layout), *classes)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for widget in reversed(self._made):
+            parts = (widget, getattr(widget, "layout", None), getattr(widget, "style", None))
+            for model in parts:
+                if model is not None and not self.styles.shares(model):
+                    model.close()
+        self._made.clear()
+
+
+class HookRow(WidgetOwner):
+    """The widgets of one hook's row: static cells set once; the stats, the failed
+    button and the pause button change in place (an unchanged trait sends nothing)."""
+
+    def __init__(
+        self,
+        styles: Styles,
+        summary: Summary,
+        on_click: Callable[[str, str], None],
+        now: float | None = None,
+        last: Trigger | None = None,
+    ):
+        super().__init__(styles)
+        self.hook_id: str = summary["id"]
+        #: What the row shows (set on the loop, under the hub's lock): the pause button
+        #: does what its icon says.
+        self.paused = False
+        s = styles
+        self.cells = [self.html("phm-cell", cls, value=v, cell=True) for v, cls in render.static_cells(summary)]
+        self.stats = self.html("phm-cell", "phm-stats", cell=True)
+        self.failed = self.own(
+            widgets.Button(description="0", icon="redo", layout=s.failed, style=s.button_style), "phm-failed"
+        )
+        self.pause = self._button("phm-pause")
+        self.delete = self._button("phm-delete", "trash", "delete this hook (from the store too if persistent)")
+        self.details = self._button("phm-details", "list", "show this hook's recent triggers")
+        self.actions = self.own(
+            widgets.HBox([self.pause, self.delete, self.details], layout=s.actions),
+            "phm-actions",
+            f"phm-row-{self.hook_id}",
+        )
+        hook_id = self.hook_id
+        for action in ("pause", "delete", "details", "failed"):
+            button: widgets.Button = getattr(self, action)
+            button.on_click(lambda _b, action=action: on_click(action, hook_id))
+        self.update(summary, time.time() if now is None else now, last)
+
+    def _button(self, cls: str, icon: str = "", tooltip: str | None = None) -> widgets.Button:
+        s = self.styles
+        return self.own(widgets.Button(icon=icon, tooltip=tooltip, layout=s.button, style=s.button_style), cls)
+
+    @property
+    def widgets(self) -> list[widgets.Widget]:
+        """The row's cells, in the grid's order."""
+        return [*self.cells, self.stats, self.failed, self.actions]
+
+    def update(self, summary: Summary, now: float, last: Trigger | None = None) -> None:
+        self.stats.value = render.stats_html(summary, now, last)
+        self.paused = bool(summary["paused"])
+        self.pause.icon, self.pause.tooltip = render.pause_button(self.paused)
+        failed = int(summary.get("failed") or 0)
+        self.failed.description = str(failed)
+        self.failed.disabled = not failed
+        self.failed.tooltip = render.failed_tooltip(self.hook_id, failed)
+
+
+class HookTable(WidgetOwner):
+    """One displayed table: a header, a message line, a grid of rows (one
+    :class:`HookRow` per hook) and the details panel of the selected hook. Display
+    :attr:`box`."""
+
+    def __init__(self, hub: TableCommands):
+        super().__init__(Styles())
+        self.hub = hub
+        self.rows: dict[str, HookRow] = {}
+        self.selected: str | None = None
+        self._laid_out: list[str] | None = None  # the rows' order in the grid (None: not yet)
+        self._trigger_list: list[Trigger] = []
+        self.css = self.html("phm-css", value=f"<style>{CSS}</style>")
+        self.header = self.html("phm-header")
+        self.message = self.html("phm-message")
+        self._head_cells = [self.html("phm-cell", "phm-head-cell", value=v, cell=True) for v in render.head_cells()]
+        self.grid = self.own(widgets.GridBox(layout=self.styles.grid), "phm-grid")
+        self.detail_box = self._build_details()
+        self.box = self.own(
+            widgets.VBox([self.css, self.header, self.message, self.grid, self.detail_box], layout=self.styles.box),
+            "phm-table",
+        )
+
+    def _build_details(self) -> widgets.VBox:
+        self.details = self.html("phm-triggers-panel")
+        self.trigger_pick = self.own(
+            widgets.Dropdown(options=[], description="trigger", style={"description_width": "60px"}),
+            "phm-trigger-pick",
+        )
+        self.trigger_pick.layout.width = "auto"
+        self.trigger_pick.layout.max_width = "100%"
+        self.trigger_pick.observe(self._on_pick, names="value")
+        self.trigger_detail = self.html("phm-trigger-detail")
+        self.replay_button = self.own(
+            widgets.Button(
+                description="replay",
+                icon="redo",
+                tooltip="run the hook again on this trigger's item",
+                layout=widgets.Layout(width="auto"),
+                style=self.styles.button_style,
+            ),
+            "phm-replay",
+        )
+        self.replay_button.on_click(lambda _b: self.hub.on_loop(self._replay))
+        self.pick_box = self.own(
+            widgets.HBox([self.trigger_pick, self.replay_button], layout=widgets.Layout(flex_flow="row wrap"))
+        )
+        return self.own(
+            widgets.VBox(
+                [self.details, self.pick_box, self.trigger_detail],
+                layout=widgets.Layout(display="none", overflow="auto"),
+            )
+        )
+
+    # -------------------------------------------------------------- rendering (on the loop, under the hub lock)
+
+    def render(self, frame: Frame) -> None:
+        """Show ``frame``: rows added, updated (unchanged cells send nothing), removed."""
+        self.header.value = frame.header
+        summaries = frame.summaries
+        gone = [h for h in self.rows if h not in summaries]
+        for hook_id in gone:
+            self.rows.pop(hook_id).close()
+            if self.selected == hook_id:
+                self._show_details(None)
+        added = False
+        on_click = _weak_click(self)
+        for hook_id, summary in summaries.items():
+            row = self.rows.get(hook_id)
+            if row is None:
+                self.rows[hook_id] = HookRow(self.styles, summary, on_click, frame.now, frame.last_runs.get(hook_id))
+                added = True
+            else:
+                row.update(summary, frame.now, frame.last_runs.get(hook_id))
+        order = list(summaries)
+        if gone or added or self._laid_out != order:
+            self._laid_out = order
+            self.rows = {h: self.rows[h] for h in order}
+            self.grid.children = (*self._head_cells, *(w for row in self.rows.values() for w in row.widgets))
+            if not self.rows:
+                self.message.value = render.NO_HOOK
+            elif self.message.value == render.NO_HOOK:
+                self.message.value = ""
+
+    def render_details(self, summary: Summary | None, triggers: list[Trigger]) -> None:
+        """Show the selected hook's recent triggers (``summary`` None: it is gone)."""
+        if summary is None:
+            self._show_details(None)
+            return
+        self.details.value = render.triggers_html(summary, triggers)
+        self._trigger_list = list(triggers)
+        current = self.trigger_pick.value
+        self.trigger_pick.options = render.trigger_options(self._trigger_list)
+        if self._trigger_list and current is None:
+            self.trigger_pick.value = render.default_pick(self._trigger_list)
+
+    def show_message(self, markup: str) -> None:
+        """Show what a button's command said (escaped markup)."""
+        if not self.closed:
+            self.message.value = markup
+
+    def _show_details(self, hook_id: str | None) -> None:
+        self.selected = hook_id
+        self.detail_box.layout.display = None if hook_id else "none"
+        if hook_id is None:
+            self.details.value = ""
+            self.trigger_pick.options = []
+            self.trigger_detail.value = ""
+
+    def _picked(self) -> Trigger | None:
+        index = self.trigger_pick.value
+        return self._trigger_list[index] if index is not None and index < len(self._trigger_list) else None
+
+    def _on_pick(self, _change: dict[str, Any]) -> None:
+        # A pick in the browser arrives on the kernel's thread: the trigger (the loop's)
+        # is read and shown on the loop.
+        self.hub.on_loop(self._show_pick)
+
+    def _show_pick(self) -> None:
+        with self.hub.lock:
+            if not self.closed:
+                self.trigger_detail.value = render.trigger_detail_html(self._picked())
+
+    # -------------------------------------------------------------- buttons
+
+    def clicked(self, action: str, hook_id: str) -> None:
+        """A row's button (on the kernel's thread)."""
+        hub = self.hub
+        if action == "pause":
+            with hub.lock:
+                row = self.rows.get(hook_id)
+                paused = row.paused if row is not None else None
+            if paused is not None:  # pause what shows as running, resume what shows as paused
+                hub.set_paused(self, hook_id, not paused)
+        elif action == "delete":
+            hub.delete(self, hook_id)
+        elif action == "failed":
+            hub.retry_failed(self, hook_id)
+        elif action == "details":
+            hub.on_loop(self._select, hook_id)
+
+    def _select(self, hook_id: str) -> None:
+        """On the loop: show the hook's triggers, or hide them when already shown."""
+        with self.hub.lock:
+            if self.closed:
+                return
+            if self.selected == hook_id:
+                self._show_details(None)
+                return
+            self.trigger_pick.options = []
+            self._show_details(hook_id)
+        self.hub.mark(hook_id)
+
+    def _replay(self) -> None:
+        """On the loop: the picked trigger of the shown hook, run again."""
+        with self.hub.lock:
+            if self.closed:
+                return
+            trigger, hook_id = self._picked(), self.selected
+            if hook_id is None or trigger is None or trigger.payload is None:
+                self.message.value = "<i>Pick a trigger that has an item to replay.</i>"
+                return
+        self.hub.replay(self, hook_id, trigger)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        for row in self.rows.values():
+            row.close()
+        self.rows.clear()
+        super().close()
+        self.styles.close()
+
+
+def _weak_click(table: HookTable) -> Callable[[str, str], None]:
+    """``table.clicked`` without a reference to the table (rows do not keep it alive)."""
+    ref = weakref.ref(table)
+
+    def click(action: str, hook_id: str) -> None:
+        target = ref()
+        if target is not None:
+            target.clicked(action, hook_id)
+
+    return click
