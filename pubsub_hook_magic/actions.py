@@ -120,7 +120,8 @@ class OneOffRuns(NodeRequests):
             if not items:
                 raise HookError(f"item {item_id!r} is neither in hook {hook_id}'s recent triggers nor on its node")
         else:
-            seen = [t.payload for t in runner.triggers if t.payload is not None and t.kind in (TriggerKind.LIVE, TriggerKind.CATCH_UP)]
+            queued = (TriggerKind.LIVE, TriggerKind.CATCH_UP)
+            seen = [t.payload for t in runner.triggers if t.payload is not None and t.kind in queued]
             if not seen:
                 raise HookError(
                     f"hook {hook_id} has no item to replay yet: use --item ID or --last N to "

@@ -23,10 +23,10 @@ import logging
 import os
 import signal
 import sys
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from .accountfiles import stored_accounts
 from . import __version__, formatting
 from .account import account_from_args, resolve_jid
 from .commands import COMMANDS, add_connect_arguments, create_options
@@ -129,10 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 def _only_stored_account() -> str | None:
     """The account of the store's one hooks file (None: none, or several)."""
     data_dir = default_data_dir()
-    accounts = sorted(
-        urllib.parse.unquote(path.name[len("hooks-") : -len(".json")])
-        for path in data_dir.glob("hooks-*.json")
-    )
+    accounts = stored_accounts(data_dir)
     if len(accounts) > 1:
         raise _Fail(
             f"the store ({data_dir}) holds hooks of {len(accounts)} accounts "

@@ -27,13 +27,14 @@ import json
 import logging
 import os
 import time
-import urllib.parse
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Collection, Iterable, Iterator
+from typing import Any
+from collections.abc import Collection, Iterable, Iterator
 
 from .hooks import HookError
-from .store import default_data_dir, make_private_dir, write_atomically
+from .accountfiles import AccountFiles
+from .store import make_private_dir, write_atomically
 from .trigger import payload_text
 
 __all__ = ["DeadLetter", "DeadLetters", "dead_letters_dir"]
@@ -118,8 +119,7 @@ def _opt_str(value: Any) -> str | None:
 def dead_letters_dir(account: str, data_dir: Path | str | None = None) -> Path:
     """Where an account's persistent hooks keep their dead letters: beside the
     positions (:class:`.store.PositionStore`)."""
-    base = Path(data_dir) if data_dir is not None else default_data_dir()
-    return base / f"failed-{urllib.parse.quote(account, safe='@.-_')}"
+    return AccountFiles.of(account, data_dir).dead_letters_dir
 
 
 class DeadLetters:
@@ -146,8 +146,7 @@ class DeadLetters:
         cls, account: str, hook_id: str, data_dir: Path | str | None = None, limit: int = 1000
     ) -> DeadLetters:
         """The file-backed dead letters of the persistent hook ``hook_id``."""
-        path = dead_letters_dir(account, data_dir) / f"{urllib.parse.quote(hook_id, safe='')}.jsonl"
-        return cls(limit, path)
+        return cls(limit, AccountFiles.of(account, data_dir).dead_letters(hook_id))
 
     # ------------------------------------------------------------------ reading
 
@@ -220,7 +219,7 @@ class DeadLetters:
             return
         try:
             make_private_dir(self.path.parent)
-            fd = os.open(self.path.parent / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+            fd = os.open(AccountFiles.dead_letters_lock(self.path), os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:  # the write fails too, and says so; memory keeps them
             log.warning("cannot lock the dead letters in %s: %s", self.path.parent, exc.strerror)
             yield

@@ -55,7 +55,7 @@ def payload_fingerprint(item: Any) -> int:
     payload = _payload(item)
     if payload is None:
         return 0
-    parts = [
+    parts: list[tuple[Any, ...]] = [
         (el.tag, len(el), tuple(el.attrib.items()) if el.attrib else (), el.text, el.tail)
         for el in payload.iter()
     ]
@@ -71,7 +71,7 @@ class ItemRef:
     until then and the digest computed once. A reference read back from the store
     has a digest and no fingerprint."""
 
-    __slots__ = ("id", "fingerprint", "_item", "_digest")
+    __slots__ = ("_digest", "_item", "fingerprint", "id")
 
     def __init__(self, item_id: str, item: Any = None, *, fingerprint: int | None = None, digest: str | None = None):
         self.id = item_id

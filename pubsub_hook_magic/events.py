@@ -28,7 +28,8 @@ tests the payload itself, ``{urn:x}author[.='bob']`` a child. The others are cou
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 from xml.etree import ElementPath
 
 from .hooks import HookError

@@ -9,7 +9,7 @@ from typing import Any
 
 from .states import SessionState
 
-__all__ = ["failed_text", "hooks_json", "hooks_text", "status_text", "shorten", "ago", "seconds"]
+__all__ = ["ago", "failed_text", "hooks_json", "hooks_text", "seconds", "shorten", "status_text"]
 
 
 def shorten(text: str, width: int = 40) -> str:
@@ -72,8 +72,8 @@ def hooks_text(summaries: Sequence[Mapping[str, Any]]) -> str:
         for s in summaries
     ]
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(_COLUMNS)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(_COLUMNS, widths)).rstrip()]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(_COLUMNS, widths, strict=True)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     for s in summaries:
         if s.get("load_error"):
             lines.append(f"hook {s['id']} is broken: {s['load_error']}")
@@ -123,8 +123,8 @@ def failed_text(hook_id: str, letters: Sequence[dict[str, Any]]) -> str:
     ]
     columns = ("item", "attempts", "last failed", "error")
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     return "\n".join(lines)
 
 

@@ -34,19 +34,20 @@ import time
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 __all__ = [
     "Hook",
-    "HookType",
     "HookError",
     "HookLoadError",
+    "HookType",
     "check_retry",
     "load_hook",
     "missing_names",
+    "new_hook_id",
     "normalize_arg",
     "source_path",
-    "new_hook_id",
 ]
 
 
@@ -58,15 +59,12 @@ class HookLoadError(HookError):
     """The hook's code cannot be loaded: bad module, file or code."""
 
 
-class HookType(str, enum.Enum):
-    """The three kinds of hook code."""
+class HookType(enum.StrEnum):
+    """The three kinds of hook code (``str(HookType.PYTHON) == "python"``)."""
 
     PYTHON = "python"
     PYTHON_FILE = "python_file"
     PYTHON_CODE = "python_code"
-
-    def __str__(self) -> str:
-        return self.value
 
     @classmethod
     def parse(cls, value: str | HookType) -> HookType:

@@ -15,15 +15,16 @@ the root logger or on ours) receives every record as before.
 
 from __future__ import annotations
 
+import contextlib
 import collections
 import logging
 import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
-__all__ = ["LogEntry", "RecentRecords", "install", "uninstall", "printable", "LOGGERS"]
+__all__ = ["LOGGERS", "LogEntry", "RecentRecords", "install", "printable", "uninstall"]
 
 #: The loggers whose records are kept (and never printed by the last resort).
 LOGGERS = ("pubsub_hook_magic", "slixmpp")
@@ -68,16 +69,14 @@ class RecentRecords(logging.Handler):
             if record.exc_info and record.exc_info[0] is not None:
                 message += "\n" + logging.Formatter().formatException(record.exc_info)
             entry = LogEntry(record.created, record.levelno, record.levelname, record.name, message)
-        except Exception:  # noqa: BLE001 - a bad record must not print anything either
+        except Exception:
             return
         with self._guard:
             self.records.append(entry)
             listeners = list(self._listeners)
         for listener in listeners:
-            try:
+            with contextlib.suppress(Exception):
                 listener(entry)
-            except Exception:  # noqa: BLE001 - never log from a handler
-                pass
 
     def recent(self, count: int | None = None, level: int = logging.NOTSET) -> list[LogEntry]:
         """The last ``count`` records at ``level`` or above, oldest first."""

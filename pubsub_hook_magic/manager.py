@@ -363,10 +363,7 @@ class HookManager(OneOffRuns):
             else:
                 if not node:
                     raise HookError("give the node of the hooks to delete with -n NODE")
-                if service:
-                    service = bare_jid(service, "service JID")
-                else:
-                    service = self._require_session().bare
+                service = bare_jid(service, "service JID") if service else self._require_session().bare
                 kind = HookType.parse(hook_type) if hook_type else None
                 wanted = tuple(e.value for e in parse_events(events)) if events else ()
                 doomed = engine.index.select(service, node, kind, arg or None, wanted)

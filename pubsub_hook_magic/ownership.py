@@ -26,13 +26,13 @@ import fcntl
 import itertools
 import json
 import os
-import urllib.parse
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
+from .accountfiles import AccountFiles
 from .store import make_private_dir
 
-__all__ = ["Ownership", "KERNEL", "SERVICE"]
+__all__ = ["KERNEL", "SERVICE", "Ownership"]
 
 #: The roles a process plays, as shown in "owner".
 KERNEL = "kernel"
@@ -45,9 +45,9 @@ class Ownership:
     """The locks of one process (``role``) for one account's hooks."""
 
     def __init__(self, data_dir: Path, account: str, role: str = KERNEL):
-        quoted = urllib.parse.quote(account, safe="@.-_")
-        self.dir = Path(data_dir) / f"owners-{quoted}"
-        self.claims_dir = Path(data_dir) / f"claims-{quoted}"
+        self.files = AccountFiles.of(account, data_dir)
+        self.dir = self.files.owners_dir
+        self.claims_dir = self.files.claims_dir
         self.role = role
         self.me = f"{role}, pid {os.getpid()}"
         self._owned: dict[str, int] = {}  # hook id -> fd holding its lock
@@ -59,7 +59,7 @@ class Ownership:
     # ------------------------------------------------------------------ hooks
 
     def _path(self, hook_id: str) -> Path:
-        return self.dir / f"{urllib.parse.quote(hook_id, safe='')}.lock"
+        return self.files.owner_lock(hook_id)
 
     def owns(self, hook_id: str) -> bool:
         return hook_id in self._owned
@@ -98,7 +98,7 @@ class Ownership:
 
     def become_service(self) -> str | None:
         """Hold the service lock; returns who holds it instead, if another does."""
-        path = self.dir / "service.lock"
+        path = self.files.service_lock
         fd = _try_lock(path, self.dir)
         if fd is None:
             with contextlib.suppress(OSError):
@@ -117,7 +117,7 @@ class Ownership:
         """The account's running service, as (who, the hooks it refuses), or None."""
         if self._service_fd is not None:
             return None  # we are the service
-        path = self.dir / "service.lock"
+        path = self.files.service_lock
         fd = _try_lock(path, self.dir, create=False)
         if fd is not None:
             os.close(fd)
@@ -139,7 +139,7 @@ class Ownership:
             return
         if self._claim_fd is None:
             make_private_dir(self.claims_dir)
-            self._claim_path = self.claims_dir / f"{os.getpid()}-{next(_claims)}.claim"
+            self._claim_path = self.files.claim(os.getpid(), next(_claims))
             self._claim_fd = _try_lock(self._claim_path, self.claims_dir)
         if self._claim_fd is not None:
             _write(self._claim_fd, json.dumps(sorted(nodes)))

@@ -229,7 +229,7 @@ class PersistentHooks:
                 await self.tick(look_at_owners=ticks % 2 == 0)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - following must go on
+            except Exception:
                 log.exception("following the hook store failed")
 
     async def tick(self, look_at_owners: bool = True) -> None:

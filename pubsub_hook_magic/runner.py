@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Container
@@ -136,10 +137,8 @@ class HookRunner:
         worker, self._worker = self._worker, None
         if worker is not None and not worker.done():
             worker.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await worker
-            except asyncio.CancelledError:
-                pass
 
     def add_listener(self, listener: Callable[[HookRunner, Trigger], None]) -> None:
         """Call ``listener(runner, trigger)`` after each run (on the session loop)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["SessionState", "HookState", "Outcome", "TriggerKind"]
+__all__ = ["HookState", "Outcome", "SessionState", "TriggerKind"]
 
 
 class SessionState(StrEnum):

@@ -24,10 +24,11 @@ import json
 import os
 import tempfile
 import time
-import urllib.parse
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterable, Iterator
 
+from .accountfiles import AccountFiles, default_data_dir
 from .hooks import HookError
 
 __all__ = ["HookStore", "PositionStore", "StoreDamaged", "StoreError", "StoreTooNew", "default_data_dir"]
@@ -108,16 +109,6 @@ def check_private(path: Path, what: str) -> None:
         )
 
 
-def default_data_dir() -> Path:
-    """Where stores live: ``$PUBSUB_HOOK_DATA_DIR``, else Jupyter's data directory."""
-    override = os.environ.get("PUBSUB_HOOK_DATA_DIR")
-    if override:
-        return Path(override).expanduser()
-    from jupyter_core.paths import jupyter_data_dir
-
-    return Path(jupyter_data_dir()) / "pubsub_hook_magic"
-
-
 def _empty() -> dict[str, Any]:
     return {"version": FORMAT_VERSION, "account": "", "hooks": [], "subscriptions": []}
 
@@ -127,10 +118,10 @@ class HookStore:
 
     def __init__(self, account: str, data_dir: Path | str | None = None):
         self.account = account
-        self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-        name = urllib.parse.quote(account, safe="@.-_")
-        self.path = self.data_dir / f"hooks-{name}.json"
-        self._lock_path = self.data_dir / f".hooks-{name}.lock"
+        self.files = AccountFiles.of(account, data_dir)
+        self.data_dir = self.files.data_dir
+        self.path = self.files.hooks
+        self._lock_path = self.files.hooks_lock
 
     # ------------------------------------------------------------------ reading
 
@@ -227,7 +218,7 @@ class HookStore:
 
     def subscriptions(self) -> set[tuple[str, str]]:
         """The subscriptions this extension made (to remove with the last hook)."""
-        return {tuple(s) for s in self.load()["subscriptions"]}  # type: ignore[misc]
+        return {(service, node) for service, node in self.load()["subscriptions"]}
 
     def set_paused(self, hook_id: str, paused: bool) -> None:
         """Store whether a hook is paused (every process of the account follows it)."""
@@ -307,6 +298,54 @@ def write_atomically(path: Path, text: str, fsync: bool) -> None:
             os.unlink(tmp)
         raise
 
+class _Journal:
+    """An append-only file of lines beside the file it is folded into (see
+    :class:`PositionStore`): opened on the first line, one ``write`` per line, no fsync.
+
+    :meth:`append` writes nothing and returns False once :data:`PositionStore.FOLD_AFTER`
+    lines were written: the caller then folds (writes the whole state) and calls
+    :meth:`clear`."""
+
+    __slots__ = ("fd", "lines", "path")
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fd: int | None = None
+        self.lines = 0  # written since it was opened or cleared
+
+    def append(self, line: str, limit: int) -> bool:
+        if self.fd is None:
+            make_private_dir(self.path.parent)
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        if self.lines >= limit:
+            return False
+        os.write(self.fd, (line + "\n").encode("utf-8"))
+        self.lines += 1
+        return True
+
+    def clear(self) -> None:
+        """Empty it (its lines are folded into the file)."""
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            self.lines = 0
+        else:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    @staticmethod
+    def read(path: Path) -> list[str]:
+        """Its lines (none if there is no journal)."""
+        try:
+            return path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return []
+
+
 class PositionStore:
     """The last items each persistent hook ran: a small file per hook, and a journal.
 
@@ -315,6 +354,11 @@ class PositionStore:
     after a crash only the item that was running runs again. Now and then the journal
     is folded into ``HOOK.json`` (the last :data:`KEEP` items, written atomically) and
     emptied.
+
+    A hook that runs on retractions also keeps the ids it saw that should still be on
+    the node ("present"): ``HOOK.ids`` holds them, ``HOOK.ids.journal`` the changes since
+    (``+ID``, ``-ID``, or ``*`` for all gone), folded in the same way. The file names
+    are :class:`.accountfiles.AccountFiles`'.
     """
 
     #: How many of the last items are kept (see ``runner.RECENT_POSITIONS``).
@@ -323,15 +367,22 @@ class PositionStore:
     FOLD_AFTER = 512
 
     def __init__(self, account: str, data_dir: Path | str | None = None):
-        base = Path(data_dir) if data_dir is not None else default_data_dir()
-        self.dir = base / f"positions-{urllib.parse.quote(account, safe='@.-_')}"
-        self._journals: dict[str, list[int]] = {}  # hook id -> [fd, lines written]
+        self.files = AccountFiles.of(account, data_dir)
+        self.dir = self.files.positions_dir
+        self._journals: dict[str, _Journal] = {}  # hook id -> its positions' journal
+        self._ids_journals: dict[str, _Journal] = {}  # hook id -> its present ids' journal
 
     def _path(self, hook_id: str) -> Path:
-        return self.dir / f"{urllib.parse.quote(hook_id, safe='')}.json"
+        return self.files.positions(hook_id)
 
     def _journal_path(self, hook_id: str) -> Path:
-        return self.dir / f"{urllib.parse.quote(hook_id, safe='')}.journal"
+        return self.files.positions_journal(hook_id)
+
+    def _journal(self, journals: dict[str, _Journal], hook_id: str, path: Path) -> _Journal:
+        journal = journals.get(hook_id)
+        if journal is None:
+            journal = journals[hook_id] = _Journal(path)
+        return journal
 
     def load(self, hook_id: str) -> list[tuple[str, str]] | None:
         """The last items the hook ran, oldest first, as ``(item id, payload digest)``;
@@ -344,11 +395,7 @@ class PositionStore:
             recent = [(str(item_id), str(digest)) for item_id, digest in stored]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             pass
-        try:
-            lines = self._journal_path(hook_id).read_text(encoding="utf-8").splitlines()
-        except OSError:
-            lines = []
-        for line in lines:
+        for line in _Journal.read(self._journal_path(hook_id)):
             try:
                 item_id, digest = json.loads(line)
             except (ValueError, TypeError):
@@ -364,48 +411,25 @@ class PositionStore:
         newest = positions[-1]
         record = {"id": newest[0], "digest": newest[1], "recent": [list(p) for p in positions]}
         write_atomically(self._path(hook_id), json.dumps(record), fsync=False)
-        journal = self._journals.get(hook_id)
-        if journal is not None:
-            os.ftruncate(journal[0], 0)
-            journal[1] = 0
-        else:
-            with contextlib.suppress(OSError):
-                self._journal_path(hook_id).unlink()
+        self._journal(self._journals, hook_id, self._journal_path(hook_id)).clear()
 
     def append(
         self, hook_id: str, newest: tuple[str, str], recent: Callable[[], list[tuple[str, str]]]
     ) -> None:
         """Record that the hook ran ``newest``; ``recent()`` gives its last items, oldest
         first, when the journal is folded into the file."""
-        journal = self._journals.get(hook_id)
-        if journal is None:
-            make_private_dir(self.dir)
-            fd = os.open(self._journal_path(hook_id), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            journal = self._journals[hook_id] = [fd, 0]
-        if journal[1] >= self.FOLD_AFTER:
+        journal = self._journal(self._journals, hook_id, self._journal_path(hook_id))
+        if not journal.append(json.dumps(list(newest)), self.FOLD_AFTER):
             self.save(hook_id, recent())
-            return
-        os.write(journal[0], (json.dumps(list(newest)) + "\n").encode("utf-8"))
-        journal[1] += 1
 
-    # A hook that runs on retractions also keeps the ids it saw that should still be
-    # on the node ("present"): HOOK.ids holds them, HOOK.ids.journal the changes since
-    # ("+ID", "-ID", or "*" for all gone), folded in now and then.
-
-    def _ids_path(self, hook_id: str, journal: bool = False) -> Path:
-        name = urllib.parse.quote(hook_id, safe="")
-        return self.dir / (f"{name}.ids.journal" if journal else f"{name}.ids")
+    # ---- the present ids of a hook that runs on retractions
 
     def load_ids(self, hook_id: str) -> list[str]:
         try:
-            ids = dict.fromkeys(json.loads(self._ids_path(hook_id).read_text(encoding="utf-8")))
+            ids = dict.fromkeys(json.loads(self.files.present_ids(hook_id).read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError):
             ids = {}
-        try:
-            lines = self._ids_path(hook_id, journal=True).read_text(encoding="utf-8").splitlines()
-        except OSError:
-            lines = []
-        for line in lines:
+        for line in _Journal.read(self.files.present_ids_journal(hook_id)):
             if line == "*":
                 ids.clear()
             elif line[:1] == "+":
@@ -416,40 +440,25 @@ class PositionStore:
 
     def save_ids(self, hook_id: str, ids: Iterable[str]) -> None:
         make_private_dir(self.dir)
-        write_atomically(self._ids_path(hook_id), json.dumps(list(ids)), fsync=False)
-        journal = self._journals.pop(f"{hook_id}.ids", None)
-        if journal is not None:
-            os.close(journal[0])
-        with contextlib.suppress(OSError):
-            self._ids_path(hook_id, journal=True).unlink()
+        write_atomically(self.files.present_ids(hook_id), json.dumps(list(ids)), fsync=False)
+        self._journal(self._ids_journals, hook_id, self.files.present_ids_journal(hook_id)).clear()
 
     def change_ids(self, hook_id: str, change: str, ids: Callable[[], Iterable[str]]) -> None:
         """Journal one change of the present ids (``ids()`` gives them all, to fold)."""
-        key = f"{hook_id}.ids"
-        journal = self._journals.get(key)
-        if journal is None:
-            make_private_dir(self.dir)
-            fd = os.open(self._ids_path(hook_id, journal=True), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            journal = self._journals[key] = [fd, 0]
-        if journal[1] >= self.FOLD_AFTER:
+        journal = self._journal(self._ids_journals, hook_id, self.files.present_ids_journal(hook_id))
+        if not journal.append(change.replace("\n", " "), self.FOLD_AFTER):
             self.save_ids(hook_id, ids())
-            return
-        os.write(journal[0], (change.replace("\n", " ") + "\n").encode("utf-8"))
-        journal[1] += 1
 
     def close(self, hook_id: str | None = None) -> None:
-        """Close the journal of one hook (of every hook with None)."""
-        keys = [hook_id, f"{hook_id}.ids"] if hook_id is not None else list(self._journals)
-        for key in keys:
-            journal = self._journals.pop(key, None)
-            if journal is not None:
-                os.close(journal[0])
+        """Close the journals of one hook (of every hook with None)."""
+        for journals in (self._journals, self._ids_journals):
+            for key in [hook_id] if hook_id is not None else list(journals):
+                journal = journals.pop(key, None)
+                if journal is not None:
+                    journal.close()
 
     def remove(self, hook_id: str) -> None:
         self.close(hook_id)
-        for path in (
-            self._path(hook_id), self._journal_path(hook_id),
-            self._ids_path(hook_id), self._ids_path(hook_id, journal=True),
-        ):
+        for path in self.files.hook_position_files(hook_id):
             with contextlib.suppress(OSError):
                 path.unlink()

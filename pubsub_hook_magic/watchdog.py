@@ -22,6 +22,7 @@ import asyncio
 import ctypes
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["HookTimeout", "Watchdog"]
@@ -41,7 +42,7 @@ def _set_async_exc(thread_id: int, exc: type[BaseException] | None) -> None:
 class _Guard:
     """A synchronous call on this thread, interrupted past its deadline."""
 
-    __slots__ = ("watchdog", "thread_id", "deadline", "fired")
+    __slots__ = ("deadline", "fired", "thread_id", "watchdog")
 
     def __init__(self, watchdog: Watchdog, limit: float):
         self.watchdog = watchdog
@@ -50,40 +51,39 @@ class _Guard:
         self.fired = False
 
     def __enter__(self) -> _Guard:
-        self.watchdog._add(self)
+        self.watchdog.add(self)
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        with self.watchdog._lock:
-            self.watchdog._guards.discard(self)
-            if self.fired and exc_type is not HookTimeout:
-                _set_async_exc(self.thread_id, None)  # withdraw: the call already ended
+        self.watchdog.remove(self, withdraw=exc_type is not HookTimeout)
 
     def fire(self) -> None:
         _set_async_exc(self.thread_id, HookTimeout)
+
+    def withdraw(self) -> None:
+        """The call ended before the exception was delivered: take it back."""
+        _set_async_exc(self.thread_id, None)
 
 
 class _TaskGuard(_Guard):
     """An await in the current task, cancelled past its deadline."""
 
-    __slots__ = ("task", "loop")
+    __slots__ = ("loop", "task")
 
     def __init__(self, watchdog: Watchdog, limit: float):
         super().__init__(watchdog, limit)
         self.task = asyncio.current_task()
         self.loop = asyncio.get_running_loop()
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        with self.watchdog._lock:
-            self.watchdog._guards.discard(self)
-
     def fire(self) -> None:
         self.loop.call_soon_threadsafe(self._cancel)
 
+    def withdraw(self) -> None:
+        """Nothing to take back: :meth:`_cancel` cancels only a task still guarded."""
+
     def _cancel(self) -> None:
-        with self.watchdog._lock:
-            if self in self.watchdog._guards and self.task is not None:
-                self.task.cancel()
+        if self.task is not None:
+            self.watchdog.call_if_guarded(self, self.task.cancel)
 
 
 class Watchdog:
@@ -112,7 +112,8 @@ class Watchdog:
             return _NO_GUARD
         return _TaskGuard(self, max(limit, 0.0))
 
-    def _add(self, guard: _Guard) -> None:
+    def add(self, guard: _Guard) -> None:
+        """A guarded run starts (its ``__enter__``)."""
         with self._lock:
             self._guards.add(guard)
             self._added = True
@@ -122,6 +123,20 @@ class Watchdog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._main, name="pubsub-hook-watchdog", daemon=True)
                 self._thread.start()
+
+    def remove(self, guard: _Guard, withdraw: bool) -> None:
+        """A guarded run ended (its ``__exit__``); an exception fired at it but not
+        delivered is withdrawn under the lock the watchdog fires with."""
+        with self._lock:
+            self._guards.discard(guard)
+            if withdraw and guard.fired:
+                guard.withdraw()
+
+    def call_if_guarded(self, guard: _Guard, action: Callable[[], object]) -> None:
+        """``action()`` if ``guard``'s run has not ended (under the lock)."""
+        with self._lock:
+            if guard in self._guards:
+                action()
 
     def _main(self) -> None:
         while True:

@@ -97,11 +97,11 @@ class PubSubHookEvents(BasePlugin):
         if not self.xmpp.remove_handler(_XEP_0060_ITEMS):
             log.debug("xep_0060 has no handler %r: its item events stay its own", _XEP_0060_ITEMS)
             return None
-        return handle  # type: ignore[no-any-return]
+        return handle
 
     def _service(self, msg: Any) -> str:
         sender = msg["from"]
-        return sender.bare if sender else self.xmpp.boundjid.bare  # type: ignore[no-any-return]
+        return sender.bare if sender else self.xmpp.boundjid.bare
 
     def _on_items(self, msg: Any) -> None:
         """One ``<items/>`` event: ``on_item`` once per ``<item/>``, ``on_event`` once

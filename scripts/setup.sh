@@ -3,7 +3,7 @@
 # private test server; its system service is not started; lua-dbi-sqlite3 for its SQLite
 # storage in the soak), Chromium (Debian's package, for
 # the browser test) and a virtualenv in .venv with the package and its test and browser
-# extras from PyPI. Idempotent: run it as often as you like.
+# extras (and the dev tools: ruff, mypy, coverage) from PyPI. Idempotent: run it as often as you like.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,9 +46,12 @@ if [ ! -x .venv/bin/python ]; then
     echo "== creating .venv"
     "$PY" -m venv .venv
 fi
-echo "== installing pubsub_hook_magic and its test and browser extras into .venv"
+echo "== installing pubsub_hook_magic and its test, browser and dev (ruff, mypy, coverage) extras into .venv"
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 # PYTHONWARNINGS: setuptools' build backend warns about every editable install.
-PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q -e '.[test,browser]' 2>&1 | grep -v -e '^WARNING: Location' -e 'ignored: it is neither' || true
+PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q -e '.[test,browser,dev]' 2>&1 | grep -v -e '^WARNING: Location' -e 'ignored: it is neither' || true
 .venv/bin/python -c "import pubsub_hook_magic, slixmpp, IPython, ipykernel, ipywidgets, nbclient, playwright, jupyterlab" \
     || { echo "setup failed: the package or its dependencies do not import" >&2; exit 1; }
+.venv/bin/python -m ruff --version >/dev/null && .venv/bin/python -m mypy --version >/dev/null \
+    && .venv/bin/python -m coverage --version >/dev/null \
+    || { echo "setup failed: the gates' tools (ruff, mypy, coverage) do not run" >&2; exit 1; }

@@ -1,4 +1,5 @@
-"""The benchmark still runs: ``python -m benchmarks --quick`` (tiny N, no time asserted)."""
+"""The benchmarks still run: ``python -m benchmarks --quick`` and ``python -m benchmarks.micro``
+(tiny N, no time asserted)."""
 
 from __future__ import annotations
 
@@ -64,3 +65,22 @@ def test_quick_benchmark_runs_and_prints_every_row(tmp_path):
         assert line.search(table), f"row {number} {measure!r} missing from:\n{proc.stdout[-4000:]}"
     assert f"{len(ROWS)} rows" in proc.stdout
     assert not results.exists()  # quick mode never writes RESULTS.md
+
+
+@pytest.mark.timeout(200)
+def test_micro_benchmark_runs_every_variant_and_suspect():
+    """``python -m benchmarks.micro`` (what RESULTS.md tells maintainers to watch) runs
+    with tiny N: every variant prints its figure and no item is dropped."""
+    from benchmarks.micro import VARIANTS
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "JPY_"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.micro", "--items", "200", "--repeat", "1"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-6000:]
+    for name, _make in VARIANTS:
+        assert re.search(rf"^\s+[0-9.]+ us  {re.escape(name)}", proc.stdout, re.M), f"{name!r} missing:\n{output[-4000:]}"
+    assert "DROPPED" not in proc.stdout, output[-4000:]
+    assert "Single suspects" in proc.stdout

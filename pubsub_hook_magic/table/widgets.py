@@ -21,8 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import ipywidgets as widgets  # type: ignore[import-untyped]
-from ipywidgets.widgets import widget_string  # type: ignore[import-untyped]
+import ipywidgets as widgets
+from ipywidgets.widgets import widget_string
 
 from . import render
 from .render import Summary

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import socket
 import struct
 import threading
@@ -78,10 +79,8 @@ class _Pipe(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
         if self is self.conn.client:
             self.conn.accepted()
 
@@ -142,7 +141,7 @@ class _Pipe(asyncio.Protocol):
                     dest.write_eof()
             else:
                 # Counted first: whoever has received these bytes sees them counted.
-                self.proxy._count(self.to_client, len(data))
+                self.proxy.count(self.to_client, len(data))
                 dest.write(data)
         if queue:
             self.timer = loop.call_at(queue[0][0], self.flush)
@@ -156,10 +155,8 @@ class _Pipe(asyncio.Protocol):
         if transport is not None:
             sock = transport.get_extra_info("socket")
             if sock is not None:
-                try:
+                with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
-                except OSError:
-                    pass
             transport.abort()
 
 
@@ -177,7 +174,7 @@ class _Conn:
         if self.proxy.blocked:
             self.abort()
             return
-        self.proxy._conns.add(self)
+        self.proxy.track(self, True)
         asyncio.get_running_loop().create_task(self._open_upstream())
 
     async def _open_upstream(self) -> None:
@@ -195,11 +192,11 @@ class _Conn:
     def lost(self, pipe: _Pipe) -> None:
         self._lost.add(pipe)
         if self.aborted or len(self._lost) == 2:
-            self.proxy._conns.discard(self)
+            self.proxy.track(self, False)
 
     def abort(self) -> None:
         self.aborted = True
-        self.proxy._conns.discard(self)
+        self.proxy.track(self, False)
         self.client.abort()
         self.server.abort()
 
@@ -240,16 +237,24 @@ class TcpProxy:
             raise
         self.host, self.port = self.server.sockets[0].getsockname()[:2]
 
-    async def _start(self, host: str, port: int) -> asyncio.AbstractServer:
+    async def _start(self, host: str, port: int) -> asyncio.Server:
         loop = asyncio.get_running_loop()
         return await loop.create_server(self._accept, host, port)
 
     def _accept(self) -> asyncio.Protocol:
         return _Conn(self).client
 
+    def track(self, conn: _Conn, open_: bool) -> None:
+        """A connection opened (``open_``) or ended (the loop's thread)."""
+        if open_:
+            self._conns.add(conn)
+        else:
+            self._conns.discard(conn)
+
     # -- counters (any thread)
 
-    def _count(self, to_client: bool, n: int) -> None:
+    def count(self, to_client: bool, n: int) -> None:
+        """``n`` bytes forwarded (by a pipe, before it writes them)."""
         with self._lock:
             if to_client:
                 self._to_client += n
