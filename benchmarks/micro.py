@@ -119,7 +119,7 @@ async def ours(
 
     tmp = tempfile.mkdtemp(prefix="phm-micro-")
     manager = HookManager(data_dir=tmp, time_limit=time_limit)
-    session = XmppSession("alice@localhost/bench", "pw", on_item=manager.engine.live.on_item, host="127.0.0.1", port=1, tls=False)
+    session = XmppSession("alice@localhost/bench", "pw", on_item=manager.engine.live.on_item, on_event=manager.engine.live.on_event, host="127.0.0.1", port=1, tls=False)
     session.client = session._make_client()
     manager.session = session
     if kind == "python_file" and not arg:

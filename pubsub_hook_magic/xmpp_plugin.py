@@ -9,9 +9,10 @@ slower, as correct) and says so in the log, instead of failing in a user's sessi
 
     client.register_plugin(PLUGIN, pconfig={"on_item": ..., "on_event": ...})
 
-``plugin_init`` takes the place of xep_0060's handler of ``<items/>`` events (ours
-passes each event on to it only when something listens to what it raises: hook code
-through ``client``, or a mapped node); ``plugin_end`` puts xep_0060's back.
+``plugin_init`` takes the place of xep_0060's five handlers of PubSub events with one
+(ours passes each item event on to xep_0060's only when something listens to what it
+raises: hook code through ``client``, or a mapped node; the rare node events always);
+``plugin_end`` puts xep_0060's back.
 """
 
 from __future__ import annotations
@@ -33,10 +34,20 @@ log = logging.getLogger(__name__)
 #: The plugin's name, as given to ``client.register_plugin`` and ``client.plugin[...]``.
 PLUGIN = "pubsub_hook_magic"
 EVENT_NS = "http://jabber.org/protocol/pubsub#event"
-#: xep_0060's handler of item events (slixmpp 1.8 to 1.17 at least), replaced by ours.
-_XEP_0060_ITEMS = "Pubsub Event: Items"
-_ITEMS = f"{PLUGIN} items"
+#: xep_0060's handlers of the PubSub events (slixmpp 1.8 to 1.17 at least), by the
+#: event's child element, all replaced by our one handler.
+_XEP_0060_HANDLERS = {
+    "items": "Pubsub Event: Items",
+    "purge": "Pubsub Event: Purge",
+    "delete": "Pubsub Event: Delete",
+    "configuration": "Pubsub Event: Configuration",
+    "subscription": "Pubsub Event: Subscription",
+}
+_XEP_0060_ITEMS = _XEP_0060_HANDLERS["items"]
+#: Our one handler of ``<message><event xmlns=pubsub#event/></message>``.
+_EVENTS = f"{PLUGIN} events"
 _NODE_EVENTS = ("purge", "delete")
+_EVENT_TAG = f"{{{EVENT_NS}}}event"
 
 
 def _ignore(*_args: Any) -> None:
@@ -62,42 +73,70 @@ class PubSubHookEvents(BasePlugin):
         self.on_event: Callable[[str, str, str, Any], None] | None = self.config.get("on_event")
         #: Events received (``<items/>``, and node events when ``on_event`` is set).
         self.received = 0
-        #: xep_0060's item handler, called by ours when something listens to its events
-        #: (None: xep_0060's handler runs by itself, see :meth:`_take_over_items`).
-        self.xep_0060_items: Callable[[Any], None] | None = self._take_over_items()
-        xmpp = self.xmpp
-        xmpp.register_handler(Callback(_ITEMS, StanzaPath("message/pubsub_event/items"), self._on_items))
-        for kind in _NODE_EVENTS:
-            xmpp.register_handler(
-                Callback(f"{PLUGIN} {kind}", StanzaPath(f"message/pubsub_event/{kind}"), self._on_node_event)
-            )
+        #: xep_0060's handlers we took over, by event (see :meth:`_take_over`); ours
+        #: calls them when something listens to what they raise.
+        self.xep_0060_handlers = self._take_over()
+        self.xmpp.register_handler(Callback(_EVENTS, StanzaPath("message/pubsub_event"), self._on_event_message))
 
     def plugin_end(self) -> None:
         xmpp = self.xmpp
-        xmpp.remove_handler(_ITEMS)
-        for kind in _NODE_EVENTS:
-            xmpp.remove_handler(f"{PLUGIN} {kind}")
-        if self.xep_0060_items is not None:  # give xep_0060 its handler back
-            xmpp.register_handler(
-                Callback(_XEP_0060_ITEMS, StanzaPath("message/pubsub_event/items"), self.xep_0060_items)
-            )
-            self.xep_0060_items = None
+        xmpp.remove_handler(_EVENTS)
+        for kind, handle in self.xep_0060_handlers.items():  # give xep_0060 its handlers back
+            path = StanzaPath(f"message/pubsub_event/{kind}")
+            xmpp.register_handler(Callback(_XEP_0060_HANDLERS[kind], path, handle))
+        self.xep_0060_handlers = {}
 
-    def _take_over_items(self) -> Callable[[Any], None] | None:
-        """Remove xep_0060's handler of item events and return it; None (and xep_0060's
-        handler stays) when this slixmpp has no such handler.
+    @property
+    def xep_0060_items(self) -> Callable[[Any], None] | None:
+        """xep_0060's item handler, called by ours when something listens to its events
+        (None: xep_0060's handler runs by itself)."""
+        return self.xep_0060_handlers.get("items")
 
-        One handler instead of two: matching and handling every event twice cost about
-        20 us per item, a tenth of bare slixmpp's cost."""
+    @xep_0060_items.setter
+    def xep_0060_items(self, handle: Callable[[Any], None] | None) -> None:
+        if handle is None:
+            self.xep_0060_handlers.pop("items", None)
+        else:
+            self.xep_0060_handlers["items"] = handle
+
+    def _take_over(self) -> dict[str, Callable[[Any], None]]:
+        """Remove xep_0060's handlers of PubSub events and return them by event; those
+        this slixmpp lacks (or names otherwise) stay as they are, beside ours.
+
+        One handler instead of six: slixmpp matches every stanza against every
+        handler, and each PubSub matcher cost about as much as a tenth of bare
+        slixmpp's whole cost per item. Node events (purge, delete) stay xep_0060's
+        when we are not told of them (no ``on_event``)."""
         xep_0060 = self.xmpp.plugin["xep_0060"]
-        handle = getattr(xep_0060, "_handle_event_items", None)
-        if not callable(handle) or not isinstance(getattr(xep_0060, "node_event_map", None), dict):
-            log.debug("slixmpp's xep_0060 differs from what we know: its item handler stays beside ours")
-            return None
-        if not self.xmpp.remove_handler(_XEP_0060_ITEMS):
-            log.debug("xep_0060 has no handler %r: its item events stay its own", _XEP_0060_ITEMS)
-            return None
-        return handle
+        if not isinstance(getattr(xep_0060, "node_event_map", None), dict):
+            log.debug("slixmpp's xep_0060 differs from what we know: its handlers stay beside ours")
+            return {}
+        taken: dict[str, Callable[[Any], None]] = {}
+        for kind, name in _XEP_0060_HANDLERS.items():
+            if kind in _NODE_EVENTS and self.on_event is None:
+                continue
+            handle = getattr(xep_0060, f"_handle_event_{kind}", None)
+            if callable(handle) and self.xmpp.remove_handler(name):
+                taken[kind] = handle
+            else:
+                log.debug("xep_0060 has no handler %r: it stays its own", name)
+        return taken
+
+    def _on_event_message(self, msg: Any) -> None:
+        """A PubSub event message: each of its events to the handler of its kind."""
+        event = msg.xml.find(_EVENT_TAG)
+        if event is None:
+            return
+        for child in event:
+            kind = child.tag.rpartition("}")[2]
+            if kind == "items":
+                self._on_items(msg)
+            elif kind in _NODE_EVENTS:
+                self._on_node_event(msg, kind)
+            else:
+                handle = self.xep_0060_handlers.get(kind)
+                if handle is not None:
+                    handle(msg)  # pubsub_config, pubsub_subscription
 
     def _service(self, msg: Any) -> str:
         sender = msg["from"]
@@ -130,22 +169,22 @@ class PubSubHookEvents(BasePlugin):
             ):
                 handle(msg)  # pubsub_publish, pubsub_retract and mapped node events
 
-    def _on_node_event(self, msg: Any) -> None:
-        """A ``<purge/>`` or ``<delete/>`` event: ``on_event`` for the node."""
+    def _on_node_event(self, msg: Any, kind: str) -> None:
+        """A ``<purge/>`` or ``<delete/>`` event: ``on_event`` for the node, then
+        xep_0060's handler (``pubsub_purge``, ``pubsub_delete``, mapped node events)."""
         on_event = self.on_event
         if on_event is None:
             return
         self.received += 1
         service = self._service(msg)
-        event = msg["pubsub_event"]
-        for kind in _NODE_EVENTS:
-            # (reading event[kind] would add the element when it is not there)
-            if event.xml.find(f"{{{EVENT_NS}}}{kind}") is not None:
-                element = event[kind]
-                try:
-                    on_event(service, element["node"], kind, element)
-                except Exception:  # (as above)
-                    log.exception("dispatching a %s event of %s failed", kind, service)
+        element = msg["pubsub_event"][kind]
+        try:
+            on_event(service, element["node"], kind, element)
+        except Exception:  # (as above)
+            log.exception("dispatching a %s event of %s failed", kind, service)
+        handle = self.xep_0060_handlers.get(kind)
+        if handle is not None:
+            handle(msg)
 
 
 register_plugin(PubSubHookEvents)

@@ -85,10 +85,27 @@ def test_retract_purge_and_delete_are_node_events():
     run(check)
 
 
+def test_xep_0060s_node_events_still_reach_their_listeners_through_ours():
+    async def check(session, client, rec):
+        raised: list[str] = []
+        for name in ("pubsub_purge", "pubsub_delete", "pubsub_config", "pubsub_subscription"):
+            client.add_event_handler(name, lambda msg, name=name: raised.append(name))
+        feed(client, "<purge node='n'/>")
+        feed(client, "<delete node='n'/>")
+        feed(client, "<configuration node='n'/>")
+        feed(client, "<subscription node='n' jid='alice@localhost' subscription='none'/>")
+        await asyncio.sleep(0)
+        assert raised == ["pubsub_purge", "pubsub_delete", "pubsub_config", "pubsub_subscription"]
+        assert [e[2] for e in rec.events] == ["purge", "delete"]
+
+    run(check)
+
+
 def test_ours_takes_the_place_of_xep_0060s_handler_and_feeds_its_listeners():
     async def check(session, client, rec):
         names = handler_names(client)
-        assert "Pubsub Event: Items" not in names and f"{PLUGIN} items" in names
+        assert not any(n.startswith("Pubsub Event") for n in names)  # one handler for all five
+        assert [n for n in names if n.startswith(PLUGIN)] == [f"{PLUGIN} events"]
         published: list[str] = []
         feed(client, TWO_ITEMS)  # nobody listens to pubsub_publish: not raised
         client.add_event_handler("pubsub_publish", lambda msg: published.append(msg["id"]))
@@ -105,6 +122,10 @@ def test_plugin_end_gives_xep_0060_its_handler_back():
         client.plugin.disable(PLUGIN)
         names = handler_names(client)
         assert "Pubsub Event: Items" in names and not any(n.startswith(PLUGIN) for n in names)
+        assert {n for n in names if n.startswith("Pubsub Event")} == {
+            "Pubsub Event: Items", "Pubsub Event: Purge", "Pubsub Event: Delete",
+            "Pubsub Event: Configuration", "Pubsub Event: Subscription",
+        }
         published: list[str] = []
         client.add_event_handler("pubsub_publish", lambda msg: published.append(msg["id"]))
         feed(client, TWO_ITEMS)
