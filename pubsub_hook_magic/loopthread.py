@@ -15,6 +15,7 @@ import concurrent.futures
 import contextlib
 import threading
 from collections.abc import Awaitable, Callable
+from .execution import call_on_loop
 from typing import Any, TypeVar
 
 __all__ = ["LoopThread"]
@@ -62,15 +63,7 @@ class LoopThread:
         """
         if self.in_thread():
             raise RuntimeError("LoopThread.run() called from its own loop: await instead")
-        future = self.submit(coro)
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise TimeoutError(f"no answer within {timeout:g} s") from None
-        except BaseException:
-            future.cancel()
-            raise
+        return _wait(self.submit(coro), timeout)
 
     def call(self, func: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
         """Call the plain function ``func(*args)`` on the loop and wait for its result
@@ -81,25 +74,7 @@ class LoopThread:
         """
         if self.in_thread():
             raise RuntimeError("LoopThread.call() called from its own loop: call the function directly")
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-        def target() -> None:
-            if not future.set_running_or_notify_cancel():
-                return  # the caller gave up
-            try:
-                future.set_result(func(*args))
-            except BaseException as exc:  # handed to the caller
-                future.set_exception(exc)
-
-        self.loop.call_soon_threadsafe(target)
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise TimeoutError(f"no answer within {timeout:g} s") from None
-        except BaseException:
-            future.cancel()
-            raise
+        return _wait(call_on_loop(self.loop, func, *args), timeout)
 
     def call_soon(self, func: Callable[..., Any], *args: Any) -> None:
         """Call ``func(*args)`` on the loop, from any thread."""
@@ -127,3 +102,16 @@ class LoopThread:
 
 async def _awaited(awaitable: Awaitable[T]) -> T:
     return await awaitable
+
+
+def _wait(future: concurrent.futures.Future[T], timeout: float | None) -> T:
+    """The result of a call on the loop; on a timeout or an interrupt here, the call
+    is cancelled (a coroutine stops; a function not yet called is not called)."""
+    try:
+        return future.result(timeout)
+    except concurrent.futures.TimeoutError:
+        future.cancel()
+        raise TimeoutError(f"no answer within {timeout:g} s") from None
+    except BaseException:
+        future.cancel()
+        raise
