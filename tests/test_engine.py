@@ -183,8 +183,8 @@ def test_bulk_publishes_one_snapshot_at_the_end():
         # claim at the end." persistence.install awaits catch-up after its bulk, and only
         # then calls changed(): meanwhile the snapshot lists none of the stored hooks.
         assert [v.id for v in engine.snapshot().hooks] == ["a", "b"], (
-            "BUG: Engine.bulk() ends without publishing a snapshot (it calls _installed() "
-            "but not changed()): the hooks installed in bulk are missing from the snapshot"
+            "Engine.bulk() must publish a snapshot at its end: the hooks installed in bulk "
+            "are missing from it"
         )
         assert published == [2], "one change notification at the end of the bulk change"
 

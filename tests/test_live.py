@@ -279,13 +279,7 @@ def test_an_overflowing_lossless_hook_does_not_keep_an_event_from_the_other_hook
         path.add("h2", events=("publish", "retract"))
         path.live.on_event(S, N, "retract", retraction("x"))  # fills p1's queue
         await path.settle(1)
-        try:
-            path.live.on_event(S, N, "retract", retraction("y"))  # p1 overflows
-        except IndexError:
-            raise AssertionError(
-                "BUG: a retraction overflowing a lossless hook's queue raises IndexError "
-                "(HookRunner.submit: submitted.pop() on an empty deque) out of LivePath.dispatch_event"
-            ) from None
+        path.live.on_event(S, N, "retract", retraction("y"))  # p1 overflows (and raises nothing)
         await path.settle(2)
         assert [i for _h, _t, i in path.seen] == ["x", "y"], "the other hook of the node still gets the event"
 
