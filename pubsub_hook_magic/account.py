@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 
 from .hooks import HookError
 
-__all__ = ["Account", "account_from_args", "resolve_account", "resolve_jid"]
+__all__ = ["Account", "account_from_args", "connect_options", "resolve_account", "resolve_jid"]
 
 _PORT = re.compile(r"\s*[0-9]{1,5}\s*")
 
@@ -103,6 +103,20 @@ def account_from_args(args: Any, prompt: Callable[[str], str] | None, usage: str
         prompt=prompt,
         usage=usage,
     )
+
+
+def connect_options(account: Account, args: Any, timeout: float) -> dict[str, Any]:
+    """``HookManager.connect``'s keyword arguments for ``account`` and the connect
+    flags (``--no-tls``, ``--direct-tls``, ``--ca-file``) of ``%hook connect`` and
+    ``pubsub-hook``."""
+    return {
+        "host": account.host,
+        "port": account.port,
+        "tls": not args.no_tls,
+        "direct_tls": args.direct_tls,
+        "ca_file": args.ca_file,
+        "timeout": timeout,
+    }
 
 
 def _env_port(value: str) -> int:

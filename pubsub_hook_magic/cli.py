@@ -28,7 +28,7 @@ from typing import Any
 
 from .accountfiles import stored_accounts
 from . import __version__, formatting
-from .account import account_from_args, resolve_jid
+from .account import account_from_args, connect_options, resolve_jid
 from .commands import COMMANDS, add_connect_arguments, create_options
 from .commands.hooks import delete_selection
 from .deadletters import DeadLetters
@@ -150,16 +150,8 @@ async def _connect(args: Any) -> tuple[HookManager, list[str]]:
     # The service runs every persistent hook it can load; create and delete run none.
     role = SERVICE if args.command == "run" else TOOL
     manager = HookManager({}, strict_names=True, role=role)
-    warnings = await manager.connect(
-        account.jid,
-        account.password,
-        host=account.host,
-        port=account.port,
-        tls=not args.no_tls,
-        direct_tls=args.direct_tls,
-        ca_file=args.ca_file,
-        timeout=args.timeout or 30.0,
-    )
+    options = connect_options(account, args, args.timeout or 30.0)
+    warnings = await manager.connect(account.jid, account.password, **options)
     return manager, warnings
 
 

@@ -247,7 +247,7 @@ class HookMagics(Magics):
 
     def _after_cell(self, _result: Any = None) -> None:
         if self._loop_thread is not None and self._manager is not None and self._loop_thread.alive:
-            self._loop_thread.call_soon(self._manager.persistent.notebook_changed)
+            self._loop_thread.call_soon(self._manager.notebook_changed)
 
     def close(self) -> None:
         """Disconnect and stop the loop thread (``%unload_ext``)."""

@@ -449,6 +449,11 @@ class HookManager(OneOffRuns):
         the session and the hooks stay as they are."""
         await self.engine.stop_runners()
 
+    def notebook_changed(self) -> None:
+        """After a cell ran (on the session's loop): start the persistent hooks whose
+        notebook names are now defined."""
+        self.persistent.notebook_changed()
+
     def save_positions(self) -> None:
         """Write the positions of persistent hooks that moved (also called at exit)."""
         self.engine.positions.flush()

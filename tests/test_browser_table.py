@@ -562,6 +562,10 @@ def test_hooks_table_live_in_jupyterlab(lab: Lab, publisher: Any, node: str) -> 
                 assert narrow["area"] <= 770, narrow
                 for key in ("scrolls", "hidden", "misaligned", "overlaps"):
                     assert narrow[key] == [], narrow
+                # At 1000 px (a laptop's half screen): for a person to look at.
+                page.set_viewport_size({"width": 1000, "height": 800})
+                page.wait_for_timeout(300)
+                page.screenshot(path=str(artifacts / "hooks-table-1000.png"))
                 page.set_viewport_size({"width": 1280, "height": 800})
                 page.wait_for_timeout(300)
                 contrast = page.evaluate(CONTRAST)
@@ -669,6 +673,11 @@ def test_hooks_table_live_in_jupyterlab(lab: Lab, publisher: Any, node: str) -> 
                 contrast = page.evaluate(CONTRAST)
                 assert contrast and all(c[2] >= 4.5 for c in contrast), contrast
                 _screenshot(page, docs / "hooks-table-dark.png")
+                page.set_viewport_size({"width": 1000, "height": 800})
+                page.wait_for_timeout(300)
+                page.screenshot(path=str(artifacts / "hooks-table-dark-1000.png"))
+                page.set_viewport_size({"width": 1280, "height": 800})
+                page.wait_for_timeout(300)
                 page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")
                 page.wait_for_function("() => document.body.dataset.jpThemeLight === 'true'")
 

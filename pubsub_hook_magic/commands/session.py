@@ -7,7 +7,7 @@ import getpass
 from typing import Any
 
 from .. import formatting
-from ..account import account_from_args
+from ..account import account_from_args, connect_options
 from .parsing import CommandError
 from .registry import Context, command
 
@@ -64,19 +64,8 @@ def connect(ctx: Context, args: argparse.Namespace) -> None:
     account = account_from_args(args, getpass.getpass, "%hook connect user@domain")
     ctx.apply_config()
     timeout = args.timeout or ctx.timeout
-    warnings = ctx.run(
-        manager.connect(
-            account.jid,
-            account.password,
-            host=account.host,
-            port=account.port,
-            tls=not args.no_tls,
-            direct_tls=args.direct_tls,
-            ca_file=args.ca_file,
-            timeout=timeout,
-        ),
-        timeout + 30,
-    )
+    options = connect_options(account, args, timeout)
+    warnings = ctx.run(manager.connect(account.jid, account.password, **options), timeout + 30)
     jid, count = ctx.call(_account, manager)
     print(f"Connected as {jid}" + (f"; {count} persistent hook(s) installed." if count else "."))
     for warning in warnings:
