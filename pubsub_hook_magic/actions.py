@@ -23,6 +23,7 @@ class NodeRequests:
 
     session: XmppSession | None
     jid: Any
+    engine: Engine
 
     def _require_session(self) -> XmppSession:
         session = self.session
@@ -93,9 +94,11 @@ class NodeRequests:
             raise HookError("a node is needed: give it with -n NODE")
         service = bare_jid(service, "service JID") if service else session.bare
         try:
-            return service, await session.create_node(service, node, config or {})
+            created = await session.create_node(service, node, config or {})
         except RequestError as exc:
             raise HookError(str(exc)) from None
+        await self.engine.nodewatch.back((service, created))  # (hooks on it, if it was deleted)
+        return service, created
 
 
 

@@ -9,15 +9,20 @@ methods only; the derived states (``inactive``, ``held``) are computed, never co
 * *overflowed*: a persistent hook's queue was full; it fetches from the node once
   drained;
 * *paused*: it records what it skips;
-* *held*: its node is catching up (the live path holds the node's items).
+* *held*: its node is catching up (the live path holds the node's items);
+* *node problem*: its node does not deliver (deleted, unsubscribed, pending approval:
+  :mod:`.nodestatus`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Container
-from typing import Any, NamedTuple
+from collections.abc import Container, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .dedupe import ItemRef
+
+if TYPE_CHECKING:
+    from .nodestatus import NodeProblem
 
 __all__ = ["HookMode", "Parked", "ParkedEvent"]
 
@@ -44,13 +49,19 @@ class HookMode:
     """The mode flags of one hook (see the module's docstring)."""
 
     __slots__ = (
-        "_held_nodes", "_key", "_overflowed", "_owner", "_parked", "_position_unread", "_standby",
+        "_held_nodes", "_key", "_node_problems", "_overflowed", "_owner", "_parked", "_position_unread", "_standby",
         "_waiting_for", "closed", "paused",
     )
 
-    def __init__(self, key: tuple[str, str], held_nodes: Container[tuple[str, str]] = ()):
+    def __init__(
+        self,
+        key: tuple[str, str],
+        held_nodes: Container[tuple[str, str]] = (),
+        node_problems: Mapping[tuple[str, str], NodeProblem] | None = None,
+    ):
         self._key = key
         self._held_nodes = held_nodes
+        self._node_problems: Mapping[tuple[str, str], NodeProblem] = {} if node_problems is None else node_problems
         self._parked: list[Parked | ParkedEvent] | None = None
         self._owner: str | None = None
         self._waiting_for: tuple[str, ...] = ()
@@ -161,6 +172,12 @@ class HookMode:
     def inactive(self) -> bool:
         """Takes no item: standby, waiting for notebook names, or overflowed."""
         return self._standby or bool(self._waiting_for) or self._overflowed
+
+    @property
+    def node_problem(self) -> NodeProblem | None:
+        """Why the hook's node does not deliver (deleted, unsubscribed, pending), if so
+        (see :mod:`.nodestatus`)."""
+        return self._node_problems.get(self._key)
 
     @property
     def held(self) -> bool:

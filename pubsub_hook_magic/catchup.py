@@ -40,12 +40,13 @@ from .dedupe import ItemRef
 from .events import retraction
 from .hooks import HookError
 from .live import LivePath, publisher_of
+from .nodeinfo import report_live_only
 from .positions import PositionKeeper
 from .registry import HookIndex
 from .runner import HookRunner
 from .session import RequestError, XmppSession
 from .states import TriggerKind
-from .subscriptions import Subscriptions
+from .subscriptions import NodeGone, Subscriptions
 
 __all__ = ["FIRST_FETCH", "WIDEN", "CatchUp", "publisher_of", "resume_index"]
 
@@ -74,6 +75,7 @@ class CatchUp:
         session: Callable[[], XmppSession | None],
         tasks: TaskSet,
         on_change: Callable[[], None],
+        on_problem: Callable[[Key, HookError], bool] = lambda _key, _exc: False,
     ):
         self.index = index
         self.live = live
@@ -82,6 +84,9 @@ class CatchUp:
         self._session = session
         self._tasks = tasks
         self._on_change = on_change
+        #: Told of a node that cannot deliver (deleted, unsubscribed, pending: see
+        #: :mod:`.nodewatch`); True when it is such a problem, dealt with there.
+        self._on_problem = on_problem
         #: The catch-up task of each node still catching up (one at a time).
         self._catching: dict[Key, asyncio.Task[Any]] = {}
 
@@ -97,7 +102,9 @@ class CatchUp:
     async def resume(self, keys: Iterable[Key]) -> dict[Key, HookError]:
         """Make the nodes deliver again (all at once), then let each catch up in the
         background. Returns the nodes that could not be made to deliver, with why;
-        they still catch up on what they hold."""
+        they still catch up on what they hold. A node that is deleted, or whose
+        subscription was removed or waits for approval, is not among them: its hooks
+        show it (:mod:`.nodewatch`)."""
         keys = sorted(set(keys))
         self.live.hold(keys)
         try:
@@ -106,7 +113,14 @@ class CatchUp:
             for key in keys:
                 self.live.release(key)
             raise
+        problems = {key for key, exc in failed.items() if self._on_problem(key, exc)}
+        for key in problems:
+            if key not in self.live.away:
+                self.live.release(key)
+            del failed[key]
         for key in keys:
+            if key in problems:
+                continue
             previous = self._catching.get(key)
             if previous is not None:
                 previous.cancel()  # (a retry of an earlier catch-up: this one replaces it)
@@ -141,21 +155,32 @@ class CatchUp:
             try:
                 await self._catch_up_once(service, node)
             except RequestError as exc:
-                session = self._session()
-                if session is None or not session.connected:
-                    log.info("catching up on %s/%s: %s; again after the reconnection", service, node, exc)
-                    return
-                log.warning("catching up on %s/%s: %s; trying again in %g s", service, node, exc, delays.delay)
-                await delays.wait()
-                continue
+                if exc.condition == "item-not-found":
+                    if self._on_problem(key, NodeGone(str(exc))):  # deleted: held while away
+                        self._finished(key)
+                        return
+                    # (else a PEP node not published yet: nothing was missed)
+                elif self.live.live_only.refused(service, node, exc):  # keeps no items: :mod:`.nodeinfo`
+                    report_live_only(self.index.for_node(service, node), self.live.live_only[key])
+                else:
+                    session = self._session()
+                    if session is None or not session.connected:
+                        log.info("catching up on %s/%s: %s; again after the reconnection", service, node, exc)
+                        return
+                    log.warning("catching up on %s/%s: %s; trying again in %g s", service, node, exc, delays.delay)
+                    await delays.wait()
+                    continue
             except asyncio.CancelledError:
                 raise  # (replaced by a newer catch-up of the node: it stays held)
             except Exception:  # a bug of ours must not hold the node forever
                 log.exception("catching up on %s/%s failed", service, node)
             self.live.release(key)
-            if self._catching.get(key) is asyncio.current_task():
-                del self._catching[key]
+            self._finished(key)
             return
+
+    def _finished(self, key: Key) -> None:
+        if self._catching.get(key) is asyncio.current_task():
+            del self._catching[key]
 
     async def _catch_up_once(self, service: str, node: str) -> None:
         """One try of :meth:`catch_up`: a RequestError if the node cannot be read."""
@@ -232,6 +257,12 @@ class CatchUp:
                 keyed, starts = await self._fetch(session, hook.service, hook.node, [runner])
                 return keyed, starts, gone
             except RequestError as exc:
+                if exc.condition == "item-not-found":
+                    self._on_problem(hook.key, NodeGone(str(exc)))
+                    break
+                if self.live.live_only.refused(hook.service, hook.node, exc):  # (as in catch_up)
+                    report_live_only([runner], self.live.live_only[hook.key])
+                    break
                 log.warning("catching up hook %s: %s; trying again in %g s", hook.id, exc, delays.delay)
                 await delays.wait()
         return [], None, {}
@@ -289,6 +320,7 @@ class CatchUp:
         wanted: int | None = None if from_start else FIRST_FETCH
         while True:
             items = await session.last_items(service, node, wanted)
+            self.live.live_only.readable(service, node)
             keyed = [(item, ItemRef.of(item)) for item in items]
             complete = wanted is None or len(keyed) < wanted
             starts: dict[HookRunner, int] = {}

@@ -25,14 +25,17 @@ from .catchup import CatchUp
 from .deadletters import DeadLetters
 from .hooks import Hook, HookError, HookLoadError, HookType, load_hook, missing_names
 from .live import LivePath
+from .nodeinfo import create_notes, read_config
+from .nodestatus import NodeStatus
+from .nodewatch import NodeWatch
 from .positions import PositionKeeper
 from .registry import HookIndex
 from .runner import HookRunner
 from .session import XmppSession
 from .snapshot import HookView, Snapshot
-from .states import Outcome, SessionState, TriggerKind
+from .states import HookState, Outcome, SessionState, TriggerKind
 from .store import HookStore
-from .subscriptions import Subscriptions
+from .subscriptions import SubscriptionPending, Subscriptions
 from .trigger import Trigger
 from .watchdog import Watchdog
 
@@ -85,9 +88,17 @@ class Engine:
         self.watchdog = Watchdog()
         self.index: HookIndex[HookRunner] = HookIndex()
         self.tasks = TaskSet()
-        self.live = LivePath(self.index, self.changed)
+        self.live = LivePath(self.index, self.changed, lambda *event: self.nodewatch.on_node_event(*event), session)
         self.positions = PositionKeeper()
-        self.catchup = CatchUp(self.index, self.live, self.positions, subscriptions, session, self.tasks, self.changed)
+        self.catchup = CatchUp(
+            self.index, self.live, self.positions, subscriptions, session, self.tasks, self.changed,
+            on_problem=lambda key, exc: self.nodewatch.problem(key, exc),
+        )
+        #: Nodes that do not deliver (deleted, unsubscribed, pending), and what is done.
+        self.node_status = NodeStatus(lambda _key: self.changed())
+        self.nodewatch = NodeWatch(
+            self.index, self.node_status, self.live, self.catchup, subscriptions, self.positions, session, self.tasks
+        )
         #: Held by every install and removal (a user's create or delete, the store's).
         self.lock = asyncio.Lock()
         self.retired = Totals()
@@ -131,6 +142,8 @@ class Engine:
             loader=self.load,
             dead_letters=self.dead_letters_for(hook),
             held_nodes=self.live.held,
+            node_problems=self.node_status,
+            live_only=self.live.live_only,
         )
         if hook.persistent and hook.catch_up:
             runner.add_listener(self.positions.moved)
@@ -175,27 +188,36 @@ class Engine:
             except HookError as exc:
                 log.warning("%s", exc)
 
-    async def listen_new(self, service: str, node: str, pep: bool) -> None:
+    async def listen_new(self, service: str, node: str, pep: bool) -> list[str]:
         """Make a node no hook used deliver: its newest item is read and its
         subscription checked at once, then the subscription made if needed (two round
-        trips at most)."""
+        trips at most). Returns notes for the user (a subscription waiting for the
+        owner's approval: the node's hooks are then ``pending``)."""
         session = self._session()
         if pep:
             await self.live.seed(session, service, node)
             await self.subscriptions.listen(service, node)
-            return
-        seeded, subscribed = await asyncio.gather(
+            return []
+        seeded, subscribed, config = await asyncio.gather(
             self.live.seed(session, service, node),
             self.subscriptions.is_subscribed(service, node),
+            read_config(session, service, node),  # (what it means for hooks: :mod:`.nodeinfo`)
             return_exceptions=True,
         )
+        notes = create_notes(service, node, config if isinstance(config, dict) else {}, self.live.live_only)
         for result in (seeded, subscribed):
             if isinstance(result, BaseException):
                 raise result
-        await self.subscriptions.listen(service, node, subscribed=bool(subscribed))
+        try:
+            await self.subscriptions.listen(service, node, subscribed=bool(subscribed))
+        except SubscriptionPending as exc:
+            self.node_status.set((service, node), HookState.PENDING, str(exc))
+            return [str(exc), *notes]
+        return notes
 
     async def unlisten(self, service: str, node: str) -> None:
         self.live.forget(service, node)
+        self.nodewatch.forget((service, node))
         await self.subscriptions.unlisten(service, node)
 
     def _installed(self) -> None:
@@ -210,6 +232,7 @@ class Engine:
     def reset(self) -> None:
         """After every hook is uninstalled (at disconnect)."""
         self.catchup.reset()
+        self.nodewatch.reset()
         self.retired = Totals()
 
     # ------------------------------------------------------------------ what others see

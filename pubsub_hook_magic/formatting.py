@@ -75,6 +75,10 @@ def hooks_text(summaries: Sequence[Mapping[str, Any]]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(_COLUMNS, widths, strict=True)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     for s in summaries:
+        if s.get("node_problem"):
+            lines.append(f"hook {s['id']} is {s['state']}: {s['node_problem']}")
+        if s.get("live_only"):
+            lines.append(f"hook {s['id']} runs live items only: {s['live_only']}")
         if s.get("load_error"):
             lines.append(f"hook {s['id']} is broken: {s['load_error']}")
         if s.get("reload_error"):
@@ -149,5 +153,9 @@ def status_text(status: dict[str, Any]) -> str:
     )
     if status["store"]:
         lines.append(f"persistent hooks stored in {status['store']}")
+    for problem in status.get("node_problems") or ():
+        lines.append(f"node {problem['node']} on {problem['service']}: {problem['state']}: {problem['reason']}")
+    for node in status.get("live_only") or ():
+        lines.append(f"node {node['node']} on {node['service']}: live items only: {node['reason']}")
     lines.extend(f"warning: {w}" for w in status.get("warnings") or ())
     return "\n".join(lines)

@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 
 from .dedupe import ItemRef, RecentItems
 from .hooks import HookError
+from .nodeinfo import LiveOnly
+from .payloads import PayloadCompleter
 from .registry import HookIndex
 from .runner import HookRunner
 from .session import RequestError, XmppSession
@@ -46,9 +48,24 @@ class HeldEvent(NamedTuple):
 class LivePath:
     """Live items and events to the hooks of one engine."""
 
-    def __init__(self, index: HookIndex[HookRunner], on_change: Callable[[], None]):
+    def __init__(
+        self,
+        index: HookIndex[HookRunner],
+        on_change: Callable[[], None],
+        on_node_event: Callable[[str, str, str, Any], None] | None = None,
+        session: Callable[[], XmppSession | None] = lambda: None,
+    ):
         self.index = index
+        #: Payload-less notifications being completed, and what waits behind them.
+        self.payloads = PayloadCompleter(index, session, self.completed)
+        #: Nodes whose items cannot be read back: no catch-up (:mod:`.nodeinfo`).
+        self.live_only = LiveOnly()
         self._on_change = on_change
+        #: ``(service, node, kind, element)``: a node deleted, our subscription changed,
+        #: or (kind ``back``) a live item of a node held while deleted (:mod:`.nodewatch`).
+        self._on_node_event = on_node_event or (lambda _s, _n, _k, _e: None)
+        #: Deleted nodes, held while away: their first live item says they are back.
+        self.away: set[Key] = set()
         self.recent = RecentItems()
         #: The newest item seen per node: where a new hook's catch-up starts.
         self.node_position: dict[Key, ItemRef] = {}
@@ -60,6 +77,9 @@ class LivePath:
         self.recent = RecentItems()
         self.node_position.clear()
         self.held.clear()
+        self.away.clear()
+        self.payloads.reset()
+        self.live_only.reset()
 
     # ------------------------------------------------------------------ the path
 
@@ -68,17 +88,32 @@ class LivePath:
         held = self.held.get((service, node))
         if held is None:
             if self.index.for_node(service, node):
-                self.dispatch(service, node, item, ItemRef.of(item))
+                ref = ItemRef.of(item)
+                if ref.fingerprint and (service, node) not in self.payloads.waiting:
+                    self.dispatch(service, node, item, ref)
+                else:  # no payload (or behind one): completed first, in order (:mod:`.payloads`)
+                    self.payloads.add(service, node, HeldItem(item, ref), None if ref.fingerprint else ref.id)
         else:
             held.append(HeldItem(item, ItemRef.of(item)))
+            if self.away and (service, node) in self.away:
+                self.away.discard((service, node))
+                self._on_node_event(service, node, "back", item)
 
     def on_event(self, service: str, node: str, kind: str, element: Any) -> None:
-        """A retraction, purge or delete of a node, from ``service`` (the sender)."""
+        """A retraction, purge or delete of a node, or a change of our subscription
+        to it, from ``service`` (the sender)."""
+        if kind == "subscription":
+            self._on_node_event(service, node, kind, element)
+            return
         held = self.held.get((service, node))
-        if held is None:
-            self.dispatch_event(service, node, kind, element)
-        else:
+        if held is not None:
             held.append(HeldEvent(element, kind))
+        elif (service, node) in self.payloads.waiting:
+            self.payloads.add(service, node, HeldEvent(element, kind), None)
+        else:
+            self.dispatch_event(service, node, kind, element)
+        if kind == "delete":
+            self._on_node_event(service, node, kind, element)
 
     def dispatch(self, service: str, node: str, item: Any, ref: ItemRef) -> None:
         runners = self.index.for_node(service, node)
@@ -122,6 +157,15 @@ class LivePath:
         for key in keys:
             self.held.setdefault(key, [])
 
+    def watch_for_return(self, key: Key) -> None:
+        """Hold a deleted node's live items until it is back (its first one says so)."""
+        self.held.setdefault(key, [])
+        self.away.add(key)
+
+    def stop_watching(self, key: Key) -> None:
+        """The node is no longer away (back, or no hook on it)."""
+        self.away.discard(key)
+
     def release(self, key: Key) -> None:
         """The node has caught up: run its held live items, in order."""
         held = self.held.pop(key, None)
@@ -129,11 +173,30 @@ class LivePath:
             return
         service, node = key
         for entry in held:
-            if isinstance(entry, HeldItem):
+            lacking = entry.ref.id if isinstance(entry, HeldItem) and not entry.ref.fingerprint else None
+            if lacking is not None or key in self.payloads.waiting:  # (see on_item)
+                self.payloads.add(service, node, entry, lacking)
+            elif isinstance(entry, HeldItem):
                 self.dispatch(service, node, entry.item, entry.ref)
             else:
                 self.dispatch_event(service, node, entry.kind, entry.element)
         self._on_change()
+
+    def completed(self, service: str, node: str, entry: HeldItem | HeldEvent, fetched: Any) -> None:
+        """An entry's turn after a notification without payload (:mod:`.payloads`):
+        ``fetched``, the item completed (None: ``entry`` as it came)."""
+        if fetched is not None:
+            publisher = entry.item.xml.get("publisher") if isinstance(entry, HeldItem) else None
+            if publisher and not fetched.xml.get("publisher"):
+                fetched.xml.set("publisher", publisher)
+            entry = HeldItem(fetched, ItemRef.of(fetched))
+        held = self.held.get((service, node))
+        if held is not None:  # (a reconnection's catch-up began meanwhile)
+            held.append(entry)
+        elif isinstance(entry, HeldItem):
+            self.dispatch(service, node, entry.item, entry.ref)
+        else:
+            self.dispatch_event(service, node, entry.kind, entry.element)
 
     # ------------------------------------------------------------------ nodes
 
@@ -149,6 +212,7 @@ class LivePath:
             error = node_missing(service, node, exc)
             if error is not None:
                 raise error from None
+            self.live_only.refused(service, node, exc)  # (a node that keeps no items)
             return  # PEP nodes appear at their first publish; other refusals show later
         for item in items:
             self.saw(service, node, ItemRef.of(item))

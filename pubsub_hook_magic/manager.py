@@ -193,11 +193,25 @@ class HookManager(OneOffRuns):
 
         Returns warnings, one line each, about persistent hooks that could not be
         installed (they stay stored and listed, marked broken, until deleted).
+
+        A ``failed`` session of the same account (its password changed, another client
+        took its resource) logs in again with ``password``, without a ``disconnect``:
+        the installed hooks stay and go on running (catch-up as after a reconnection);
+        the other options stay the session's.
         """
         async with self.engine.lock:
-            if self.session is not None:
-                raise HookError(f"already connected as {self.jid}: disconnect first to change account")
             account = bare_jid(jid, "JID")
+            session = self.session
+            if session is not None:
+                if session.state != SessionState.FAILED:
+                    raise HookError(f"already connected as {self.jid}: disconnect first to change account")
+                if session.bare != account:
+                    raise HookError(
+                        f"the session of {session.bare} failed, and it is another account: "
+                        f"disconnect first to log in as {account}"
+                    )
+                await session.reconnect(password, timeout)
+                return []
             if "@" not in account:
                 raise HookError(f"{jid!r} is not an account JID: give it as user@domain")
             if not tls and not _is_loopback(host or account.split("@", 1)[1]):
@@ -310,7 +324,7 @@ class HookManager(OneOffRuns):
             hook.func = engine.load(hook)
             new_node = not engine.index.for_node(service, node)
             if new_node:
-                await engine.listen_new(service, node, is_pep(service))
+                hook.notes.extend(await engine.listen_new(service, node, is_pep(service)))
             if set(hook.events) & {Event.RETRACT, Event.DELETE} and not is_pep(service):
                 hook.notes.extend(await self.subscriptions.unsent_events(service, node, hook.events))
             runner = engine.install(hook)
@@ -387,6 +401,21 @@ class HookManager(OneOffRuns):
         self.engine.changed()
         return runner.hook
 
+    async def resume(self, hook_id: str) -> list[str]:
+        """Resume a hook: a paused one runs again; where its node's subscription was
+        removed (``unsubscribed``) or waits for approval (``pending``) it subscribes
+        again, on your word; a deleted node (``node deleted``) is looked for now.
+        Returns what was done, a line each; a HookError when the node still cannot
+        deliver (the hook stays as it was)."""
+        runner = self.engine.runner(hook_id)
+        done = []
+        if runner.paused:
+            await self.set_paused(hook_id, False)
+            done.append(f"Resumed hook {hook_id}.")
+        if runner.mode.node_problem is not None:
+            done.append(await self.engine.nodewatch.retry(runner.hook.key) + f": hook {hook_id} runs again.")
+        return done or [f"Hook {hook_id} was neither paused nor kept from its node: it runs."]
+
     def hooks(self) -> list[Hook]:
         """Every installed hook, persistent first (safe from any thread)."""
         return list(self.engine.index.hooks())
@@ -411,6 +440,7 @@ class HookManager(OneOffRuns):
             ),
             "tls": session.tls if session else None,
             "reconnects": session.reconnects if session else 0,
+            "resumptions": session.resumptions if session else 0,
             "last_error": session.last_error if session else None,
             "connected_since": self.connected_since,
             "hooks": len(index),
@@ -421,6 +451,15 @@ class HookManager(OneOffRuns):
             "errors": retired.errors + sum(r.errors for r in index.ordered()),
             "store": str(self.store.path) if self.store else None,
             "warnings": sorted(self.peers.warnings.values()) if self.peers else [],
+            "node_problems": [
+                {"service": service, "node": node, "state": problem.state.value, "reason": problem.reason,
+                 "since": problem.since}
+                for (service, node), problem in sorted(self.engine.node_status.items())
+            ],
+            "live_only": [
+                {"service": service, "node": node, "reason": reason}
+                for (service, node), reason in sorted(self.engine.live.live_only.items())
+            ],
         }
 
     def add_trigger_listener(self, listener: Callable[[HookRunner, Trigger], None]) -> None:

@@ -32,8 +32,8 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Container
-from typing import Any
+from collections.abc import Callable, Container, Mapping
+from typing import TYPE_CHECKING, Any
 
 from .admission import HookMode, Parked, ParkedEvent
 from .deadletters import DeadLetters
@@ -46,6 +46,9 @@ from .states import HookState, Outcome, TriggerKind
 from .summary import HookSummary, needs_newer, summarize
 from .trigger import Trigger
 from .watchdog import HookTimeout, Watchdog
+
+if TYPE_CHECKING:
+    from .nodestatus import NodeProblem
 
 __all__ = ["RECENT_POSITIONS", "HookRunner", "Parked", "ParkedEvent", "Trigger", "needs_newer_summary"]
 
@@ -93,7 +96,11 @@ class HookRunner:
         loader: Callable[[Hook], Callable[..., Any]] | None = None,
         dead_letters: DeadLetters | None = None,
         held_nodes: Container[tuple[str, str]] = (),
+        node_problems: Mapping[tuple[str, str], NodeProblem] | None = None,
+        live_only: Mapping[tuple[str, str], str] | None = None,
     ):
+        #: Nodes whose items cannot be read back, with why (:mod:`.nodeinfo`).
+        self._live_only: Mapping[tuple[str, str], str] = live_only if live_only is not None else {}
         self.hook = hook
         self.dead_letters = dead_letters if dead_letters is not None else DeadLetters()
         self.retries = Retries(hook, self.dead_letters)
@@ -120,7 +127,7 @@ class HookRunner:
         self.present = {} if "retract" in hook.events else None
         self.on_present_change = self.on_drained = None
         #: Parked, standby, waiting, paused, overflowed, held (see :mod:`.admission`).
-        self.mode = HookMode(hook.key, held_nodes)
+        self.mode = HookMode(hook.key, held_nodes, node_problems)
         self._queue: asyncio.Queue[tuple[Any, Trigger]] = asyncio.Queue(maxsize=queue_size)
         self._worker: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[HookRunner, Trigger], None]] = []
@@ -174,6 +181,11 @@ class HookRunner:
     @property
     def held(self) -> bool:
         return self.mode.held
+
+    @property
+    def live_only(self) -> str | None:
+        """Why the hook's node cannot be caught up on (it keeps no items), if so."""
+        return self._live_only.get(self.hook.key)
 
     def restore(self, positions: list[ItemRef] | None, present: list[str] | None) -> None:
         """The position (and the present ids) its last process stored."""
@@ -417,12 +429,13 @@ class HookRunner:
         self.submitted.clear()
         self.submitted.extend(positions)
 
-    def report_gap(self, last_id: str, kept: int) -> None:
+    def report_gap(self, last_id: str, kept: int, reason: str | None = None, item_id: str | None = None) -> None:
         """Record that items may have been missed: the node holds none of the last items
-        the hook ran (``last_id`` the newest)."""
+        the hook ran (``last_id`` the newest); or ``reason`` says why (``item_id``: the
+        item not run, :mod:`.payloads`, :mod:`.nodeinfo`)."""
         self.gaps += 1
-        trigger = Trigger(None, None, time.time(), outcome=Outcome.GAP, kind=TriggerKind.CATCH_UP)
-        trigger.error = (
+        trigger = Trigger(item_id, None, time.time(), outcome=Outcome.GAP, kind=TriggerKind.CATCH_UP)
+        trigger.error = reason or (
             f"the node no longer holds item {last_id!r}, the last one this hook ran, nor the "
             f"ones before it (it keeps {kept} item(s)): items published in between were lost"
         )
@@ -457,6 +470,9 @@ class HookRunner:
         mode = self.mode
         if self.hook.func is None:
             return HookState.BROKEN
+        problem = mode.node_problem
+        if problem is not None:
+            return problem.state
         if mode.standby:
             return HookState.STANDBY
         if mode.waiting_for:

@@ -9,7 +9,14 @@ event: an event forged by another JID cannot pretend to come from a hook's servi
 
 Beside it: :mod:`.xmpp_plugin` (the slixmpp plugin that receives the events, the one
 place touching slixmpp internals), :mod:`.xmpp_reconnect` (when a lost session tries
-again) and :mod:`.xmpp_requests` (the PubSub requests: the session's base class).
+again, and when it must not: a resource conflict), :mod:`.xmpp_smacks` (stream
+management: a short cut resumes the stream, no login, no catch-up; and how a silent
+dead link is noticed within 12 s), :mod:`.xmpp_tls` (why a certificate was refused and
+what fixes it) and :mod:`.xmpp_requests` (the PubSub requests: the session's base class).
+
+``reconnects`` counts the streams restored after a loss, resumed or logged in again;
+``resumptions`` those of them that were resumed (XEP-0198: ``on_restored`` is not
+called for them, nothing was missed).
 
 slixmpp is imported lazily, so loading the IPython extension stays fast.
 """
@@ -17,6 +24,7 @@ slixmpp is imported lazily, so loading the IPython extension stays fast.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import ssl
@@ -24,12 +32,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import xmpp_smacks
 from .states import SessionState
 from .xmpp_reconnect import (
+    ATTEMPT_TIMEOUT,
     AfterDelay,
     Reconnection,
     after_disconnect,
     after_reconnect_delay,
+    conflict_message,
 )
 from .xmpp_requests import (
     PubSubRequests,
@@ -97,7 +108,8 @@ class XmppSession(PubSubRequests):
         on_restored: Callable[[], None] | None = None,
         on_event: Callable[[str, str, str, Any], None] | None = None,
         on_state: Callable[[SessionState], None] | None = None,
-        keepalive: float = 30.0,
+        keepalive: float = xmpp_smacks.PROBE_INTERVAL,
+        stream_management: bool = True,
     ):
         super().__init__()
         self.jid = jid
@@ -110,13 +122,19 @@ class XmppSession(PubSubRequests):
         self.on_restored = on_restored
         #: ``on_event(service, node, kind, element)`` for retract, purge and delete.
         self.on_event = on_event
+        #: Seconds between two probes of the link (0: none); see :mod:`.xmpp_smacks`.
         self.keepalive = keepalive
+        self.stream_management = stream_management
         self.on_state = on_state
         self._state = SessionState.DISCONNECTED
         self.last_error: str | None = None
         self.reconnects = 0
+        self.resumptions = 0
         self._reconnection = Reconnection(self._reconnect_now)
+        self._attempt_timer: asyncio.TimerHandle | None = None
         self._keepalive_task: asyncio.Task[None] | None = None
+        self._explaining: asyncio.Task[None] | None = None  # a refused certificate's reason
+        self._acks: xmpp_smacks.AckProbe | None = None
         self.client: Any = None
         self._events: Any = None  # our slixmpp plugin of the client (xmpp_plugin)
         self._password = password
@@ -182,6 +200,9 @@ class XmppSession(PubSubRequests):
         )
         for plugin in PLUGINS:
             client.register_plugin(plugin)
+        if self.stream_management:
+            xmpp_smacks.enable(client)
+            self._acks = xmpp_smacks.AckProbe(client)
         client.register_plugin(PLUGIN, {"on_item": self.on_item, "on_event": self.on_event})
         plugins: Any = client.plugin  # (typed for slixmpp's own plugins only)
         self._events = plugins[PLUGIN]
@@ -197,6 +218,7 @@ class XmppSession(PubSubRequests):
             client.enable_direct_tls = False
         for event, handler in (
             ("session_start", self._on_session_start),
+            ("session_resumed", self._on_session_resumed),
             ("failed_all_auth", self._on_failed_auth),
             ("no_auth", self._on_failed_auth),
             ("ssl_invalid_chain", self._on_invalid_certificate),
@@ -245,15 +267,7 @@ class XmppSession(PubSubRequests):
         # Synchronous on purpose: it runs before the stanzas that follow are handled,
         # so on_restored sees the new session before any of its events.
         self.client.send_presence()
-        self._last_failure = ""  # (a later loss has a reason of its own)
-        restored = self.state == SessionState.RECONNECTING
-        self.state = SessionState.CONNECTED
-        self._reconnection.succeeded()
-        loop = asyncio.get_running_loop()
-        if self._keepalive_task is None or self._keepalive_task.done():
-            self._keepalive_task = loop.create_task(self._ping_forever())
-        if self._started is not None and not self._started.done():
-            self._started.set_result(None)
+        restored = self._up()
         if restored:
             self.reconnects += 1
             log.info("session of %s restored (reconnection %d)", self.bare, self.reconnects)
@@ -263,30 +277,101 @@ class XmppSession(PubSubRequests):
                 except Exception:  # a bug of ours must not end the new session
                     log.exception("restoring subscriptions after a reconnection failed")
 
-    async def _ping_forever(self) -> None:
-        """Ping the server now and then: a dead TCP connection is noticed and replaced."""
-        from slixmpp.exceptions import IqError, IqTimeout
+    def _on_session_resumed(self, _event: Any) -> None:
+        # XEP-0198: the old stream goes on (subscriptions, presence, what the server
+        # had not delivered); no on_restored, no catch-up (see xmpp_smacks).
+        if self._up():
+            self.reconnects += 1
+            self.resumptions += 1
+            log.info("session of %s resumed (resumption %d)", self.bare, self.resumptions)
 
+    def _up(self) -> bool:
+        """A stream is up (new or resumed); whether it replaces a lost one."""
+        self._last_failure = ""  # (a later loss has a reason of its own)
+        restored = self.state == SessionState.RECONNECTING
+        self.state = SessionState.CONNECTED
+        self._reconnection.succeeded()
+        self._cancel_attempt_timer()
+        if self._keepalive_task is None or self._keepalive_task.done():
+            self._keepalive_task = asyncio.get_running_loop().create_task(self._watch_link())
+        if self._started is not None and not self._started.done():
+            self._started.set_result(None)
+        return restored
+
+    async def _watch_link(self) -> None:
+        """Probe the link now and then (stream management's ``<r/>``, else a ping): a
+        dead connection, silent or not, is noticed and replaced (see xmpp_smacks)."""
         while self.keepalive > 0:
             await asyncio.sleep(self.keepalive)
             client = self.client
             if client is None or self.state != SessionState.CONNECTED:
                 continue
-            try:
-                await client.plugin["xep_0199"].send_ping(
-                    client.boundjid.domain, timeout=max(5.0, self.keepalive / 2)
-                )
-            except IqTimeout:
-                log.warning("the server did not answer a ping: reconnecting")
+            answered = await self._answers(client, xmpp_smacks.PROBE_DEADLINE)
+            if not answered and client is self.client and self.state == SessionState.CONNECTED:
+                log.warning("the server did not answer within %g s: reconnecting", xmpp_smacks.PROBE_DEADLINE)
+                self._last_failure = "the link went silent"
                 client.abort()
-            except IqError:
-                pass  # an error reply is still an answer
+
+    async def _answers(self, client: Any, deadline: float) -> bool:
+        from slixmpp.exceptions import IqError, IqTimeout
+
+        if self._acks is not None and xmpp_smacks.enabled(client):
+            return await self._acks.probe(deadline)
+        try:
+            await client.plugin["xep_0199"].send_ping(client.boundjid.domain, timeout=deadline)
+        except IqTimeout:
+            return False
+        except IqError:
+            pass  # an error reply is still an answer
+        return True
 
     def _reconnect_now(self) -> None:
         if self.state != SessionState.RECONNECTING or self.client is None:
             return
         log.info("reconnecting %s (attempt %d)", self.jid, self._reconnection.attempt)
+        self._cancel_attempt_timer()
+        self._attempt_timer = asyncio.get_running_loop().call_later(ATTEMPT_TIMEOUT, self._attempt_expired)
         self._connect()
+
+    def _attempt_expired(self) -> None:
+        """A reconnection attempt got no session in time (a link that swallows all)."""
+        self._attempt_timer = None
+        if self.state == SessionState.RECONNECTING and self.client is not None:
+            self._last_failure = f"no session within {ATTEMPT_TIMEOUT:g} s"
+            if self.client.is_connected():
+                self.client.abort()  # -> disconnected -> the next attempt, later
+            else:
+                self.client.cancel_connection_attempt()
+                self._reconnection.schedule()
+
+    def _cancel_attempt_timer(self) -> None:
+        if self._attempt_timer is not None:
+            self._attempt_timer.cancel()
+            self._attempt_timer = None
+
+    async def reconnect(self, password: str, timeout: float = 30.0) -> None:
+        """Log a ``failed`` session in again, with ``password`` (the account's, maybe
+        new): the session, its client and what runs on it stay; the restored stream
+        calls ``on_restored`` as after any reconnection. Raises SessionError when it
+        fails again (the session stays ``failed``) or when no session came within
+        ``timeout`` (it goes on trying: ``reconnecting``)."""
+        if self.state != SessionState.FAILED or self.client is None:
+            raise SessionError(f"the session of {self.bare} is {self.state}, not failed")
+        self._password = self.client.password = password
+        self.last_error = None
+        self._last_failure = ""
+        self._started = asyncio.get_running_loop().create_future()
+        self.state = SessionState.RECONNECTING
+        self._reconnection.succeeded()
+        self._reconnect_now()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._started), timeout)
+        except TimeoutError:
+            raise SessionError(
+                f"the session of {self.bare} did not come back within {timeout:g} s"
+                f"{' (' + self._last_failure + ')' if self._last_failure else ''}: it goes on trying "
+                "(%hook status)"
+            ) from None
 
     def _secure(self) -> bool:
         client = self.client
@@ -303,6 +388,7 @@ class XmppSession(PubSubRequests):
                 "may have changed; connect again with the new one"
             )
             log.error("%s", self.last_error)
+            self._fail_start(self.last_error)  # (reconnect() waits for it)
             return
         if self.tls and not self._secure():
             self._fail_start(
@@ -315,11 +401,23 @@ class XmppSession(PubSubRequests):
             )
 
     def _on_invalid_certificate(self, error: Any) -> None:
-        self._fail_start(
-            f"the server's TLS certificate is not trusted ({getattr(error, 'reason', error)}): "
-            "for a private server, pass its CA with --ca-file PEM"
-        )
         self.client.abort()
+        if self._explaining is None or self._explaining.done():
+            self._explaining = asyncio.get_running_loop().create_task(self._explain_certificate(error))
+
+    async def _explain_certificate(self, error: Any) -> None:
+        from .xmpp_tls import certificate_names, certificate_problem
+
+        domain = bare_jid(self.jid).split("@")[-1]
+        names = None
+        if getattr(error, "verify_code", None) == 62:  # a hostname mismatch: for which name, then?
+            names = await certificate_names(
+                self.host or domain, self.port or (5223 if self.direct_tls else 5222), domain,
+                direct_tls=self.direct_tls, ca_file=self.ca_file,
+            )
+        message = certificate_problem(error, domain, ca_file=self.ca_file, names=names)
+        self._last_failure = message
+        self._fail_start(message)
 
     def _on_connection_failed(self, error: Any) -> None:
         self._last_failure = str(error)
@@ -344,6 +442,13 @@ class XmppSession(PubSubRequests):
 
     def _on_stream_error(self, error: Any) -> None:
         self._last_failure = f"stream error: {error['condition']}"
+        if error["condition"] == "conflict" and self.state != SessionState.STOPPING:
+            # Another client logged in with our full JID: never reconnect (we would kick it
+            # out, and it us, forever; see xmpp_reconnect).
+            self.state = SessionState.FAILED
+            self.last_error = conflict_message(self._full_jid(), explicit="/" in self.jid)
+            log.error("%s", self.last_error)
+            self._fail_start(self.last_error)
 
     def _on_disconnected(self, reason: Any) -> None:
         decision = after_disconnect(self.state)
@@ -354,6 +459,8 @@ class XmppSession(PubSubRequests):
         if decision.reconnect:
             self._reconnection.schedule()
             return
+        if self._explaining is not None and not self._explaining.done():
+            return  # a refused certificate: its reason comes
         if self._started is not None and not self._started.done():
             # A more precise reason (bad certificate, failed auth) may be reported just
             # after the connection is lost: let it win.
@@ -370,9 +477,16 @@ class XmppSession(PubSubRequests):
         client = self.client
         self.state = SessionState.STOPPING
         self._reconnection.cancel()
-        if self._keepalive_task is not None:
-            self._keepalive_task.cancel()
-            self._keepalive_task = None
+        self._cancel_attempt_timer()
+        for task in (self._keepalive_task, self._explaining):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._keepalive_task = self._explaining = None
+        if self._acks is not None:
+            self._acks.close()
+            self._acks = None
         if client is not None:
             await close_client(client)
             self.client = None

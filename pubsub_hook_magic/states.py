@@ -44,6 +44,14 @@ class HookState(StrEnum):
     NEEDS_NEWER = "needs a newer version"
     #: Stored and loadable, but not installed in this process (``pubsub-hook list``).
     STORED = "stored"
+    #: Its node was deleted (``node_problem`` says when): it runs again, from the new
+    #: node's first item, once the node is created again.
+    NODE_DELETED = "node deleted"
+    #: The node's owner (or the service) removed the account's subscription: nothing
+    #: arrives; ``%hook resume ID`` subscribes again.
+    UNSUBSCRIBED = "unsubscribed"
+    #: The subscription waits for the node owner's approval (authorize access model).
+    PENDING = "pending"
 
 
 class Outcome(StrEnum):

@@ -24,7 +24,7 @@ from .hooks import HookError
 from .session import RequestError, XmppSession
 from .store import HookStore, StoreError
 
-__all__ = ["Subscriptions", "is_pep"]
+__all__ = ["NodeGone", "SubscriptionPending", "SubscriptionRemoved", "Subscriptions", "is_pep"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,19 @@ Key = tuple[str, str]
 def is_pep(service: str) -> bool:
     """Whether ``service`` is an account (PEP, XEP-0163) rather than a PubSub service."""
     return "@" in service
+
+
+class NodeGone(HookError):
+    """The service says the node does not exist (``item-not-found``)."""
+
+
+class SubscriptionRemoved(HookError):
+    """A subscription this extension made is gone, the node still there: its owner (or
+    the service) removed it. It is not made again without the user's word."""
+
+
+class SubscriptionPending(HookError):
+    """The subscription waits for the node owner's approval."""
 
 
 class Subscriptions:
@@ -67,24 +80,57 @@ class Subscriptions:
     def clear(self) -> None:
         self.ours = set()
 
+    def forget(self, service: str, node: str) -> None:
+        """A subscription of ours is gone (with its deleted node)."""
+        if (service, node) in self.ours:
+            self._set_ours(service, node, False)
+
     # ------------------------------------------------------------------ one node
 
     async def listen(self, service: str, node: str, *, subscribed: bool | None = None) -> None:
         """Make the node's events arrive. ``subscribed``: whether the account is known
-        to be subscribed already (None: ask the service)."""
+        to be subscribed already (None: ask the service; then a subscription of ours
+        found missing raises :class:`SubscriptionRemoved` rather than being made again
+        behind the owner's back). A node that does not exist raises :class:`NodeGone`,
+        a subscription waiting for approval :class:`SubscriptionPending`."""
         session = self._require()
         if is_pep(service):
             await session.set_pep_interest(node, True)
             return
         if subscribed is None:
-            subscribed = await self.is_subscribed(service, node)
-        if subscribed:
+            state = await self._state(service, node)
+            if state == "pending":
+                raise SubscriptionPending(pending_note(service, node))
+            if state is not None:
+                return
+            if (service, node) in self.ours:
+                raise SubscriptionRemoved(
+                    f"the subscription to {node!r} on {service} was removed (by the node's owner or the "
+                    f"service): nothing arrives; %hook resume ID subscribes again"
+                )
+        elif subscribed:
             return
+        await self.subscribe(service, node)
+
+    async def subscribe(self, service: str, node: str) -> None:
+        """Subscribe (again) to a service node, on the user's word."""
         try:
-            await session.subscribe(service, node)
+            state = await self._require().subscribe(service, node)
         except RequestError as exc:
             raise _refused(service, node, exc) from None
         self._set_ours(service, node, True)
+        if state == "pending":
+            raise SubscriptionPending(pending_note(service, node))
+
+    async def _state(self, service: str, node: str) -> str | None:
+        """The account's subscription to a service node (None: none, or the service
+        does not say: subscribing tells)."""
+        try:
+            return await self._require().subscription_state(service, node)
+        except RequestError as exc:
+            if exc.condition == "item-not-found":
+                raise NodeGone(f"node {node!r} does not exist on {service} (deleted?)") from None
+            return None
 
     async def is_subscribed(self, service: str, node: str) -> bool:
         """Whether the account is subscribed to a service node (False when the service
@@ -185,9 +231,17 @@ class Subscriptions:
                 log.warning("%s", exc)
 
 
+def pending_note(service: str, node: str) -> str:
+    """What a pending subscription means for the hooks."""
+    return (
+        f"the subscription to {node!r} on {service} waits for the node owner's approval: the hooks "
+        "run once it is approved"
+    )
+
+
 def _refused(service: str, node: str, exc: RequestError) -> HookError:
     if exc.condition == "item-not-found":
-        return HookError(f"node {node!r} does not exist on {service}: {_create_it(service, node)}")
+        return NodeGone(f"node {node!r} does not exist on {service}: {_create_it(service, node)}")
     return HookError(
         f"{service} refused the subscription to {node!r} ({exc.condition}"
         f"{': ' + exc.text if exc.text else ''}): the node's access model may "

@@ -44,6 +44,11 @@ class HookSummary(TypedDict):
     owner: str | None
     #: The notebook names a waiting ``python_code`` hook needs.
     waiting_for: list[str]
+    #: Why its node does not deliver (state ``node deleted``, ``unsubscribed`` or
+    #: ``pending``): what happened and what to do.
+    node_problem: str | None
+    #: Why the hook runs live items only (its node keeps no items: no catch-up), if so.
+    live_only: str | None
     events: list[str]
     where: str | None
     #: Publications ``--where`` did not match.
@@ -110,6 +115,8 @@ def summarize(
         {
             "owner": runner.owner,
             "waiting_for": list(runner.waiting_for),
+            "node_problem": problem.reason if (problem := runner.mode.node_problem) is not None else None,
+            "live_only": runner.live_only,
             "filtered": runner.filtered,
             "triggers": runner.count,
             "errors": runner.errors,
@@ -183,6 +190,8 @@ def _summary(
         state=state.value,
         owner=None,
         waiting_for=[],
+        node_problem=None,
+        live_only=None,
         events=fields["events"],
         where=fields["where"],
         filtered=0,

@@ -46,7 +46,8 @@ _XEP_0060_HANDLERS = {
 _XEP_0060_ITEMS = _XEP_0060_HANDLERS["items"]
 #: Our one handler of ``<message><event xmlns=pubsub#event/></message>``.
 _EVENTS = f"{PLUGIN} events"
-_NODE_EVENTS = ("purge", "delete")
+#: Events about a node itself (and our subscription to it), handled by ``on_event``.
+_NODE_EVENTS = ("purge", "delete", "subscription")
 _EVENT_TAG = f"{{{EVENT_NS}}}event"
 
 
@@ -56,11 +57,12 @@ def _ignore(*_args: Any) -> None:
 
 class PubSubHookEvents(BasePlugin):
     """Delivers PubSub events to the session: ``<items/>`` once per ``<item/>`` and
-    ``<retract/>``, ``<purge/>`` and ``<delete/>`` once per event.
+    ``<retract/>``; ``<purge/>``, ``<delete/>`` and ``<subscription/>`` (a change of a
+    subscription to the node, e.g. ours removed by its owner) once per event.
 
     Configuration (``pconfig``): ``on_item(service, node, item)`` and
-    ``on_event(service, node, kind, element)`` (``kind``: retract, purge or delete;
-    None: node events are not handled). ``service`` is the bare JID that sent the
+    ``on_event(service, node, kind, element)`` (``kind``: retract, purge, delete or
+    subscription; None: node events are not handled). ``service`` is the bare JID that sent the
     event (the account itself when the stanza has no ``from``).
     """
 
@@ -170,8 +172,9 @@ class PubSubHookEvents(BasePlugin):
                 handle(msg)  # pubsub_publish, pubsub_retract and mapped node events
 
     def _on_node_event(self, msg: Any, kind: str) -> None:
-        """A ``<purge/>`` or ``<delete/>`` event: ``on_event`` for the node, then
-        xep_0060's handler (``pubsub_purge``, ``pubsub_delete``, mapped node events)."""
+        """A ``<purge/>``, ``<delete/>`` or ``<subscription/>`` event: ``on_event`` for
+        the node, then xep_0060's handler (``pubsub_purge``, ``pubsub_delete``,
+        ``pubsub_subscription``, mapped node events)."""
         on_event = self.on_event
         if on_event is None:
             return

@@ -6,7 +6,24 @@ stretched at random by up to 20 % (:class:`~.background.Backoff`), so that the
 sessions of a restarted server do not all come back at once. slixmpp's own retry
 delays (which grow to 300 s) are replaced by these. A session that never started is
 not retried: its caller is told why. A refused password while reconnecting ends the
-retries (``failed``).
+retries (``failed``). An attempt that connects but does not get a session within
+:data:`ATTEMPT_TIMEOUT` seconds (a link that swallows everything) is dropped, and the
+next one follows the backoff.
+
+A failed session is not dead: ``HookManager.connect`` (``%hook connect``) of the same
+account logs it in again (with a new password) without a ``disconnect``, and its hooks,
+temporary and persistent, go on running (catch-up as after any reconnection).
+
+**Resource conflict.** When another client logs in with the session's full JID, the
+server ends our stream with the stream error ``conflict``. Reconnecting would kick
+that client, which would reconnect and kick us, forever (44 connections in 30 s between
+two sessions before this rule). So a conflict never reconnects: the session goes
+``failed`` with :func:`conflict_message` as its ``last_error``. With an explicit
+resource (``bob@localhost/res``) the fix is the user's: another resource, or stop the
+other client. With the resource the session chose at random, a conflict means that
+another client took that very resource on purpose (a copy of this session's JID), and
+choosing another one would only start the same fight over again with that client:
+the session fails too, and says so; ``%hook connect`` again takes the stream back.
 
 The decisions are pure functions of the session's state (:func:`after_disconnect`,
 :func:`after_reconnect_delay`), tested without a server; :class:`Reconnection` holds
@@ -24,6 +41,7 @@ from .background import Backoff
 from .states import SessionState
 
 __all__ = [
+    "ATTEMPT_TIMEOUT",
     "FIRST_DELAY",
     "JITTER",
     "MAX_DELAY",
@@ -32,6 +50,7 @@ __all__ = [
     "Reconnection",
     "after_disconnect",
     "after_reconnect_delay",
+    "conflict_message",
 ]
 
 #: Seconds before the first attempt after a loss; each failure doubles it, up to MAX_DELAY.
@@ -39,6 +58,8 @@ FIRST_DELAY = 0.5
 MAX_DELAY = 30.0
 #: Each delay is stretched at random by up to this fraction (1.0 to 1.2 times).
 JITTER = 0.2
+#: Seconds a reconnection attempt may take from its TCP connect to the session.
+ATTEMPT_TIMEOUT = 15.0
 
 
 class Lost(NamedTuple):
@@ -60,6 +81,21 @@ def after_disconnect(state: SessionState) -> Lost:
     if state in (SessionState.STOPPING, SessionState.FAILED):
         return Lost(state, reconnect=False, announce=False)
     return Lost(SessionState.DISCONNECTED, reconnect=False, announce=False)
+
+
+def conflict_message(full_jid: str, explicit: bool) -> str:
+    """The session's ``last_error`` after the stream error ``conflict`` (see above)."""
+    if explicit:
+        return (
+            f"another client logged in as {full_jid}, and the server closed this session for it: "
+            "connect with another resource (user@domain/other), or stop the other client; "
+            "this session does not reconnect by itself (it would only kick the other client out)"
+        )
+    return (
+        f"another client logged in as {full_jid}, the resource this session had chosen, and the "
+        "server closed this session for it: this session does not reconnect by itself (the two "
+        "would kick each other out); stop the other client, or connect again to take the stream back"
+    )
 
 
 class AfterDelay(Enum):

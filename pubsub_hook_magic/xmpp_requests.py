@@ -127,33 +127,37 @@ class PubSubRequests:
                 condition, text = _iq_condition(exc)
                 raise RequestError(what, condition, text) from None
 
-    async def subscription_exists(self, service: str, node: str) -> bool:
-        """Whether this account (bare JID) is already subscribed to the node."""
+    async def subscription_state(self, service: str, node: str) -> str | None:
+        """This account's (bare JID) subscription to the node: ``subscribed``,
+        ``pending`` (waiting for the owner's approval), ``unconfigured``, or None."""
         iq = await self._request(
             f"listing subscriptions to {node!r} on {service}",
             lambda: self._pubsub().get_subscriptions(service, node, timeout=15),
         )
         me = self.client.boundjid.bare
-        for sub in iq["pubsub"]["subscriptions"]:
-            if sub["jid"].bare == me and sub["node"] in ("", node) and sub["subscription"] in (
-                "subscribed",
-                "",
-            ):
-                return True
-        return False
+        states = {
+            sub["subscription"] or "subscribed"
+            for sub in iq["pubsub"]["subscriptions"]
+            if sub["jid"].bare == me and sub["node"] in ("", node)
+        }
+        states.discard("none")
+        for state in ("subscribed", "unconfigured", "pending"):
+            if state in states:
+                return state
+        return None
 
-    async def subscribe(self, service: str, node: str) -> None:
-        """Subscribe the account's bare JID to the node."""
+    async def subscription_exists(self, service: str, node: str) -> bool:
+        """Whether this account (bare JID) is subscribed to the node (not pending)."""
+        return await self.subscription_state(service, node) in ("subscribed", "unconfigured")
+
+    async def subscribe(self, service: str, node: str) -> str:
+        """Subscribe the account's bare JID to the node; returns the subscription's
+        state: ``subscribed``, or ``pending`` when the node's owner must approve it."""
         iq = await self._request(
             f"subscribing to {node!r} on {service}",
             lambda: self._pubsub().subscribe(service, node, bare=True, timeout=15),
         )
-        state = iq["pubsub"]["subscription"]["subscription"]
-        if state not in ("", "subscribed"):
-            raise SessionError(
-                f"the subscription to {node!r} on {service} is {state}: the node's owner "
-                "must approve it before events arrive"
-            )
+        return str(iq["pubsub"]["subscription"]["subscription"] or "subscribed")
 
     async def unsubscribe(self, service: str, node: str) -> None:
         await self._request(
@@ -167,6 +171,15 @@ class PubSubRequests:
         iq = await self._request(
             f"reading items of {node!r} on {service}",
             lambda: self._pubsub().get_items(service, node, max_items=max_items, timeout=30),
+        )
+        return [_event_item(i) for i in iq["pubsub"]["items"].iterables if i.name == "item"]
+
+    async def items_by_id(self, service: str, node: str, ids: list[str]) -> list[Any]:
+        """The node's items of these ids, in one request (XEP-0060 6.5.8); those it no
+        longer holds are left out of the answer (Prosody 0.12)."""
+        iq = await self._request(
+            f"reading {len(ids)} item(s) of {node!r} on {service} by id",
+            lambda: self._pubsub().get_items(service, node, item_ids=ids, timeout=30),
         )
         return [_event_item(i) for i in iq["pubsub"]["items"].iterables if i.name == "item"]
 
@@ -185,6 +198,19 @@ class PubSubRequests:
         )
         form = iq["pubsub_owner"]["configure"]["form"]
         return dict(form.get_values())
+
+    async def node_exists(self, service: str, node: str) -> bool:
+        """Whether the node exists (its service discovery answers, XEP-0060 5.3)."""
+        try:
+            await self._request(
+                f"looking for {node!r} on {service}",
+                lambda: self.client.plugin["xep_0030"].get_info(jid=service, node=node, timeout=15),
+            )
+        except RequestError as exc:
+            if exc.condition == "item-not-found":
+                return False
+            raise
+        return True
 
     async def node_item_ids(self, service: str, node: str) -> set[str]:
         """The ids of the items a node holds, without their payloads (service discovery

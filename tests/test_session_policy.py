@@ -95,3 +95,14 @@ def test_one_attempt_is_pending_at_most_and_cancel_drops_it():
         assert calls == [2] and not reconnection.pending
 
     asyncio.run(main())
+
+
+def test_a_conflict_message_says_who_took_the_jid_and_what_to_do():
+    from pubsub_hook_magic.xmpp_reconnect import conflict_message
+
+    explicit = conflict_message("bob@localhost/res", explicit=True)
+    assert explicit.startswith("another client logged in as bob@localhost/res")
+    assert "another resource" in explicit and "stop the other client" in explicit
+    assert "does not reconnect by itself" in explicit
+    chosen = conflict_message("bob@localhost/pubsub-hook-1a2b3c4d", explicit=False)
+    assert "the resource this session had chosen" in chosen and "connect again" in chosen

@@ -96,7 +96,7 @@ def test_xep_0060s_node_events_still_reach_their_listeners_through_ours():
         feed(client, "<subscription node='n' jid='alice@localhost' subscription='none'/>")
         await asyncio.sleep(0)
         assert raised == ["pubsub_purge", "pubsub_delete", "pubsub_config", "pubsub_subscription"]
-        assert [e[2] for e in rec.events] == ["purge", "delete"]
+        assert [e[2] for e in rec.events] == ["purge", "delete", "subscription"]
 
     run(check)
 

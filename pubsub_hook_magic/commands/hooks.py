@@ -296,7 +296,12 @@ def pause(ctx: Context, args: argparse.Namespace) -> None:
     print(f"Paused hook {hook.id}.")
 
 
-@command("resume", help="resume a paused hook", arguments=hook_id_argument)
+@command(
+    "resume",
+    help="resume a paused hook, or one kept from its node: subscribe again (unsubscribed, pending), "
+    "look for its node now (node deleted)",
+    arguments=hook_id_argument,
+)
 def resume(ctx: Context, args: argparse.Namespace) -> None:
-    hook = ctx.run(ctx.manager.set_paused(args.id, False))
-    print(f"Resumed hook {hook.id}.")
+    for line in ctx.run(ctx.manager.resume(args.id)):
+        print(line)

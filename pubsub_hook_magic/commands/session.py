@@ -43,6 +43,10 @@ def _account(manager: Any) -> tuple[str | None, int]:
     return manager.jid, len(manager.hooks())
 
 
+def _failed(manager: Any) -> bool:
+    return manager.state == "failed"
+
+
 def _jid(manager: Any) -> str | None:
     return manager.jid
 
@@ -58,7 +62,8 @@ def _jid(manager: Any) -> str | None:
 def connect(ctx: Context, args: argparse.Namespace) -> None:
     manager = ctx.manager
     jid, _count = ctx.call(_account, manager)
-    if jid is not None:
+    failed = jid is not None and ctx.call(_failed, manager)
+    if jid is not None and not failed:
         raise CommandError(f"already connected as {jid}: %hook disconnect first")
     # the kernel's getpass: asks the front end where it can
     account = account_from_args(args, getpass.getpass, "%hook connect user@domain")
@@ -67,6 +72,9 @@ def connect(ctx: Context, args: argparse.Namespace) -> None:
     options = connect_options(account, args, timeout)
     warnings = ctx.run(manager.connect(account.jid, account.password, **options), timeout + 30)
     jid, count = ctx.call(_account, manager)
+    if failed:  # logged in again: the hooks stayed installed
+        print(f"Reconnected as {jid}" + (f"; its {count} hook(s) go on running." if count else "."))
+        return
     print(f"Connected as {jid}" + (f"; {count} persistent hook(s) installed." if count else "."))
     for warning in warnings:
         print(f"Warning: {warning}")

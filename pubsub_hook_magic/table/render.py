@@ -157,6 +157,9 @@ def state_detail(summary: Summary) -> str:
         return f"broken: {summary.get('load_error') or 'its code does not load'}"
     if state == "catching up":
         return "catching up: running what was published while the session was away"
+    problem = summary.get("node_problem")
+    if problem:
+        return f"{state}: {problem}"
     return str(state)
 
 

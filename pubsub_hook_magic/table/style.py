@@ -25,7 +25,8 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("type", "python (a module), python_file or python_code", "48px"),
     ("argument", "the module, file or code", "minmax(72px, 1.2fr)"),
     ("stored", "persistent: stored, installed again at every connect", "54px"),
-    ("state", "active, catching up, paused, retrying, waiting, standby or broken", "86px"),
+    ("state", "active, catching up, paused, retrying, waiting, standby, broken, node deleted, unsubscribed or pending",
+     "86px"),
     ("triggers", "runs, with skipped and dropped items", "66px"),
     ("errors", "runs that failed", "52px"),
     ("last", "the last run (hover: its time and duration, and the mean)", "64px"),
@@ -46,6 +47,9 @@ STATE_CLASSES: dict[str, str] = {
     HookState.WAITING: "phm-warn",
     HookState.STANDBY: "phm-muted",
     HookState.BROKEN: "phm-err",
+    HookState.NODE_DELETED: "phm-err",
+    HookState.UNSUBSCRIBED: "phm-err",
+    HookState.PENDING: "phm-warn",
 }
 
 _MIX = "color-mix(in srgb, var(--jp-{0}-color1, {1}) 70%, var(--jp-content-font-color0, #000))"
