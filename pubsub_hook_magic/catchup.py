@@ -46,7 +46,7 @@ from .registry import HookIndex
 from .runner import HookRunner
 from .session import RequestError, XmppSession
 from .states import TriggerKind
-from .subscriptions import NodeGone, Subscriptions
+from .subscriptions import NodeGone, Subscriptions, is_pep
 
 __all__ = ["FIRST_FETCH", "WIDEN", "CatchUp", "publisher_of", "resume_index"]
 
@@ -198,6 +198,8 @@ class CatchUp:
             raise RequestError(f"reading items of {node!r} on {service}", "not-connected", "")
         gone = await self._gone(session, service, node, runners)
         keyed, starts = await self._fetch(session, service, node, runners)
+        if len(starts) < len(runners):
+            await self._subscribe_again(service, node)
         self._report_gone(gone)
         for runner in runners:
             self._queue_missed(runner, keyed, starts.get(runner))
@@ -205,6 +207,19 @@ class CatchUp:
             self.live.recent.seen(service, node, ref)
         if keyed:
             self.live.node_position[(service, node)] = keyed[-1][1]
+
+    async def _subscribe_again(self, service: str, node: str) -> None:
+        """A gap: none of the items a hook ran is on the node. It may have been
+        deleted and created again while away, and Prosody 0.12 then still lists our
+        subscription to the old node as one to the new node, which has none: make ours
+        again (one request, only on a gap)."""
+        if is_pep(service) or (service, node) not in self.subscriptions.ours:
+            return
+        try:
+            await self.subscriptions.subscribe(service, node)
+        except HookError as exc:
+            if not self._on_problem((service, node), exc):
+                log.warning("subscribing again to %s/%s: %s", service, node, exc)
 
     # ------------------------------------------------------------------ one hook
 

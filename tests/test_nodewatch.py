@@ -4,6 +4,7 @@ created again, our subscription removed. Real Prosody; the owner is the test's p
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -167,3 +168,42 @@ def test_a_subscription_removed_by_the_owner_is_not_made_again_behind_its_back(s
     finally:
         host.close()
         proxy.close()
+
+
+@pytest.mark.kernel
+def test_a_notebook_user_sees_a_deleted_node_in_list_status_and_resume(connected, publisher, node):
+    def listed() -> list[dict[str, Any]]:
+        return json.loads(connected.run("%hook list -O json").stdout)
+
+    connected.run(f"%hook create -s {SERVICE} -n {node} -t python_code pass")
+    publisher.delete_node(node)
+    wait_until(lambda: [s["state"] for s in listed()] == ["node deleted"], what="node deleted")
+    [hook] = listed()
+    text = connected.run("%hook list -O text").stdout
+    assert f"hook {hook['id']} is node deleted: deleted by its owner" in text
+    status = connected.run("%hook status").stdout
+    assert f"node {node} on {SERVICE}: node deleted" in status
+    message = connected.usage_error(f"%hook resume {hook['id']}")
+    assert "still does not exist" in message
+
+
+def test_a_node_deleted_and_created_again_while_away_delivers_again(server, publisher, node, tmp_path):
+    """Prosody 0.12 lists the old node's subscription as the new node's (which has no
+    subscriber): the gap found at catch-up makes the subscription again."""
+    host = Host(server, str(tmp_path / "store"))
+    try:
+        hook = host.run(host.manager.create_hook(SERVICE, node, "python_code", RECORD, persistent=True))
+        publisher.publish(node, item_id="old")
+        wait_until(lambda: items_run(host) == ["old"])
+        host.run(host.manager.disconnect())
+        publisher.delete_node(node)
+        publisher.create_node(node)
+        publisher.publish(node, item_id="new-1")
+        host.run(host.manager.connect("alice@localhost", PASSWORDS["alice"], host=server.host, port=server.port,
+                                      tls=False))
+        wait_until(lambda: items_run(host) == ["old", "new-1"], what="the new node's item, caught up")
+        wait_until(lambda: host.state(hook.id) == "active")
+        publisher.publish(node, item_id="new-2")
+        wait_until(lambda: items_run(host) == ["old", "new-1", "new-2"], what="live again")
+    finally:
+        host.close()
