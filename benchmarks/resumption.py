@@ -177,7 +177,7 @@ async def probe_rounds(smacks: TestServer, plain: TestServer, user: str) -> dict
             for _ in range(3):
                 await asyncio.sleep(0.2)
                 proxy.reset_traffic()
-                assert await session._answers(session.client, 5)
+                assert await xmpp_smacks.answers(session.client, 5)
                 await asyncio.sleep(0.05)  # (everything of the round counted)
                 traffic = proxy.traffic()
                 rounds.append(traffic.to_server + traffic.to_client)

@@ -134,7 +134,6 @@ class XmppSession(PubSubRequests):
         self._attempt_timer: asyncio.TimerHandle | None = None
         self._keepalive_task: asyncio.Task[None] | None = None
         self._explaining: asyncio.Task[None] | None = None  # a refused certificate's reason
-        self._acks: xmpp_smacks.AckProbe | None = None
         self.client: Any = None
         self._events: Any = None  # our slixmpp plugin of the client (xmpp_plugin)
         self._password = password
@@ -202,7 +201,6 @@ class XmppSession(PubSubRequests):
             client.register_plugin(plugin)
         if self.stream_management:
             xmpp_smacks.enable(client)
-            self._acks = xmpp_smacks.AckProbe(client)
         client.register_plugin(PLUGIN, {"on_item": self.on_item, "on_event": self.on_event})
         plugins: Any = client.plugin  # (typed for slixmpp's own plugins only)
         self._events = plugins[PLUGIN]
@@ -306,24 +304,11 @@ class XmppSession(PubSubRequests):
             client = self.client
             if client is None or self.state != SessionState.CONNECTED:
                 continue
-            answered = await self._answers(client, xmpp_smacks.PROBE_DEADLINE)
+            answered = await xmpp_smacks.answers(client, xmpp_smacks.PROBE_DEADLINE)
             if not answered and client is self.client and self.state == SessionState.CONNECTED:
                 log.warning("the server did not answer within %g s: reconnecting", xmpp_smacks.PROBE_DEADLINE)
                 self._last_failure = "the link went silent"
                 client.abort()
-
-    async def _answers(self, client: Any, deadline: float) -> bool:
-        from slixmpp.exceptions import IqError, IqTimeout
-
-        if self._acks is not None and xmpp_smacks.enabled(client):
-            return await self._acks.probe(deadline)
-        try:
-            await client.plugin["xep_0199"].send_ping(client.boundjid.domain, timeout=deadline)
-        except IqTimeout:
-            return False
-        except IqError:
-            pass  # an error reply is still an answer
-        return True
 
     def _reconnect_now(self) -> None:
         if self.state != SessionState.RECONNECTING or self.client is None:
@@ -484,9 +469,6 @@ class XmppSession(PubSubRequests):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         self._keepalive_task = self._explaining = None
-        if self._acks is not None:
-            self._acks.close()
-            self._acks = None
         if client is not None:
             await close_client(client)
             self.client = None

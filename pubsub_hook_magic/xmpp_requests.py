@@ -105,6 +105,8 @@ class PubSubRequests:
     def __init__(self) -> None:
         self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._interests: set[str] = set()
+        #: Services that list every item id however few are asked (see newest_item_ids).
+        self._rsm_ignored: set[str] = set()
 
     @property
     def bare(self) -> str:
@@ -182,6 +184,29 @@ class PubSubRequests:
             lambda: self._pubsub().get_items(service, node, item_ids=ids, timeout=30),
         )
         return [_event_item(i) for i in iq["pubsub"]["items"].iterables if i.name == "item"]
+
+    async def newest_item_ids(self, service: str, node: str, count: int) -> list[str] | None:
+        """The ids of the node's newest ``count`` items, oldest first, without payloads
+        (service discovery limited with XEP-0059, which ejabberd honours); None where
+        the service ignores the limit (Prosody 0.12 lists every id), not asked again."""
+        if service in self._rsm_ignored:
+            return None
+        from slixmpp.xmlstream import ET
+
+        rsm = "http://jabber.org/protocol/rsm"
+
+        def make() -> Any:
+            iq = self.client.Iq(sto=service, stype="get")
+            iq["disco_items"]["node"] = node
+            iq["disco_items"].xml.append(ET.fromstring(f"<set xmlns='{rsm}'><max>{count}</max><before/></set>"))
+            return iq.send(timeout=30)
+
+        iq = await self._request(f"listing the newest items of {node!r} on {service}", make)
+        query = iq["disco_items"].xml
+        if query.find(f"{{{rsm}}}set") is None:
+            self._rsm_ignored.add(service)
+            return None
+        return [el.get("name") for el in query.iter("{http://jabber.org/protocol/disco#items}item") if el.get("name")]
 
     async def retract(self, service: str, node: str, item_id: str) -> None:
         """Retract an item, asking the service to notify the subscribers."""

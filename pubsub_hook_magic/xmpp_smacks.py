@@ -23,7 +23,7 @@ A silent dead link (no RST: a NAT that forgot us, a black-holed route) shows onl
 silence. Every :data:`PROBE_INTERVAL` seconds the session asks the server for a sign of
 life, and drops the stream when none comes within :data:`PROBE_DEADLINE` s, so such a
 link is noticed within 12 s (at most interval + deadline). With stream management the
-question is ``<r/>`` and the answer ``<a h=…/>`` (:class:`AckProbe`), without it an
+question is ``<r/>`` and the answer ``<a h=…/>`` (:func:`ack`), without it an
 XEP-0199 ping. Cost, measured with the fault proxy's byte counters on a plaintext
 stream (``python -m benchmarks.resumption``; TCP/IP headers not counted): one
 ``<r/>``/``<a/>`` round is 59 bytes (27 out, 32 in), 514 rounds an hour, about 30 KB an
@@ -34,10 +34,11 @@ hour; a ping round is 218 bytes, about 112 KB an hour. Over TLS 1.3 each record 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from typing import Any, NamedTuple
 
-__all__ = ["PROBE_DEADLINE", "PROBE_INTERVAL", "AckProbe", "SmCounters", "counters", "enable", "enabled"]
+__all__ = ["PROBE_DEADLINE", "PROBE_INTERVAL", "SmCounters", "ack", "answers", "counters", "enable", "enabled"]
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ PROBE_DEADLINE = 5.0
 #: slixmpp's plugin, and how many stanzas it sends before asking for an ack.
 PLUGIN = "xep_0198"
 WINDOW = 5
-_ACK_HANDLER = "pubsub_hook_magic sm ack"
+_probes = itertools.count(1)
 
 
 class SmCounters(NamedTuple):
@@ -86,40 +87,42 @@ def counters(client: Any) -> SmCounters | None:
     return SmCounters(sm.handled, sm.seq, sm.last_ack, len(sm.unacked_queue))
 
 
-class AckProbe:
-    """``<r/>`` sent, ``<a/>`` awaited: :meth:`probe` tells whether the server answered
-    within the deadline. Registers its handler of ``<a/>`` beside slixmpp's (every
-    matching handler runs); :meth:`close` removes it."""
+async def ack(client: Any, deadline: float) -> bool:
+    """Send ``<r/>``; True when the server's ``<a/>`` came within ``deadline`` seconds.
 
-    def __init__(self, client: Any):
-        from slixmpp.plugins.xep_0198 import stanza
-        from slixmpp.xmlstream.handler import Callback
-        from slixmpp.xmlstream.matcher import MatchXPath
+    The handler of ``<a/>`` is a slixmpp ``Waiter``, registered for this probe only:
+    slixmpp matches every stanza against every handler, so a lasting one would cost
+    something per item."""
+    from slixmpp.plugins.xep_0198 import stanza
+    from slixmpp.xmlstream.handler import Waiter
+    from slixmpp.xmlstream.matcher import MatchXPath
 
-        self.client = client
-        self._waiting: list[asyncio.Future[None]] = []
-        client.register_handler(Callback(_ACK_HANDLER, MatchXPath(stanza.Ack.tag_name()), self._on_ack, instream=True))
-
-    def _on_ack(self, _ack: Any) -> None:
-        waiting, self._waiting = self._waiting, []
-        for future in waiting:
-            if not future.done():
-                future.set_result(None)
-
-    async def probe(self, deadline: float) -> bool:
-        """Ask for an ack; True when one came within ``deadline`` seconds."""
-        sm = _plugin(self.client)
-        if sm is None:
-            return True
-        future = asyncio.get_running_loop().create_future()
-        self._waiting.append(future)
-        sm.request_ack()
-        try:
-            await asyncio.wait_for(future, deadline)
-        except TimeoutError:
-            return False
+    sm = _plugin(client)
+    if sm is None:
         return True
+    waiter = Waiter(f"xep_0198 probe {next(_probes)}", MatchXPath(stanza.Ack.tag_name()))
+    client.register_handler(waiter)
+    sm.request_ack()
+    try:
+        # (it removes itself; slixmpp annotates the timeout as int, any number of seconds works)
+        return await waiter.wait(deadline) is not None  # type: ignore[arg-type]
+    except asyncio.CancelledError:
+        client.remove_handler(waiter.name)
+        raise
 
-    def close(self) -> None:
-        self.client.remove_handler(_ACK_HANDLER)
-        self._on_ack(None)
+
+async def answers(client: Any, deadline: float) -> bool:
+    """Whether the server shows a sign of life within ``deadline`` seconds: an ``<a/>``
+    for our ``<r/>`` when the stream has stream management, else an answer to an
+    XEP-0199 ping (an error reply is an answer too)."""
+    from slixmpp.exceptions import IqError, IqTimeout
+
+    if enabled(client):
+        return await ack(client, deadline)
+    try:
+        await client.plugin["xep_0199"].send_ping(client.boundjid.domain, timeout=deadline)
+    except IqTimeout:
+        return False
+    except IqError:
+        pass
+    return True

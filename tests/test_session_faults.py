@@ -303,8 +303,7 @@ def _counters(manager: HookManager) -> xmpp_smacks.SmCounters:
 async def _all_acked(manager: HookManager) -> xmpp_smacks.SmCounters:
     """Ask the server for an ack until it has acknowledged every stanza we sent."""
     for _ in range(50):
-        assert manager.session is not None and manager.session._acks is not None
-        await manager.session._acks.probe(5)
+        assert await xmpp_smacks.ack(manager.client, 5)
         c = _counters(manager)
         if c.unacked == 0 and c.last_ack == c.seq:
             return c
@@ -405,10 +404,11 @@ def test_a_silent_dead_link_is_noticed_within_15_s(smacks_server, smacks_publish
         with TcpProxy(smacks_server.host, smacks_server.port) as proxy:
             manager, seen = await manager_on(proxy, jid, "pw-1", tmp_path)
             session = manager.session
-            assert session is not None and session._acks is not None
+            assert session is not None
+            await until(lambda: xmpp_smacks.enabled(session.client), 5, "stream management enabled")
             await manager.create_hook(PUBSUB, node, "python_code", "seen.append(item['id'])")
             proxy.reset_traffic()
-            assert await session._acks.probe(5)
+            assert await xmpp_smacks.ack(session.client, 5)
             one_round = proxy.traffic()
             assert one_round.to_server + one_round.to_client < 100, one_round
 
