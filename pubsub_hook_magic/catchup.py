@@ -41,6 +41,7 @@ from .events import retraction
 from .hooks import HookError
 from .live import LivePath, publisher_of
 from .nodeinfo import report_live_only
+from .pushed import resume_from_pushed
 from .positions import PositionKeeper
 from .registry import HookIndex
 from .runner import HookRunner
@@ -331,6 +332,9 @@ class CatchUp:
         """The node's newest items, as many as the hooks need to find where they
         resume: ``(items, where each hook resumes)``; a hook missing from the second
         resumes nowhere (a gap)."""
+        pushed = await resume_from_pushed(session, service, node, runners, self.live.held.get((service, node)))
+        if pushed is not None:  # (from the item the server pushed: :mod:`.pushed`)
+            return pushed
         from_start = any(not any(r.id for r in runner.submitted) for runner in runners)
         wanted: int | None = None if from_start else FIRST_FETCH
         while True:

@@ -145,6 +145,7 @@ def status_text(status: dict[str, Any]) -> str:
         lines.append(
             f"session up since {ago(status['connected_since'])}"
             + (f", {status['reconnects']} reconnection(s)" if status.get("reconnects") else "")
+            + (f" ({status['resumptions']} resumed: no login, no catch-up)" if status.get("resumptions") else "")
         )
     lines.append(
         f"{status['hooks']} hook(s) ({status['persistent']} persistent) on "

@@ -5,8 +5,8 @@ ejabberd sends a node's last item on subscribe and on every available presence
 arrives before the node's catch-up starts, and waits among the node's held live items
 (:meth:`.LivePath.hold`). Reading the node's newest items again would fetch that
 payload a second time, the costliest part of a catch-up where one item was missed
-(3.85x the missed bytes on ejabberd for 100 nodes, 1.7x with this; see
-``benchmarks/catchup_bytes.py``).
+(ejabberd 23.01, 100 nodes, one item of 1 KB missed on each: 3.84x the missed bytes
+before, 3.11x with this; ``benchmarks/catchup_bytes.py``).
 
 So, when the only thing held for a node is one item ``P`` (:func:`resume_from_pushed`):
 
@@ -14,8 +14,10 @@ So, when the only thing held for a node is one item ``P`` (:func:`resume_from_pu
   is read;
 * else, when the hooks all resume from one item ``R``: the ids of the node's newest
   two items (service discovery, limited by XEP-0059: ids only) and ``R`` itself are
-  asked together; if the node ends ``R, P`` and ``R``'s payload is the one run, only
-  ``P`` was missed, and it runs from the pushed copy;
+  asked together; if the node ends ``R, P``, the ordinary decision is taken on those
+  two (``R``'s payload compared with the one run): usually only ``P`` was missed, and
+  it runs from the pushed copy. ``R`` is read for that comparison: its ids alone
+  cannot show that ``R`` was published again, under its id, while away;
 * anything else (more missed, another order, a service that lists every id as
   Prosody 0.12 does) is left to the ordinary catch-up (:mod:`.catchup`), which reads
   the newest items.
@@ -61,14 +63,14 @@ async def resume_from_pushed(
     pushed = held[0]
     if not pushed.ref.id or not pushed.ref.fingerprint or not runners:
         return None
-    keyed: Keyed = [(pushed.item, pushed.ref)]
-    starts = _starts(keyed, runners, resume_index)
-    if len(starts) == len(runners):
-        return keyed, starts  # nothing was missed
-    resuming = {_newest(r) for r in runners if r not in starts}
-    if len(resuming) != 1 or "" in resuming:
+    newest = {_newest(runner) for runner in runners}
+    if newest == {pushed.ref.id}:  # nothing was missed (or that item, published again)
+        keyed: Keyed = [(pushed.item, pushed.ref)]
+        return keyed, _starts(keyed, runners, resume_index)
+    newest.discard(pushed.ref.id)
+    if len(newest) != 1 or "" in newest:
         return None
-    (before,) = resuming
+    (before,) = newest
     ids, items = await asyncio.gather(
         session.newest_item_ids(service, node, 2), session.items_by_id(service, node, [before])
     )

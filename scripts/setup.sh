@@ -16,6 +16,26 @@ if ! command -v prosody >/dev/null 2>&1; then
     $SUDO systemctl stop prosody >/dev/null 2>&1 || $SUDO service prosody stop >/dev/null 2>&1 || true
 fi
 
+if ! dpkg -s ejabberd >/dev/null 2>&1; then
+    # For pubsub_hook_magic.testing.ejabberd (tests against a second real server, with
+    # Debian's defaults). We run private instances only: a policy-rc.d that answers 101
+    # keeps invoke-rc.d from starting the system service during the install, and it is
+    # disabled (and stopped, if systemd started it anyway) right after. An epmd left
+    # running by the postinst does no harm: our instances do not use epmd.
+    echo "== installing ejabberd (apt)"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    POLICY=/usr/sbin/policy-rc.d
+    POLICY_SAVED=""
+    if [ -e "$POLICY" ]; then POLICY_SAVED="$(mktemp)"; $SUDO cp -p "$POLICY" "$POLICY_SAVED"; fi
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null
+    $SUDO chmod 755 "$POLICY"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ejabberd >/dev/null || { \
+        if [ -n "$POLICY_SAVED" ]; then $SUDO mv "$POLICY_SAVED" "$POLICY"; else $SUDO rm -f "$POLICY"; fi; exit 1; }
+    if [ -n "$POLICY_SAVED" ]; then $SUDO mv "$POLICY_SAVED" "$POLICY"; else $SUDO rm -f "$POLICY"; fi
+    $SUDO systemctl disable --now ejabberd >/dev/null 2>&1 || $SUDO service ejabberd stop >/dev/null 2>&1 || true
+fi
+
 if ! dpkg -s lua-dbi-sqlite3 >/dev/null 2>&1; then
     # For the soak (python -m benchmarks.soak, tests/test_soak.py): Prosody's SQLite
     # storage (TestServer(storage="sqlite")) goes through LuaDBI.

@@ -10,6 +10,7 @@ from typing import Callable, Iterator
 
 import pytest
 
+from pubsub_hook_magic.testing.ejabberd import EJABBERDCTL, EjabberdServer
 from pubsub_hook_magic.testing.server import TestServer
 
 from .support import Kernel, Publisher, kernel_env
@@ -23,6 +24,32 @@ def server() -> Iterator[TestServer]:
     if shutil.which("prosody") is None:
         pytest.fail("Prosody is not installed: run .ci/run, or apt-get install prosody")
     with TestServer(storage="memory", autocreate=True) as srv:
+        for user, password in PASSWORDS.items():
+            srv.register(user, password)
+        yield srv
+
+
+@pytest.fixture(scope="module", params=["prosody", "ejabberd"])
+def debian_server(request: pytest.FixtureRequest) -> Iterator[TestServer | EjabberdServer]:
+    """A running private server with Debian's packaged defaults: Prosody 0.12
+    (``TestServer(profile="debian")``) or ejabberd 23.01 (``EjabberdServer()``).
+
+    Rate limits, XEP-0198, TLS required: log in over STARTTLS with ``ca_file=srv.ca_path``
+    (``NodeOwner(..., ca_file=srv.ca_path)``, ``XmppSession(..., ca_file=...)``).
+    Accounts ``admin``, ``alice``, ``bob`` with :data:`PASSWORDS`; ``srv.kind`` is
+    ``"prosody"`` or ``"ejabberd"``.  Module-scoped (ejabberd takes about a second to
+    start): use node names no other test of the module uses.
+    """
+    srv: TestServer | EjabberdServer
+    if request.param == "prosody":
+        if shutil.which("prosody") is None:
+            pytest.fail("Prosody is not installed: run scripts/setup.sh, or apt-get install prosody")
+        srv = TestServer(storage="memory", profile="debian")
+    else:
+        if not Path(EJABBERDCTL).exists():
+            pytest.fail("ejabberd is not installed: run scripts/setup.sh, or apt-get install ejabberd")
+        srv = EjabberdServer(profile="debian")
+    with srv:
         for user, password in PASSWORDS.items():
             srv.register(user, password)
         yield srv

@@ -160,6 +160,256 @@ class Publisher:
         self.thread.stop()
 
 
+class PubSubEvent:
+    """One PubSub event message a :class:`NodeOwner` received (kept as raw XML too)."""
+
+    def __init__(self, kind: str, node: str, sender: str, xml: str, element: Any):
+        self.kind = kind  # "item", "retract", "delete", "purge", "subscription", "configuration"
+        self.node = node
+        self.sender = sender
+        self.xml = xml
+        self.element = element  # the <event/> element
+
+    def __repr__(self) -> str:
+        return f"<PubSubEvent {self.kind} node={self.node!r} from={self.sender}: {self.xml[:300]}>"
+
+
+_EVENT_NS = "{http://jabber.org/protocol/pubsub#event}"
+
+
+def _config_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+class NodeOwner(Publisher):
+    """A :class:`Publisher` that logs in over STARTTLS (verified against ``ca_file``) or in
+    plaintext, runs a node owner's requests (XEP-0060 section 8) and records the PubSub
+    events it receives.
+
+    Config keywords of ``create_node``/``configure_node`` are node-config fields without
+    their ``pubsub#`` prefix (``persist_items``, ``deliver_payloads``, ``access_model``,
+    ``notify_delete``, ``max_items``, ``send_last_published_item``...); booleans become
+    ``1``/``0``.  Requests raise slixmpp's ``IqError`` with the server's answer.
+    """
+
+    def __init__(self, jid: str, password: str, host: str, port: int, *,
+                 ca_file: str | os.PathLike | None = None, tls: bool | None = None,
+                 presence: bool = True):
+        from pathlib import Path
+
+        from slixmpp import ClientXMPP
+        from slixmpp.xmlstream.handler import Callback
+        from slixmpp.xmlstream.matcher import MatchXPath
+
+        use_tls = ca_file is not None if tls is None else tls
+        self.thread = LoopThread(name=f"nodeowner-{jid}")
+        self.jid = jid
+        self.event_queue: queue.Queue[PubSubEvent] = queue.Queue()
+        #: every event received, in order (also those already taken by ``wait_event``)
+        self.received: list[PubSubEvent] = []
+        self.features_xml: list[str] = []  # the raw <stream:features/> the server sent
+        #: ``(node, subscriber JID)`` of the subscription authorization requests received
+        #: (XEP-0060 8.6: ejabberd sends them for ``access_model=authorize`` nodes)
+        self.authorization_requests: list[tuple[str, str]] = []
+
+        async def make() -> Any:
+            client = ClientXMPP(
+                jid if "/" in jid else f"{jid}/owner",
+                password,
+                loop=asyncio.get_running_loop(),
+                plugin_config={"feature_mechanisms": {} if use_tls else {"unencrypted_plain": True}},
+            )
+            client.enable_direct_tls = False
+            client.enable_starttls = use_tls
+            client.enable_plaintext = not use_tls
+            if ca_file is not None:
+                client.ca_certs = Path(ca_file)
+            for plugin in ("xep_0004", "xep_0030", "xep_0060", "xep_0115", "xep_0163"):
+                client.register_plugin(plugin)
+            # (slixmpp's "message" event is for messages with a <body/> only)
+            client.register_handler(
+                Callback("NodeOwner events", MatchXPath(f"{{{client.default_ns}}}message/{_EVENT_NS}event"), self._on_message)
+            )
+            client.register_handler(
+                Callback(
+                    "NodeOwner authorizations",
+                    MatchXPath(f"{{{client.default_ns}}}message/{{jabber:x:data}}x"),
+                    self._on_form,
+                )
+            )
+
+            def features_in(stanza: Any) -> Any:
+                if stanza.xml.tag == "{http://etherx.jabber.org/streams}features":
+                    self.features_xml.append(str(stanza))
+                return stanza
+
+            client.add_filter("in", features_in)
+            failed = asyncio.get_running_loop().create_future()
+            for event in ("failed_all_auth", "no_auth"):
+                client.add_event_handler(
+                    event, lambda _e, event=event: failed.done() or failed.set_exception(PermissionError(f"{jid}: {event}"))
+                )
+            client.connect(host, port)
+            started = asyncio.ensure_future(client.wait_until("session_start", 30))
+            await asyncio.wait({started, failed}, return_when=asyncio.FIRST_COMPLETED)
+            if failed.done():
+                started.cancel()
+                client.abort()
+                failed.result()
+            failed.cancel()
+            await started
+            if presence:
+                client.send_presence()
+                await client.get_roster()
+            return client
+
+        self.client = self.thread.run(make(), 45)
+
+    # -- events ----------------------------------------------------------------------
+
+    def _on_message(self, msg: Any) -> None:
+        event = msg.xml.find(f"{_EVENT_NS}event")
+        if event is None:
+            return
+        for child in event:
+            kind = child.tag.removeprefix(_EVENT_NS)
+            if kind == "items":
+                kind = "retract" if child.find(f"{_EVENT_NS}retract") is not None else "item"
+            got = PubSubEvent(kind, child.get("node", ""), str(msg["from"]), str(msg), event)
+            self.received.append(got)
+            self.event_queue.put(got)
+
+    def _on_form(self, msg: Any) -> None:
+        form = msg.xml.find("{jabber:x:data}x")
+        values: dict[str, str] = {}
+        for form_field in form.iter("{jabber:x:data}field"):
+            value = form_field.find("{jabber:x:data}value")
+            values[form_field.get("var", "")] = (value.text or "") if value is not None else ""
+        if values.get("FORM_TYPE") == "http://jabber.org/protocol/pubsub#subscribe_authorization":
+            self.authorization_requests.append((values.get("pubsub#node", ""), values.get("pubsub#subscriber_jid", "")))
+
+    def wait_event(self, kind: str | None = None, node: str | None = None,
+                   timeout: float = 5.0) -> PubSubEvent:
+        """The next received event of ``kind`` for ``node`` (others are skipped);
+        ``TimeoutError`` if none comes within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                got = self.event_queue.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if (kind is None or got.kind == kind) and (node is None or got.node == node):
+                return got
+        raise TimeoutError(f"no {kind or 'PubSub'} event for node {node!r} within {timeout} s")
+
+    def events(self, seconds: float = 0.0) -> list[PubSubEvent]:
+        """Events not yet taken, after waiting ``seconds`` for more to arrive."""
+        if seconds:
+            time.sleep(seconds)
+        return drain(self.event_queue)
+
+    # -- owner requests (XEP-0060 section 8) ---------------------------------------------
+
+    def _form(self, config: dict[str, Any]) -> Any:
+        form = self.client.plugin["xep_0004"].make_form("submit")
+        form.add_field(var="FORM_TYPE", ftype="hidden", value="http://jabber.org/protocol/pubsub#node_config")
+        for key, value in config.items():
+            form.add_field(var=key if key.startswith("pubsub#") else f"pubsub#{key}", value=_config_value(value))
+        return form
+
+    def create_node(self, node: str, service: str = "pubsub.localhost", max_items: int | None = None,
+                    **config: Any) -> None:
+        """Create ``node`` with these config fields (an existing node is an error)."""
+        if max_items is not None:
+            config["max_items"] = max_items
+        form = self._form(config) if config else None
+        self.run(self.client.plugin["xep_0060"].create_node(service, node, config=form, timeout=15))
+
+    def configure_node(self, node: str, service: str = "pubsub.localhost", **config: Any) -> None:
+        self.run(self.client.plugin["xep_0060"].set_node_config(service, node, self._form(config), timeout=15))
+
+    def node_config(self, node: str, service: str = "pubsub.localhost") -> dict[str, Any]:
+        """The node's configuration form values, ``pubsub#`` prefixes dropped."""
+        iq = self.run(self.client.plugin["xep_0060"].get_node_config(service, node, timeout=15))
+        values = iq["pubsub_owner"]["configure"]["form"].get_values()
+        return {k.removeprefix("pubsub#"): v for k, v in values.items()}
+
+    def purge(self, node: str, service: str = "pubsub.localhost") -> None:
+        self.run(self.client.plugin["xep_0060"].purge(service, node, timeout=15))
+
+    def publish(
+        self,
+        node: str,
+        text: str = "hello",
+        *,
+        item_id: str | None = None,
+        id: str | None = None,  # XEP-0060's name
+        service: str | None = "pubsub.localhost",
+        payload: str | None = None,
+    ) -> str:
+        """As :meth:`Publisher.publish`; a second argument starting with ``<`` is the
+        payload's XML itself, and ``id=`` is ``item_id=``."""
+        if payload is None and text.lstrip().startswith("<"):
+            payload = text
+        return super().publish(node, text, item_id=item_id or id, service=service, payload=payload)
+
+    def get_items(self, node: str, service: str = "pubsub.localhost",
+                  max_items: int | None = None) -> list[tuple[str, str | None]]:
+        """``(id, payload XML or None)`` of the node's items, as the server answers."""
+        from slixmpp.xmlstream import tostring
+
+        iq = self.run(self.client.plugin["xep_0060"].get_items(service, node, max_items=max_items, timeout=15))
+        got = []
+        for el in iq.xml.iter("{http://jabber.org/protocol/pubsub}item"):
+            children = list(el)
+            got.append((el.get("id", ""), tostring(children[0]) if children else None))
+        return got
+
+    def unsubscribe(self, node: str, service: str = "pubsub.localhost") -> None:
+        self.run(self.client.plugin["xep_0060"].unsubscribe(service, node, bare=True, timeout=15))
+
+    def subscriptions(self, node: str, service: str = "pubsub.localhost") -> dict[str, str]:
+        """``{jid: state}`` of the node's subscriptions (owner's view, XEP-0060 8.8.1)."""
+
+        async def get() -> dict[str, str]:
+            iq = await self.client.plugin["xep_0060"].get_node_subscriptions(service, node, timeout=15)
+            return {str(sub["jid"]): sub["subscription"] for sub in iq["pubsub_owner"]["subscriptions"]}
+
+        return self.run(get())
+
+    def set_subscription(self, node: str, jid: str, state: str, service: str = "pubsub.localhost") -> None:
+        """Set ``jid``'s subscription to ``state`` (``"none"``, ``"subscribed"``...), XEP-0060 8.8.2."""
+        self.run(
+            self.client.plugin["xep_0060"].modify_subscriptions(service, node, subscriptions=[(jid, state)], timeout=15)
+        )
+
+    def pending_requests(self, node: str, service: str = "pubsub.localhost") -> list[str]:
+        """JIDs whose subscription waits for the owner's approval: those the server asked
+        about (authorization forms received) and those listed as ``pending`` (ejabberd
+        23.01 does not list pending ones; Prosody 0.12 has no ``authorize`` model)."""
+        pending = {jid for jid, state in self.subscriptions(node, service).items() if state == "pending"}
+        current = self.subscriptions(node, service)
+        for asked_node, jid in self.authorization_requests:
+            if asked_node == node and current.get(jid) != "subscribed":
+                pending.add(jid)
+        return sorted(pending)
+
+    def approve(self, node: str, jid: str, service: str = "pubsub.localhost") -> None:
+        """Approve a pending subscription (by setting it to ``subscribed``, XEP-0060 8.8.2)."""
+        self.set_subscription(node, jid, "subscribed", service)
+
+    def affiliations(self, node: str, service: str = "pubsub.localhost") -> dict[str, str]:
+        """``{jid: affiliation}`` of the node (owner's view, XEP-0060 8.9.1)."""
+
+        async def get() -> dict[str, str]:
+            iq = await self.client.plugin["xep_0060"].get_node_affiliations(service, node, timeout=15)
+            return {str(a["jid"]): a["affiliation"] for a in iq["pubsub_owner"]["affiliations"]}
+
+        return self.run(get())
+
+
 @dataclass
 class CellResult:
     status: str

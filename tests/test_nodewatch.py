@@ -34,12 +34,14 @@ class Host:
     """A HookManager on its own loop thread, connected as alice (through a proxy, so
     that its link can be cut)."""
 
-    def __init__(self, server: Any, data_dir: str, proxy: TcpProxy | None = None):
+    def __init__(self, server: Any, data_dir: str, proxy: TcpProxy | None = None, ca_file: str | None = None):
         self.thread = LoopThread()
         self.manager = HookManager({"seen": []}, data_dir=data_dir)
         self.seen: list[Any] = self.manager.namespace["seen"]
         port = proxy.port if proxy is not None else server.port
-        self.run(self.manager.connect("alice@localhost", PASSWORDS["alice"], host=server.host, port=port, tls=False))
+        self.run(self.manager.connect(
+            "alice@localhost", PASSWORDS["alice"], host=server.host, port=port, tls=ca_file is not None, ca_file=ca_file,
+        ))
 
     def run(self, coro: Any, timeout: float = 30) -> Any:
         return self.thread.run(coro, timeout)

@@ -18,7 +18,7 @@ from pubsub_hook_magic.nodeinfo import create_notes, is_off
 from pubsub_hook_magic.testing.proxy import TcpProxy
 
 from .conftest import PASSWORDS
-from .test_payloads import SERVICE, create_configured, wait_until
+from .test_payloads import SERVICE, Xmpp, create_configured, wait_until, xmpp  # noqa: F401 (a fixture)
 
 HOOK = "ran.append(item['id'])"
 
@@ -101,17 +101,60 @@ def test_a_node_that_keeps_no_items_runs_live_items_and_reports_what_was_missed_
 
 
 @pytest.mark.timeout(60)
-def test_the_owner_is_told_at_create_from_the_node_configuration(server, publisher, tmp_path):
+def test_the_owner_is_told_at_create_from_the_node_configuration(xmpp: Xmpp, tmp_path):  # noqa: F811
     node = f"nopersistowner{time.monotonic_ns()}"
-    create_configured(publisher, node, persist_items="0", deliver_payloads="0")
+    create_configured(xmpp.owner, node, persist_items="0", deliver_payloads="0")
     thread = LoopThread()
     manager = HookManager({}, data_dir=str(tmp_path / "store"))
     try:
-        thread.run(manager.connect("admin@localhost/owner", PASSWORDS["admin"], host=server.host, port=server.port,
-                                   tls=False), 30)
+        thread.run(manager.connect("admin@localhost/owner2", PASSWORDS["admin"], host=xmpp.host, port=xmpp.port,
+                                   **xmpp.tls), 30)
         hook = thread.run(manager.create_hook(SERVICE, node, "python_code", "pass"), 30)
         assert len(hook.notes) == 2, hook.notes
-        assert "keeps no items" in hook.notes[0] and "deliver_payloads" in hook.notes[1]
+        assert "deliver_payloads" in hook.notes[1]
+        if xmpp.name == "prosody":  # it refuses to read the node's items
+            assert "keeps no items" in hook.notes[0]
+        else:  # ejabberd keeps the node's last item and returns it
+            assert "returns only its last one" in hook.notes[0]
+    finally:
+        thread.run(manager.disconnect(), 30)
+        thread.stop()
+
+
+@pytest.mark.timeout(90)
+def test_on_ejabberd_a_node_that_keeps_its_last_item_only_reports_a_gap_and_runs_that_item(
+    xmpp: Xmpp, tmp_path  # noqa: F811 (the fixture)
+):
+    """ejabberd keeps the last item of a node with persist_items off: a catch-up is
+    possible, of that one item; what was published before it while away is a gap."""
+    if xmpp.name != "ejabberd":
+        pytest.skip("Prosody keeps no item of such a node: see the test above")
+    node = f"lastonly{time.monotonic_ns()}"
+    create_configured(xmpp.owner, node, persist_items="0")
+    data_dir = str(tmp_path / "store")
+    ran: list[str] = []
+    thread = LoopThread()
+    manager = HookManager({"ran": ran}, data_dir=data_dir)
+    try:
+        thread.run(manager.connect("alice@localhost", PASSWORDS["alice"], host=xmpp.host, port=xmpp.port,
+                                   **xmpp.tls), 30)
+        thread.run(manager.create_hook(SERVICE, node, "python_code", HOOK, persistent=True), 30)
+        xmpp.owner.publish(node, item_id="live1")
+        wait_until(lambda: ran == ["live1"], what="a live item")
+        thread.run(manager.disconnect(), 30)
+        xmpp.owner.publish(node, item_id="missed1")
+        xmpp.owner.publish(node, item_id="missed2")
+        manager = HookManager({"ran": ran}, data_dir=data_dir)
+        thread.run(manager.connect("alice@localhost", PASSWORDS["alice"], host=xmpp.host, port=xmpp.port,
+                                   **xmpp.tls), 30)
+        wait_until(lambda: ran == ["live1", "missed2"], what="the item the node kept")
+        wait_until(lambda: manager.list_hooks()[0]["state"] == "active", 5, "active")
+        time.sleep(0.5)  # the pushed copy of missed2 runs nothing more
+        assert ran == ["live1", "missed2"]
+        (summary,) = manager.list_hooks()
+        assert summary["gaps"] == 1 and summary["live_only"] is None
+        gap = next(t for t in summary["recent"] if t["outcome"] == "gap")
+        assert "it keeps 1 item(s)" in gap["error"]
     finally:
         thread.run(manager.disconnect(), 30)
         thread.stop()

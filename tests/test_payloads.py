@@ -12,6 +12,8 @@ import asyncio
 import logging
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -189,18 +191,44 @@ def test_a_held_notification_without_payload_is_completed_when_released():
     run(scenario)
 
 
-# ---------------------------------------------------------------------- the real server
+# ---------------------------------------------------------------------- the real servers
 
 SERVICE = "pubsub.localhost"
 
 
-def create_configured(publisher, node: str, **fields: str) -> None:
-    """Create ``node`` on pubsub.localhost with these ``pubsub#`` configuration fields."""
-    form = publisher.client.plugin["xep_0004"].make_form("submit")
+@dataclass
+class Xmpp:
+    """A real server for these tests (the shared ``debian_server``: TLS, Debian's
+    limits): how to connect, and its node owner (admin)."""
+
+    name: str
+    host: str
+    port: int
+    owner: Any
+    #: HookManager.connect's TLS options.
+    tls: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def xmpp(debian_server) -> Iterator[Xmpp]:
+    from .support import NodeOwner
+
+    srv = debian_server
+    owner = NodeOwner("admin@localhost/owner", PASSWORDS["admin"], srv.host, srv.port, ca_file=srv.ca_path)
+    try:
+        yield Xmpp(srv.kind, srv.host, srv.port, owner, {"tls": True, "ca_file": str(srv.ca_path)})
+    finally:
+        owner.close()
+
+
+def create_configured(owner, node: str, **fields: str) -> None:
+    """Create ``node`` on pubsub.localhost with these ``pubsub#`` configuration fields
+    (``owner``: a connected Publisher)."""
+    form = owner.client.plugin["xep_0004"].make_form("submit")
     form.add_field(var="FORM_TYPE", ftype="hidden", value="http://jabber.org/protocol/pubsub#node_config")
     for name, value in fields.items():
         form.add_field(var=f"pubsub#{name}", value=value)
-    publisher.run(publisher.client.plugin["xep_0060"].create_node(SERVICE, node, config=form, timeout=15))
+    owner.run(owner.client.plugin["xep_0060"].create_node(SERVICE, node, config=form, timeout=15))
 
 
 def wait_until(predicate, timeout: float = 10.0, what: str = "condition") -> None:
@@ -214,26 +242,24 @@ HOOK = "ran.append((item['id'], item['payload'].text if item['payload'] is not N
 
 
 @pytest.mark.timeout(90)
-def test_a_node_without_payloads_runs_each_item_once_with_its_payload_live_and_at_catch_up(
-    server, publisher, tmp_path
-):
+def test_a_node_without_payloads_runs_each_item_once_with_its_payload_live_and_at_catch_up(xmpp, tmp_path):
     """The bug: live runs got ``item["payload"] = None``, and a persistent hook ran the
     same item again at the next catch-up (the payload digests differed)."""
     node = f"nopayload{time.monotonic_ns()}"
-    create_configured(publisher, node, deliver_payloads="0")
+    create_configured(xmpp.owner, node, deliver_payloads="0")
     data_dir = str(tmp_path / "store")
     ran: list[tuple[str, str | None]] = []
     temp: list[tuple[str, str | None]] = []
     thread = LoopThread()
     manager = HookManager({"ran": ran, "temp": temp}, data_dir=data_dir)
     try:
-        thread.run(manager.connect("alice@localhost", PASSWORDS["alice"], host=server.host, port=server.port,
-                                   tls=False), 30)
+        thread.run(manager.connect("alice@localhost", PASSWORDS["alice"], host=xmpp.host, port=xmpp.port,
+                                   **xmpp.tls), 30)
         thread.run(manager.create_hook(SERVICE, node, "python_code", HOOK, persistent=True), 30)
         thread.run(manager.create_hook(SERVICE, node, "python_code", HOOK.replace("ran", "temp")), 30)
         for n in range(3):
-            publisher.publish(node, f"live{n}", item_id=f"l{n}")
-        ids = publisher.publish_many(node, 20)  # a burst: completed in a few requests
+            xmpp.owner.publish(node, f"live{n}", item_id=f"l{n}")
+        ids = xmpp.owner.publish_many(node, 20)  # a burst: completed in a few requests
         wanted = [(f"l{n}", f"live{n}") for n in range(3)] + [(i, i) for i in ids]
         wait_until(lambda: len(ran) >= len(wanted) and len(temp) >= len(wanted), what="the live items")
         assert ran == wanted and temp == wanted  # each once, with its payload, in order
@@ -241,12 +267,12 @@ def test_a_node_without_payloads_runs_each_item_once_with_its_payload_live_and_a
         assert requests < len(wanted)  # (the burst was batched)
         thread.run(manager.disconnect(), 30)
 
-        publisher.publish(node, "missed", item_id="m0")  # while away
+        xmpp.owner.publish(node, "missed", item_id="m0")  # while away
         manager = HookManager({"ran": ran, "temp": temp}, data_dir=data_dir)
-        assert thread.run(manager.connect("alice@localhost", PASSWORDS["alice"], host=server.host,
-                                          port=server.port, tls=False), 30) == []
+        assert thread.run(manager.connect("alice@localhost", PASSWORDS["alice"], host=xmpp.host,
+                                          port=xmpp.port, **xmpp.tls), 30) == []
         wait_until(lambda: len(ran) > len(wanted), what="the missed item")
-        publisher.publish(node, "after", item_id="a0")
+        xmpp.owner.publish(node, "after", item_id="a0")
         wait_until(lambda: len(ran) > len(wanted) + 1, what="the live item after the catch-up")
         time.sleep(0.5)  # an item run twice would show now
         assert ran == [*wanted, ("m0", "missed"), ("a0", "after")]
@@ -258,15 +284,15 @@ def test_a_node_without_payloads_runs_each_item_once_with_its_payload_live_and_a
 
 
 @pytest.mark.timeout(60)
-def test_an_item_retracted_before_its_payload_is_fetched_is_reported_not_run(server, publisher, tmp_path, caplog):
+def test_an_item_retracted_before_its_payload_is_fetched_is_reported_not_run(xmpp, tmp_path, caplog):
     node = f"nopayloadgone{time.monotonic_ns()}"
-    create_configured(publisher, node, deliver_payloads="0")
+    create_configured(xmpp.owner, node, deliver_payloads="0")
     ran: list[tuple[str, str | None]] = []
     thread = LoopThread()
     manager = HookManager({"ran": ran}, data_dir=str(tmp_path / "store"))
     try:
-        thread.run(manager.connect("alice@localhost", PASSWORDS["alice"], host=server.host, port=server.port,
-                                   tls=False), 30)
+        thread.run(manager.connect("alice@localhost", PASSWORDS["alice"], host=xmpp.host, port=xmpp.port,
+                                   **xmpp.tls), 30)
         thread.run(manager.create_hook(SERVICE, node, "python_code", HOOK), 30)
         session = manager.session
         original = session.items_by_id
@@ -279,9 +305,9 @@ def test_an_item_retracted_before_its_payload_is_fetched_is_reported_not_run(ser
 
         session.items_by_id = after_the_retraction
         with caplog.at_level(logging.WARNING, logger="pubsub_hook_magic"):
-            publisher.publish(node, "soon gone", item_id="gone")
-            publisher.publish(node, "stays", item_id="stays")
-            publisher.run(publisher.client.plugin["xep_0060"].retract(SERVICE, node, "gone", timeout=15))
+            xmpp.owner.publish(node, "soon gone", item_id="gone")
+            xmpp.owner.publish(node, "stays", item_id="stays")
+            xmpp.owner.run(xmpp.owner.client.plugin["xep_0060"].retract(SERVICE, node, "gone", timeout=15))
             thread.call(retracted.set)
             wait_until(lambda: ran, what="the item after the retracted one")
             time.sleep(0.3)
@@ -297,17 +323,17 @@ def test_an_item_retracted_before_its_payload_is_fetched_is_reported_not_run(ser
 
 
 @pytest.mark.timeout(60)
-def test_create_says_that_payloads_are_fetched_per_item_where_the_config_is_readable(server, publisher, tmp_path):
+def test_create_says_that_payloads_are_fetched_per_item_where_the_config_is_readable(xmpp, tmp_path):
     node = f"nopayloadnote{time.monotonic_ns()}"
-    create_configured(publisher, node, deliver_payloads="0")
+    create_configured(xmpp.owner, node, deliver_payloads="0")
     thread = LoopThread()
     owner = HookManager({}, data_dir=str(tmp_path / "owner"))
     other = HookManager({}, data_dir=str(tmp_path / "other"))
     try:
-        thread.run(owner.connect("admin@localhost/notes", PASSWORDS["admin"], host=server.host, port=server.port,
-                                 tls=False), 30)
-        thread.run(other.connect("alice@localhost/notes", PASSWORDS["alice"], host=server.host, port=server.port,
-                                 tls=False), 30)
+        thread.run(owner.connect("admin@localhost/notes", PASSWORDS["admin"], host=xmpp.host, port=xmpp.port,
+                                 **xmpp.tls), 30)
+        thread.run(other.connect("alice@localhost/notes", PASSWORDS["alice"], host=xmpp.host, port=xmpp.port,
+                                 **xmpp.tls), 30)
         hook = thread.run(owner.create_hook(SERVICE, node, "python_code", "pass"), 30)
         assert [n for n in hook.notes if "deliver_payloads" in n] == [
             f"node {node!r} does not deliver payloads (pubsub#deliver_payloads is off): each item is fetched by "

@@ -89,7 +89,7 @@ def make_ca(dir: str | os.PathLike, *, name: str = "pubsub_hook_magic test CA",
 
 
 def _asn1_time(when: _dt.datetime) -> str:
-    return when.astimezone(_dt.timezone.utc).strftime("%Y%m%d%H%M%SZ")
+    return when.astimezone(_dt.UTC).strftime("%Y%m%d%H%M%SZ")
 
 
 def issue(ca: CA, dir: str | os.PathLike, names, *, days: int = 825,
@@ -130,7 +130,7 @@ def issue(ca: CA, dir: str | os.PathLike, names, *, days: int = 825,
         os.chmod(key, 0o600)
         serial = str(int.from_bytes(os.urandom(8), "big"))
         if expired or not_before is not None or not_after is not None:
-            now = _dt.datetime.now(_dt.timezone.utc)
+            now = _dt.datetime.now(_dt.UTC)
             start = not_before or (now - _dt.timedelta(days=2))
             end = not_after or (now - _dt.timedelta(days=1))
             _sign_with_dates(ca, tmp, csr, cert, extfile, serial, start, end)

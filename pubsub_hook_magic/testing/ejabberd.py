@@ -46,7 +46,9 @@ is offered only with ``tls=True``.  For tests that want speed, not Debian's limi
 
 Storage is always a private Mnesia directory (disc copies: served from memory, logged
 to ``spool/``); ``storage="memory"`` and ``"file"`` are both accepted and both keep
-accounts, nodes and items across ``restart()`` and ``kill()``.  Accounts are made with
+accounts, nodes and items across ``restart()``.  After ``kill()`` the last writes may be
+lost (accounts live in a ``disc_only`` table, which dets caches: an account registered
+a second before a SIGKILL was gone after the restart); a clean ``stop()`` writes all.  Accounts are made with
 ``ejabberdctl register`` against the running node (about half a second each: an Erlang
 VM boots for every ejabberdctl call).
 
@@ -94,6 +96,29 @@ _live_lock = threading.Lock()
 def _killpg(proc: subprocess.Popen, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
+
+
+def _gone(pid: int) -> bool:
+    """Whether every thread of ``pid`` has exited.  A zombie main thread is not enough:
+    the VM's other threads (and so its sockets) may live on a moment longer."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return True
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat", encoding="ascii", errors="replace") as f:
+                if f.read().rpartition(")")[2].split()[0] not in ("Z", "X"):
+                    return False
+        except (OSError, IndexError):
+            continue
+    return True
+
+
+def _wait_gone(pids: list[int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while any(not _gone(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 @atexit.register
@@ -168,7 +193,6 @@ class EjabberdServer:
         self.admins = tuple(admins)
         self.port: int = int(port) if port else free_port(self.host)
         self.dist_port: int = free_port(self.host)  # the node's Erlang distribution
-        self.node = f"phm-{secrets.token_hex(4)}@localhost"
         self._cookie = secrets.token_hex(16)
         self._owns_dir = data_dir is None
         if data_dir is None:
@@ -177,6 +201,13 @@ class EjabberdServer:
             self.data_dir = Path(data_dir).resolve()
             self.data_dir.mkdir(parents=True, exist_ok=True)
         self.conf_dir = self.data_dir / "conf"
+        # Mnesia's schema belongs to one node name: a data dir keeps its node's name.
+        node_file = self.data_dir / "node-name"
+        try:
+            self.node = node_file.read_text(encoding="ascii").strip()
+        except OSError:
+            self.node = f"phm-{secrets.token_hex(4)}@localhost"
+            node_file.write_text(self.node + "\n", encoding="ascii")
         self.config_path = self.conf_dir / "ejabberd.yml"
         self.ctl_config_path = self.conf_dir / "ejabberdctl.cfg"
         self.spool_dir = self.data_dir / "spool"
@@ -188,7 +219,7 @@ class EjabberdServer:
         self.ca_dir = self.data_dir / "ca"
         self.certs_dir = self.data_dir / "certs"
         self.ca_path: Path | None = self.ca_dir / "ca.crt" if self.tls else None
-        self.cert_path: Path | None = None
+        self.cert_path = self.certs_dir / "localhost.crt"  # only meaningful with TLS
         #: Seconds the last ``start()`` took until the c2s port accepted connections.
         self.start_seconds: float | None = None
         self._proc: subprocess.Popen | None = None
@@ -214,7 +245,17 @@ class EjabberdServer:
             pid = int(self.pid_path.read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if Path(f"/proc/{pid}").exists() else None
+        return None if _gone(pid) else pid
+
+    def _group_pids(self, proc: subprocess.Popen) -> list[int]:
+        """The live processes of the server's process group (ejabberdctl, beam, helpers)."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError, ValueError):
+                    if os.getpgid(int(entry.name)) == proc.pid and not _gone(int(entry.name)):
+                        pids.append(int(entry.name))
+        return pids
 
     def jid(self, user: str) -> str:
         return f"{user}@{self.domain}"
@@ -233,8 +274,7 @@ class EjabberdServer:
             ca = certs.make_ca(self.ca_dir)
             pem = self.certs_dir / "localhost.pem"
             if not pem.exists():
-                certs.issue(ca, self.certs_dir, [self.domain, self.pubsub])
-            self.cert_path = self.certs_dir / "localhost.crt"
+                certs.issue(ca, self.certs_dir, [self.domain, self.pubsub], name="localhost")
         self._write(self.config_path, "\n".join(self._config_lines()) + "\n")
         self._write(self.ctl_config_path, "\n".join(self._ctl_lines()) + "\n")
         self._write(self.conf_dir / "inetrc",
@@ -277,7 +317,10 @@ class EjabberdServer:
             f"  - {_q(self.domain)}",
         ]
         if self.tls:
-            lines += ["certfiles:", f"  - {_q(self.certs_dir / 'localhost.pem')}"]
+            # ca_file: our CA, so that ejabberd's own check of the chain passes (Debian's
+            # default, the system's CAs, would log "self-signed certificate" at start).
+            lines += ["certfiles:", f"  - {_q(self.certs_dir / 'localhost.pem')}",
+                      f"ca_file: {_q(self.ca_dir / 'ca.crt')}"]
         lines += [
             "define_macro:",
             "  'TLS_CIPHERS': \"HIGH:!aNULL:!eNULL:!3DES:@STRENGTH\"",
@@ -441,6 +484,9 @@ class EjabberdServer:
             raise RuntimeError(f"{EJABBERDCTL} not found: install Debian's ejabberd package "
                                "(scripts/setup.sh)")
         for port in (self.port, self.dist_port):
+            settle = time.monotonic() + (5.0 if self._proc is not None else 0.0)
+            while not _port_is_free(self.host, port) and time.monotonic() < settle:
+                time.sleep(0.02)  # our own last run's sockets, closing
             if not _port_is_free(self.host, port):
                 if port == self.dist_port and self._proc is None:
                     self.dist_port = free_port(self.host)
@@ -490,9 +536,11 @@ class EjabberdServer:
         proc = self._proc
         if proc is None:
             return
+        pids = self._group_pids(proc)
         _killpg(proc, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(10)
+        _wait_gone(pids, 10)  # the VM is not our child: wait until it has let go of its ports
         self._forget(proc)
 
     def restart(self, timeout: float = 60.0) -> EjabberdServer:
@@ -514,6 +562,7 @@ class EjabberdServer:
         self.close()
 
     def _terminate(self, proc: subprocess.Popen) -> None:
+        pids = self._group_pids(proc)
         if proc.poll() is None:
             beam = self._beam_pid()
             if beam is not None:
@@ -529,6 +578,7 @@ class EjabberdServer:
                 proc.wait()
         # Helpers (erl_child_setup, inet_gethost) leave with the VM; make sure.
         _killpg(proc, signal.SIGKILL)
+        _wait_gone(pids, 10)
         self._forget(proc)
 
     def _forget(self, proc: subprocess.Popen) -> None:

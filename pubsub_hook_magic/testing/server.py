@@ -15,6 +15,30 @@ which stays fast as nodes grow (file storage rewrites a node's archive at each p
 and lets PEP nodes keep up to 10,000 items as the service's do (soak runs). Accounts are
 always in file storage so that ``prosodyctl register`` works, also while the server runs.
 
+``profile="debian"`` runs Prosody as Debian's packaged ``/etc/prosody/prosody.cfg.lua``
+(Prosody 0.12.3) does, in what clients meet:
+
+* ``limits`` with Debian's own section, ``c2s = { rate = "10kb/s" }`` (no ``burst``: the
+  epoll backend applies the rate with ``conn:setlimit`` as 10,000 B/s read from each
+  client, and ignores bursts; see ``mod_limits.lua``); admins are limited too (no
+  ``unlimited_jids``);
+* ``smacks`` (XEP-0198 stream management and resumption, ``urn:xmpp:sm:3``);
+* TLS required (``c2s_require_encryption = true``), SCRAM (``internal_hashed``), no
+  PLAIN over plaintext; the certificate (``localhost`` and ``pubsub.localhost``) is
+  signed by a private CA made for the instance (:mod:`.certs`): clients verify it with
+  ``srv.ca_path`` (``XmppSession(ca_file=srv.ca_path)``);
+* Debian's modules that need no other listener: disco, roster, saslauth, tls,
+  blocklist, bookmarks, carbons, limits, pep, private, smacks, vcard4, vcard_legacy,
+  csi_simple, ping, register (with ``allow_registration = false`` unless asked), time,
+  uptime, version; ``offline`` stays on (Debian's), ``s2s`` off;
+* Nagle's algorithm on and the stanza size limit at Prosody's default (Debian sets
+  neither).
+
+Like the default profile it listens on loopback only and adds the
+``pubsub.localhost`` component (not in Debian's file) with the ``admins`` as owners;
+``storage`` applies as in the default profile.  ``profile="default"`` (plaintext unless
+``tls=True``, no limits, no stream management) is unchanged.
+
 Command line (runs until SIGTERM/SIGINT, then stops Prosody cleanly)::
 
     python -m pubsub_hook_magic.testing.server --user admin:pw --user alice:pw \
@@ -121,11 +145,16 @@ class TestServer:
     tls:
         Enable ``mod_tls`` with a self-signed certificate for ``localhost`` (generated
         with openssl into the data dir) so STARTTLS is offered.  Default: plaintext only.
+        (``profile="debian"`` always has TLS, with a CA-signed certificate instead.)
     allow_registration:
         Allow in-band registration (XEP-0077), without rate limit.
     autocreate:
         Let any user's first publish to a missing node on ``pubsub.localhost`` create it
         (``autocreate_on_publish``), so that a tour can publish without admin rights.
+    profile:
+        ``"default"`` (the fast test server above) or ``"debian"`` (Debian's defaults:
+        rate limits, stream management, TLS required with a private CA; see the module
+        docstring).
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -133,6 +162,7 @@ class TestServer:
     domain = "localhost"
     pubsub = "pubsub.localhost"
     host = "127.0.0.1"
+    kind = "prosody"
 
     def __init__(
         self,
@@ -144,14 +174,18 @@ class TestServer:
         tls: bool = False,
         allow_registration: bool = False,
         autocreate: bool = False,
+        profile: str = "default",
     ) -> None:
         if storage not in ("memory", "file", "sqlite"):
             raise ValueError(f"storage must be 'memory', 'file' or 'sqlite', not {storage!r}")
+        if profile not in ("default", "debian"):
+            raise ValueError(f"profile must be 'default' or 'debian', not {profile!r}")
+        self.profile = profile
         if isinstance(admins, str):
             admins = (admins,)
         self.storage = storage
         self.admins = tuple(admins)
-        self.tls = bool(tls)
+        self.tls = bool(tls) or profile == "debian"
         self.allow_registration = bool(allow_registration)
         self.autocreate = bool(autocreate)
         self.port: int = int(port) if port else free_port(self.host)
@@ -168,6 +202,7 @@ class TestServer:
         self.certs_dir = self.data_dir / "certs"
         self.cert_path = self.certs_dir / "localhost.crt"  # only meaningful with tls=True
         self.key_path = self.certs_dir / "localhost.key"
+        self.ca_dir = self.data_dir / "ca"  # profile="debian": the private CA
         self._proc: subprocess.Popen | None = None
         self._closed = False
 
@@ -182,13 +217,22 @@ class TestServer:
         proc = self._proc
         return proc.pid if proc is not None and proc.poll() is None else None
 
+    @property
+    def ca_path(self) -> Path | None:
+        """The certificate a client should trust (its ``ca_file``), or None without TLS:
+        the private CA's with ``profile="debian"``, the self-signed one with ``tls=True``."""
+        if self.profile == "debian":
+            return self.ca_dir / "ca.crt"
+        return self.cert_path if self.tls else None
+
     def jid(self, user: str) -> str:
         return f"{user}@{self.domain}"
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
+        profile = "" if self.profile == "default" else f" profile={self.profile}"
         return (f"<TestServer {self.host}:{self.port} storage={self.storage} "
-                f"tls={self.tls} {state} data_dir={str(self.data_dir)!r}>")
+                f"tls={self.tls}{profile} {state} data_dir={str(self.data_dir)!r}>")
 
     # -- configuration -------------------------------------------------------------
 
@@ -196,12 +240,17 @@ class TestServer:
         self.store_path.mkdir(parents=True, exist_ok=True)
         # The certificates dir must exist, or Prosody's log fills with errors.
         self.certs_dir.mkdir(parents=True, exist_ok=True)
-        modules = ["roster", "saslauth", "disco", "pep", "ping", "register"]
-        if self.tls:
-            self._ensure_certificate()
-            modules.append("tls")
+        if self.profile == "debian":
+            self._ensure_ca_certificate()
+            lines = self._debian_config_lines()
+        else:
+            modules = ["roster", "saslauth", "disco", "pep", "ping", "register"]
+            if self.tls:
+                self._ensure_certificate()
+                modules.append("tls")
+            lines = self._config_lines(modules)
         tmp = self.config_path.with_suffix(".tmp")
-        tmp.write_text("\n".join(self._config_lines(modules)), encoding="utf-8")
+        tmp.write_text("\n".join(lines), encoding="utf-8")
         os.replace(tmp, self.config_path)
 
     def _storage_config(self) -> str:
@@ -262,6 +311,73 @@ class TestServer:
             f"    admins = {_lua_list(self.admins)}",
             "",
         ]
+
+    #: Debian's ``modules_enabled`` less those needing s2s, HTTP or an admin socket.
+    DEBIAN_MODULES = (
+        "disco", "roster", "saslauth", "tls", "blocklist", "bookmarks", "carbons",
+        "limits", "pep", "private", "smacks", "vcard4", "vcard_legacy", "csi_simple",
+        "ping", "register", "time", "uptime", "version",
+    )
+
+    def _debian_config_lines(self) -> list[str]:
+        """``prosody.cfg.lua`` of ``profile="debian"``, line by line."""
+        return [
+            "-- Generated by pubsub_hook_magic.testing.server (profile debian: mirrors",
+            "-- Debian's /etc/prosody/prosody.cfg.lua of Prosody 0.12); rewritten on every start.",
+            "run_as_root = true",
+            f"pidfile = {_lua_str(self.data_dir / 'prosody.pid')}",
+            f"data_path = {_lua_str(self.store_path)}",
+            f"certificates = {_lua_str(self.certs_dir)}",
+            f"log = {{ info = {_lua_str(self.log_path)} }}",
+            "",
+            "-- Loopback only, c2s only (Debian listens on every interface, s2s too).",
+            'interfaces = { "127.0.0.1" }',
+            'local_interfaces = { "127.0.0.1" }',
+            f"c2s_ports = {{ {self.port} }}",
+            "s2s_ports = { }",
+            "component_ports = { }",
+            "http_ports = { }",
+            "https_ports = { }",
+            "c2s_direct_tls_ports = { }",
+            "s2s_direct_tls_ports = { }",
+            "legacy_ssl_ports = { }",
+            "",
+            f"admins = {_lua_list(self.admins)}",
+            f"modules_enabled = {_lua_list(self.DEBIAN_MODULES)}",
+            'modules_disabled = { "s2s" }',
+            "",
+            "-- Debian's: rate limits (mod_limits), encryption, hashed passwords.",
+            "limits = {",
+            '    c2s = { rate = "10kb/s"; };',
+            '    s2sin = { rate = "30kb/s"; };',
+            "}",
+            "c2s_require_encryption = true",
+            "s2s_require_encryption = true",
+            "s2s_secure_auth = true",
+            "allow_unencrypted_plain_auth = false",
+            'authentication = "internal_hashed"',
+            'default_storage = "internal"',
+            self._storage_config(),
+            f"allow_registration = {'true' if self.allow_registration else 'false'}",
+            "min_seconds_between_registrations = 0",
+            "",
+            f"VirtualHost {_lua_str(self.domain)}",
+            "",
+            f"Component {_lua_str(self.pubsub)} \"pubsub\"",
+            f"    autocreate_on_publish = {'true' if self.autocreate else 'false'}",
+            f"    admins = {_lua_list(self.admins)}",
+            "",
+        ]
+
+    def _ensure_ca_certificate(self) -> None:
+        """The private CA and the server certificate it signs (``localhost.crt``/``.key``
+        in the certificates dir, where Prosody looks them up by host name)."""
+        from . import certs
+
+        if self.cert_path.exists() and self.key_path.exists() and self.ca_dir.exists():
+            return
+        ca = certs.make_ca(self.ca_dir)
+        certs.issue(ca, self.certs_dir, [self.domain, self.pubsub], name="localhost")
 
     def _ensure_certificate(self) -> None:
         if self.cert_path.exists() and self.key_path.exists():
