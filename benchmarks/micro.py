@@ -168,7 +168,8 @@ def no_fingerprint(manager: Any, session: Any) -> Callable[[], None]:
     from pubsub_hook_magic.dedupe import ItemRef
 
     saved = ItemRef.__dict__["of"]
-    ItemRef.of = classmethod(lambda cls, item: cls(item["id"] or "", item, fingerprint=0))  # type: ignore[method-assign]
+    # (1, not 0: a fingerprint of 0 means "no payload", completed by a fetch: see payloads.py)
+    ItemRef.of = classmethod(lambda cls, item: cls(item["id"] or "", item, fingerprint=1))  # type: ignore[method-assign]
     return lambda: setattr(ItemRef, "of", saved)
 
 

@@ -147,11 +147,10 @@ class Publisher:
         self.run(approve())
 
     def close(self) -> None:
+        from pubsub_hook_magic.xmpp_plugin import close_client
+
         async def stop() -> None:
-            await self.client.disconnect(wait=1)
-            task = getattr(self.client, "_run_out_filters", None)
-            if task is not None:
-                task.cancel()
+            await close_client(self.client)  # (the stream's tasks end before the loop does)
 
         try:
             self.run(stop(), 10)
