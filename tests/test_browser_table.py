@@ -697,6 +697,19 @@ def test_hooks_table_live_in_jupyterlab(lab: Lab, publisher: Any, node: str) -> 
                 assert dialogs == [], dialogs
                 assert p.stderr() == [], p.stderr()
 
+                # The node's owner deletes the node: the row says so, and why on hover.
+                publisher.delete_node(node)
+                rows = p.wait_rows(lambda r: r[raiser]["stats"][0] == "node deleted", "the node deleted, shown")
+                assert "node deleted: deleted by its owner" in rows[raiser]["titles"][0], rows[raiser]
+                p.show_table()
+                _screenshot(page, artifacts / "hooks-table-node-deleted.png")
+                page.set_viewport_size({"width": 1000, "height": 800})
+                page.wait_for_timeout(300)
+                p.show_table()
+                page.screenshot(path=str(artifacts / "hooks-table-node-deleted-1000.png"))
+                page.set_viewport_size({"width": 1280, "height": 800})
+                page.wait_for_timeout(300)
+
                 # A restarted kernel: the old table says plainly that its kernel is gone.
                 page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()")
                 page.wait_for_function(KERNEL_READY, timeout=TIMEOUT_MS, polling=100)

@@ -26,7 +26,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("argument", "the module, file or code", "minmax(72px, 1.2fr)"),
     ("stored", "persistent: stored, installed again at every connect", "54px"),
     ("state", "active, catching up, paused, retrying, waiting, standby, broken, node deleted, unsubscribed or pending",
-     "86px"),
+     "98px"),
     ("triggers", "runs, with skipped and dropped items", "66px"),
     ("errors", "runs that failed", "52px"),
     ("last", "the last run (hover: its time and duration, and the mean)", "64px"),
