@@ -238,6 +238,7 @@ class HookManager(OneOffRuns):
             self.engine.positions.store = PositionStore(account, store.data_dir)
             self.connected_since = time.time()
             self.subscriptions.load(store)
+            self.engine.nodewatch.start_audit()
             return warnings + await self.persistent.install(records)
 
     def _restore(self) -> None:

@@ -21,6 +21,12 @@ state reads them); :class:`NodeWatch` learns of them and acts:
 * **Pending** (authorize access model): the hooks wait; a ``subscribed`` notification
   (the owner approved) resumes them.
 
+Prosody 0.12 notifies neither a removed subscription nor an approval, and a resumed
+stream (XEP-0198) checks nothing: every :data:`AUDIT_INTERVAL` seconds the
+subscriptions we made are checked (:meth:`NodeWatch.audit`: one request per service,
+or one per node where the service does not answer that one), so that no hook shows
+``active`` for long while its node cannot deliver.
+
 Everything here runs on the session's loop.
 """
 
@@ -44,7 +50,7 @@ from .session import RequestError, XmppSession
 from .states import HookState
 from .subscriptions import NodeGone, SubscriptionPending, SubscriptionRemoved, Subscriptions, is_pep, pending_note
 
-__all__ = ["LOOK_AGAIN_FIRST", "LOOK_AGAIN_LIMIT", "NodeWatch"]
+__all__ = ["AUDIT_INTERVAL", "LOOK_AGAIN_FIRST", "LOOK_AGAIN_LIMIT", "NodeWatch"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +59,8 @@ Key = tuple[str, str]
 #: Seconds before a deleted node is first looked for again; doubling up to the limit.
 LOOK_AGAIN_FIRST = 2.0
 LOOK_AGAIN_LIMIT = 60.0
+#: Seconds between two checks of the subscriptions we made (see the module).
+AUDIT_INTERVAL = 300.0
 #: Where a hook starts on a node created again: its first item.
 FROM_THE_START = ItemRef("", digest="")
 
@@ -210,6 +218,49 @@ class NodeWatch:
         failed = await self.catchup.resume([key])
         for (service, node), exc in failed.items():
             log.warning("%s/%s: %s", service, node, exc)
+
+    # ------------------------------------------------------------------ the audit
+
+    def start_audit(self, interval: float = AUDIT_INTERVAL) -> None:
+        """Check our subscriptions every ``interval`` seconds while connected (ends
+        with the engine's tasks, at disconnect)."""
+        self._tasks.start(self._audit_forever(interval), name="pubsub-hook-audit")
+
+    async def _audit_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            session = self._session()
+            if session is None or not session.connected:
+                continue
+            try:
+                await self.audit()
+            except HookError as exc:
+                log.debug("checking subscriptions: %s", exc)
+            except Exception:  # a bug of ours must not end the audit
+                log.exception("checking subscriptions failed")
+
+    async def audit(self) -> None:
+        """Check the subscriptions we made for the nodes with hooks and no known
+        problem: one found missing is ``unsubscribed``, one waiting ``pending``; one
+        approved meanwhile resumes its hooks."""
+        by_service: dict[str, list[str]] = {}
+        for service, node in self.index.nodes():
+            if not is_pep(service) and (service, node) in self.subscriptions.ours:
+                by_service.setdefault(service, []).append(node)
+        for service, nodes in sorted(by_service.items()):
+            states = await self.subscriptions.states(service, nodes)
+            for node, state in states.items():
+                key = (service, node)
+                problem = self.status.get(key)
+                if problem is not None and problem.state is HookState.NODE_DELETED:
+                    continue
+                if state is None and problem is None:
+                    self.status.set(key, HookState.UNSUBSCRIBED, _UNSUBSCRIBED.format(how=" (found missing)"))
+                elif state == "pending" and problem is None:
+                    self.status.set(key, HookState.PENDING, pending_note(*key))
+                elif state == "subscribed" and problem is not None and problem.state is HookState.PENDING:
+                    self.status.clear(key, "approved")
+                    await self._resume(key)
 
     # ------------------------------------------------------------------ the user's word
 

@@ -16,6 +16,7 @@ wait at once).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 
@@ -122,6 +123,24 @@ class Subscriptions:
         if state == "pending":
             raise SubscriptionPending(pending_note(service, node))
 
+    async def states(self, service: str, nodes: Iterable[str]) -> dict[str, str | None]:
+        """The account's subscription to each of ``nodes`` of a service node:
+        ``subscribed``, ``pending``, … or None (none). One request for them all where
+        the service answers it, else one per node (a node that is gone is left out)."""
+        nodes = list(nodes)
+        try:
+            listed = await self._require().subscription_states(service)
+        except RequestError:
+            found: dict[str, str | None] = {}
+
+            async def one(node: str) -> None:
+                with contextlib.suppress(NodeGone):
+                    found[node] = await self._state(service, node)
+
+            await asyncio.gather(*(one(node) for node in nodes))
+            return found
+        return {node: listed.get(node) for node in nodes}
+
     async def _state(self, service: str, node: str) -> str | None:
         """The account's subscription to a service node (None: none, or the service
         does not say: subscribing tells)."""
@@ -173,14 +192,20 @@ class Subscriptions:
 
     # ------------------------------------------------------------------ many nodes
 
-    async def ensure(self, keys: Iterable[Key]) -> dict[Key, HookError]:
+    async def ensure(
+        self, keys: Iterable[Key], delivering: Callable[[Key], bool] = lambda _key: False
+    ) -> dict[Key, HookError]:
         """Make every node of ``keys`` deliver, all at once (the session bounds how
         many requests wait at once); returns the nodes that failed with why (the others
         deliver).
 
         Each service node's subscription is checked on its own: a service-wide list of
         subscriptions (XEP-0060 5.6) would take one request, but Prosody 0.12 never
-        answers it once a node the account was subscribed to has been deleted."""
+        answers it once a node the account was subscribed to has been deleted. A node
+        ``delivering`` says an item came from on this stream (ejabberd pushes every
+        subscribed node's last item on presence) is subscribed: it is not asked, if
+        that item came before its check would go out (else the check's answer is
+        taken, as for any node)."""
         session = self._require()
         keys = sorted(set(keys))
         pep = [node for service, node in keys if is_pep(service)]
@@ -190,7 +215,7 @@ class Subscriptions:
 
         async def one(service: str, node: str) -> None:
             try:
-                await self.listen(service, node)
+                await self.listen(service, node, subscribed=True if delivering((service, node)) else None)
             except HookError as exc:
                 failed[(service, node)] = exc
 

@@ -148,6 +148,22 @@ class PubSubRequests:
                 return state
         return None
 
+    async def subscription_states(self, service: str, timeout: float = 10) -> dict[str, str]:
+        """This account's subscriptions on a service, ``{node: state}``, in one request
+        (XEP-0060 5.6). Prosody 0.12 never answers it once a node the account was
+        subscribed to has been deleted: callers give it a short ``timeout``."""
+        iq = await self._request(
+            f"listing subscriptions on {service}",
+            lambda: self._pubsub().get_subscriptions(service, timeout=timeout),
+        )
+        me = self.client.boundjid.bare
+        states: dict[str, str] = {}
+        for sub in iq["pubsub"]["subscriptions"]:
+            state = sub["subscription"] or "subscribed"
+            if sub["jid"].bare == me and sub["node"] and state != "none" and states.get(sub["node"]) != "subscribed":
+                states[sub["node"]] = state
+        return states
+
     async def subscription_exists(self, service: str, node: str) -> bool:
         """Whether this account (bare JID) is subscribed to the node (not pending)."""
         return await self.subscription_state(service, node) in ("subscribed", "unconfigured")

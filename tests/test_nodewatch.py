@@ -209,3 +209,33 @@ def test_a_node_deleted_and_created_again_while_away_delivers_again(server, publ
         wait_until(lambda: items_run(host) == ["old", "new-1", "new-2"], what="live again")
     finally:
         host.close()
+
+
+def test_the_audit_finds_a_subscription_removed_during_the_session(host, publisher, node):
+    """Prosody does not notify, and a resumed stream checks nothing: the periodic check of
+    our subscriptions (NodeWatch.audit) finds the removal."""
+    hook = host.run(host.manager.create_hook(SERVICE, node, "python_code", RECORD))
+    host.run(host.manager.engine.nodewatch.audit())
+    assert host.state(hook.id) == "active"  # nothing removed: nothing said
+    modify_subscription(publisher, node, "alice@localhost", "none")
+    host.run(host.manager.engine.nodewatch.audit())
+    assert host.state(hook.id) == "unsubscribed"
+    assert "found missing" in host.summary(hook.id)["node_problem"]
+    host.run(host.manager.resume(hook.id))
+    assert host.state(hook.id) in ("active", "catching up")
+    publisher.publish(node, item_id="back")
+    wait_until(lambda: items_run(host) == ["back"])
+
+
+def test_the_audit_asks_node_by_node_where_the_service_does_not_answer_for_all(host, publisher, node):
+    """Prosody 0.12 never answers the service-wide list once a node we were subscribed
+    to is deleted (here another node of ours): the audit asks per node instead."""
+    other = f"{node}-gone"
+    publisher.create_node(other)
+    kept = host.run(host.manager.create_hook(SERVICE, node, "python_code", RECORD))
+    host.run(host.manager.create_hook(SERVICE, other, "python_code", RECORD))
+    publisher.delete_node(other)
+    wait_until(lambda: any(s["state"] == "node deleted" for s in host.call(host.manager.list_hooks)))
+    modify_subscription(publisher, node, "alice@localhost", "none")
+    host.run(host.manager.engine.nodewatch.audit(), 60)
+    assert host.state(kept.id) == "unsubscribed"
