@@ -13,7 +13,8 @@ where admin may create nodes.
 
 Issue 20, 100 nodes, 20 items of 1 KB each, one missed: Prosody 0.12 2.56x before and
 after; ejabberd 23.01 3.84x before, 3.11x after (the last item ejabberd pushes on
-presence is used instead of being read again: :mod:`pubsub_hook_magic.pushed`).
+presence is used instead of being read again: :mod:`pubsub_hook_magic.pushed`), 2.86x
+once that pushed item also stands for the node's subscription check.
 """
 
 from __future__ import annotations

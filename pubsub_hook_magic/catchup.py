@@ -5,7 +5,9 @@
 1. every node's live items are *held* (:meth:`.LivePath.hold`), so that they run
    after what was missed;
 2. every node is made to deliver again, all nodes at once
-   (:meth:`.Subscriptions.ensure`); ``connect`` returns here;
+   (:meth:`.Subscriptions.ensure`); a node an item came from on the new stream (ejabberd
+   pushes each node's last item on presence) is subscribed and not asked; ``connect``
+   returns here;
 3. each node then catches up on its own, in the background, as soon as its
    subscription is back: its missed items are fetched and queued to its hooks, then
    its held live items are released. A slow or failing node holds up no other.
@@ -109,7 +111,7 @@ class CatchUp:
         keys = sorted(set(keys))
         self.live.hold(keys)
         try:
-            failed = await self.subscriptions.ensure(keys)
+            failed = await self.subscriptions.ensure(keys, delivering=lambda key: key in self.live.delivering)
         except BaseException:
             for key in keys:
                 self.live.release(key)
@@ -134,6 +136,7 @@ class CatchUp:
         """:meth:`resume` after a reconnection (called before any event of the new
         stream): hold at once, the rest in a task; failures go to the log."""
         keys = sorted(set(keys))
+        self.live.new_stream()
         self.live.hold(keys)
 
         async def resume() -> None:

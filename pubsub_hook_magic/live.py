@@ -71,12 +71,17 @@ class LivePath:
         self.node_position: dict[Key, ItemRef] = {}
         #: Nodes catching up: their live items wait here, to run after the missed ones.
         self.held: dict[Key, list[HeldItem | HeldEvent]] = {}
+        #: Held nodes an item came from on the current stream: they deliver, so the
+        #: account's subscription is there and need not be asked for (ejabberd pushes
+        #: each node's last item on presence: :meth:`.Subscriptions.ensure`).
+        self.delivering: set[Key] = set()
 
     def reset(self) -> None:
         """Forget what was seen (at disconnect)."""
         self.recent = RecentItems()
         self.node_position.clear()
         self.held.clear()
+        self.delivering.clear()
         self.away.clear()
         self.payloads.reset()
         self.live_only.reset()
@@ -95,6 +100,7 @@ class LivePath:
                     self.payloads.add(service, node, HeldItem(item, ref), None if ref.fingerprint else ref.id)
         else:
             held.append(HeldItem(item, ItemRef.of(item)))
+            self.delivering.add((service, node))
             if self.away and (service, node) in self.away:
                 self.away.discard((service, node))
                 self._on_node_event(service, node, "back", item)
@@ -157,6 +163,11 @@ class LivePath:
         for key in keys:
             self.held.setdefault(key, [])
 
+    def new_stream(self) -> None:
+        """A new stream begins (a reconnection, before its first event): what came on
+        the old one says nothing of the subscriptions now."""
+        self.delivering.clear()
+
     def watch_for_return(self, key: Key) -> None:
         """Hold a deleted node's live items until it is back (its first one says so)."""
         self.held.setdefault(key, [])
@@ -169,6 +180,7 @@ class LivePath:
     def release(self, key: Key) -> None:
         """The node has caught up: run its held live items, in order."""
         held = self.held.pop(key, None)
+        self.delivering.discard(key)
         if held is None:
             return
         service, node = key

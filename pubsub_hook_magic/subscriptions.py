@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
 
+#: Seconds the subscription checks of a connect wait at most for the server's answer
+#: to our presence (and the items it pushes before: :meth:`Subscriptions.ensure`).
+PRESENCE_WAIT = 1.0
+
 
 def is_pep(service: str) -> bool:
     """Whether ``service`` is an account (PEP, XEP-0163) rather than a PubSub service."""
@@ -193,7 +197,7 @@ class Subscriptions:
     # ------------------------------------------------------------------ many nodes
 
     async def ensure(
-        self, keys: Iterable[Key], delivering: Callable[[Key], bool] = lambda _key: False
+        self, keys: Iterable[Key], delivering: Callable[[Key], bool] | None = None
     ) -> dict[Key, HookError]:
         """Make every node of ``keys`` deliver, all at once (the session bounds how
         many requests wait at once); returns the nodes that failed with why (the others
@@ -201,21 +205,27 @@ class Subscriptions:
 
         Each service node's subscription is checked on its own: a service-wide list of
         subscriptions (XEP-0060 5.6) would take one request, but Prosody 0.12 never
-        answers it once a node the account was subscribed to has been deleted. A node
-        ``delivering`` says an item came from on this stream (ejabberd pushes every
-        subscribed node's last item on presence) is subscribed: it is not asked, if
-        that item came before its check would go out (else the check's answer is
-        taken, as for any node)."""
+        answers it once a node the account was subscribed to has been deleted.
+
+        ``delivering`` (at a connect or reconnection) says which nodes an item came
+        from on this stream: ejabberd pushes each subscribed node's last item on
+        initial presence, and such a node is subscribed, not asked. The checks wait
+        for the server's answer to that presence (at most :data:`PRESENCE_WAIT`), so
+        that the pushed items are in; a node whose item comes later is asked, as any
+        other (the answer then decides)."""
         session = self._require()
         keys = sorted(set(keys))
         pep = [node for service, node in keys if is_pep(service)]
         if pep:
             await session.set_pep_interests(pep, True)
         failed: dict[Key, HookError] = {}
+        if delivering is not None and any(not is_pep(service) for service, _node in keys):
+            await session.presence_answered(PRESENCE_WAIT)
 
         async def one(service: str, node: str) -> None:
             try:
-                await self.listen(service, node, subscribed=True if delivering((service, node)) else None)
+                known = delivering is not None and delivering((service, node))
+                await self.listen(service, node, subscribed=True if known else None)
             except HookError as exc:
                 failed[(service, node)] = exc
 
