@@ -140,6 +140,7 @@ class XmppSession(PubSubRequests):
         self._started: asyncio.Future[None] | None = None
         self._last_failure = ""
         self._resource: str | None = None
+        self._presence_answered = asyncio.Event()  # (this stream's initial presence came back)
 
     # ------------------------------------------------------------------ connection
 
@@ -217,6 +218,7 @@ class XmppSession(PubSubRequests):
         for event, handler in (
             ("session_start", self._on_session_start),
             ("session_resumed", self._on_session_resumed),
+            ("presence", self._on_presence),
             ("failed_all_auth", self._on_failed_auth),
             ("no_auth", self._on_failed_auth),
             ("ssl_invalid_chain", self._on_invalid_certificate),
@@ -264,6 +266,7 @@ class XmppSession(PubSubRequests):
     def _on_session_start(self, _event: Any) -> None:
         # Synchronous on purpose: it runs before the stanzas that follow are handled,
         # so on_restored sees the new session before any of its events.
+        self._presence_answered.clear()
         self.client.send_presence()
         restored = self._up()
         if restored:
@@ -274,6 +277,21 @@ class XmppSession(PubSubRequests):
                     self.on_restored()
                 except Exception:  # a bug of ours must not end the new session
                     log.exception("restoring subscriptions after a reconnection failed")
+
+    def _on_presence(self, presence: Any) -> None:
+        if presence["from"] == self.client.boundjid:
+            self._presence_answered.set()
+
+    async def presence_answered(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` seconds) until the server has sent this stream's
+        initial presence back to us (RFC 6121 4.2.2: to the sending resource too); what
+        it sends on that presence comes before (ejabberd: each subscribed node's last
+        item). Whether it came."""
+        try:
+            await asyncio.wait_for(self._presence_answered.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     def _on_session_resumed(self, _event: Any) -> None:
         # XEP-0198: the old stream goes on (subscriptions, presence, what the server

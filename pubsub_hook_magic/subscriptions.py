@@ -74,6 +74,9 @@ class Subscriptions:
         self._claimed_elsewhere = claimed_elsewhere
         #: Subscriptions this extension made (stored: a later session removes them).
         self.ours: set[Key] = set()
+        #: Services that did not answer a service-wide list of subscriptions (Prosody
+        #: 0.12 once a node of ours was deleted): :meth:`states` asks them per node.
+        self._no_service_list: set[str] = set()
 
     def load(self, store: HookStore) -> None:
         """Read the subscriptions a previous session made (at connect)."""
@@ -133,8 +136,11 @@ class Subscriptions:
         the service answers it, else one per node (a node that is gone is left out)."""
         nodes = list(nodes)
         try:
+            if service in self._no_service_list:
+                raise RequestError(f"listing subscriptions on {service}", "unanswered", "")
             listed = await self._require().subscription_states(service)
         except RequestError:
+            self._no_service_list.add(service)  # (asked per node from now on)
             found: dict[str, str | None] = {}
 
             async def one(node: str) -> None:

@@ -31,8 +31,10 @@ __all__ = ["certificate_names", "certificate_problem"]
 _NOT_YET_VALID = 9
 _EXPIRED = 10
 _SELF_SIGNED = 18  # DEPTH_ZERO_SELF_SIGNED_CERT: the server's own certificate
-_SELF_SIGNED_IN_CHAIN = 19
-_UNKNOWN_ISSUER = (2, 20, 21)  # unable to get (local) issuer / verify the leaf
+# unable to get (local) issuer / verify the leaf; 19 (SELF_SIGNED_CERT_IN_CHAIN): the
+# server sent its chain up to a root we do not trust (ejabberd sends its CA along, Prosody
+# only its own certificate: the same untrusted CA is code 19 on one, 20 on the other)
+_UNKNOWN_ISSUER = (2, 19, 20, 21)
 _HOSTNAME_MISMATCH = 62
 
 _STARTTLS = b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
@@ -62,7 +64,7 @@ def certificate_problem(
         )
     if code == _NOT_YET_VALID:
         return "the server's TLS certificate is not valid yet: check this machine's clock, or the certificate's dates"
-    if code in (_SELF_SIGNED, _SELF_SIGNED_IN_CHAIN):
+    if code == _SELF_SIGNED:
         return (
             f"the server's TLS certificate is self-signed ({why}), and {trusted} did not sign "
             "it: for a private server, pass that certificate (or its CA) with --ca-file PEM"

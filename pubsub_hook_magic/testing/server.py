@@ -155,6 +155,10 @@ class TestServer:
         ``"default"`` (the fast test server above) or ``"debian"`` (Debian's defaults:
         rate limits, stream management, TLS required with a private CA; see the module
         docstring).
+    smacks_hibernation_time:
+        ``profile="debian"`` only: seconds Prosody keeps the session of a lost XEP-0198
+        stream for resumption (``mod_smacks``).  Default: Prosody's (and Debian's), 600 s;
+        a few seconds let a test see a resumption refused after a longer outage.
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -175,12 +179,16 @@ class TestServer:
         allow_registration: bool = False,
         autocreate: bool = False,
         profile: str = "default",
+        smacks_hibernation_time: int | None = None,
     ) -> None:
         if storage not in ("memory", "file", "sqlite"):
             raise ValueError(f"storage must be 'memory', 'file' or 'sqlite', not {storage!r}")
         if profile not in ("default", "debian"):
             raise ValueError(f"profile must be 'default' or 'debian', not {profile!r}")
         self.profile = profile
+        if smacks_hibernation_time is not None and profile != "debian":
+            raise ValueError("smacks_hibernation_time needs profile='debian' (the one with mod_smacks)")
+        self.smacks_hibernation_time = smacks_hibernation_time
         if isinstance(admins, str):
             admins = (admins,)
         self.storage = storage
@@ -360,6 +368,8 @@ class TestServer:
             self._storage_config(),
             f"allow_registration = {'true' if self.allow_registration else 'false'}",
             "min_seconds_between_registrations = 0",
+            *([] if self.smacks_hibernation_time is None
+              else [f"smacks_hibernation_time = {int(self.smacks_hibernation_time)}"]),
             "",
             f"VirtualHost {_lua_str(self.domain)}",
             "",
