@@ -10,6 +10,11 @@ wins, then the environment, then (for the password only) a prompt the caller sup
 - the password: ``--password-env VAR`` (the variable's name), else ``$XMPP_PASSWORD``,
   else ``prompt("Password for JID: ")``.
 
+Several accounts in one process (``pubsub-hook run A B``, :func:`resolve_accounts`):
+``--password-env`` once per account, in the order of the JIDs; without it each
+password comes from a prompt (``$XMPP_PASSWORD`` serves a single account only);
+``--host``/``--port`` once for all, or once per account in the order of the JIDs.
+
 Bad input raises :class:`~.hooks.HookError` with one line saying what to do. The
 password is never logged, printed or kept anywhere but in the returned
 :class:`Account`, whose ``repr`` leaves it out. Imports no IPython.
@@ -25,7 +30,9 @@ from collections.abc import Callable, Mapping
 
 from .hooks import HookError
 
-__all__ = ["Account", "account_from_args", "connect_options", "resolve_account", "resolve_jid"]
+__all__ = [
+    "Account", "account_from_args", "connect_options", "resolve_account", "resolve_accounts", "resolve_jid",
+]
 
 _PORT = re.compile(r"\s*[0-9]{1,5}\s*")
 
@@ -89,6 +96,74 @@ def resolve_account(
     if host and not port:
         port = 5223 if direct_tls else 5222
     return Account(account, host, port, _password(account, password_env, prompt, env))
+
+
+def resolve_accounts(
+    jids: list[str],
+    *,
+    hosts: list[str] | None = None,
+    ports: list[int] | None = None,
+    direct_tls: bool = False,
+    password_envs: list[str] | None = None,
+    prompt: Callable[[str], str] | None = None,
+    usage: str = "user@domain",
+    environ: Mapping[str, str] | None = None,
+) -> list[Account]:
+    """The accounts of one process (``pubsub-hook run A B``), each with its server and
+    password, in the order of ``jids`` (none: ``$XMPP_JID``).
+
+    ``password_envs``: one variable's name per account, in the same order (or none:
+    a prompt for each; ``$XMPP_PASSWORD`` for a single account only, since it holds
+    one password). ``hosts``/``ports``: none (``$XMPP_HOST``/``$XMPP_PORT``), one for
+    every account, or one per account. Raises :class:`HookError` on bad input, before
+    any password is asked for.
+    """
+    env = os.environ if environ is None else environ
+    accounts = list(jids) or [resolve_jid(None, usage=usage, environ=env)]
+    seen: set[str] = set()
+    for jid in accounts:
+        if jid.lower() in seen:
+            raise HookError(f"{jid} is given twice: give each account once")
+        seen.add(jid.lower())
+    count = len(accounts)
+    envs = list(password_envs or [])
+    if envs and len(envs) != count:
+        raise HookError(
+            f"--password-env is given {len(envs)} time(s) for {count} account(s): give it once "
+            "per account, in the order of the JIDs (or leave it out to be asked)"
+        )
+    host_of = _per_account("--host", list(hosts or []), count)
+    port_of = _per_account("--port", list(ports or []), count)
+    if count > 1:
+        # $XMPP_PASSWORD is one password: it is not taken for several accounts.
+        env = {k: v for k, v in env.items() if k != "XMPP_PASSWORD"}
+        if not envs and prompt is None:
+            raise HookError(
+                f"no passwords for {count} accounts: give --password-env VAR once per account, "
+                "in the order of the JIDs (this front end cannot prompt; $XMPP_PASSWORD "
+                "serves a single account only)"
+            )
+    return [
+        resolve_account(
+            jid, host=host_of[i], port=port_of[i], direct_tls=direct_tls,
+            password_env=envs[i] if envs else None, prompt=prompt, usage=usage, environ=env,
+        )
+        for i, jid in enumerate(accounts)
+    ]
+
+
+def _per_account(flag: str, values: list[Any], count: int) -> list[Any]:
+    """A flag given for all accounts (zero or one time) or per account (``count`` times)."""
+    if not values:
+        return [None] * count
+    if len(values) == 1:
+        return values * count
+    if len(values) == count:
+        return values
+    raise HookError(
+        f"{flag} is given {len(values)} times for {count} account(s): give it once for all, "
+        "or once per account in the order of the JIDs"
+    )
 
 
 def account_from_args(args: Any, prompt: Callable[[str], str] | None, usage: str) -> Account:

@@ -8,7 +8,9 @@ across accounts, so that ``%hook pause ID`` needs no account).
 
 A command names its account with ``-p/--profile ACCOUNT``: the bare JID, or its local
 part when no other connected account has the same (:meth:`Accounts.resolve`). Without
-it, the default account: the first one connected, or the one made default.
+it, the default account: the one made default (``%hook connect --default``), else the
+preferred one when it is connected (``%config HookMagics.default_profile``), else the
+first one connected.
 
 Inside a hook, ``host`` is the hook's own account's manager and ``host.accounts`` these
 accounts: ``host.accounts["bot@example.org"].client`` publishes as the bot.
@@ -38,7 +40,11 @@ class Accounts(Mapping[str, "HookManager"]):
     def __init__(self) -> None:
         self._managers: dict[str, HookManager] = {}
         self._default: str | None = None
+        self._preferred = ""
         self._listeners: list[Callable[[], None]] = []
+        #: Every manager, the default first: replaced whole at each change, so that
+        #: other threads (completion, the magics) read one consistent tuple.
+        self._published: tuple[HookManager, ...] = ()
 
     # ------------------------------------------------------------------ the mapping
 
@@ -52,23 +58,54 @@ class Accounts(Mapping[str, "HookManager"]):
         return len(self._managers)
 
     def managers(self) -> list[HookManager]:
-        """Every account's manager, the default first, then in the order added."""
-        default = self.default
-        return sorted(self._managers.values(), key=lambda m: m.jid != default)
+        """Every account's manager, the default first, then in the order added (safe
+        from any thread: read from the tuple published at the last change)."""
+        return list(self._published)
+
+    def __repr__(self) -> str:
+        return f"<Accounts {', '.join(self._managers) or '(none)'}; default {self.default}>"
 
     # ------------------------------------------------------------------ which account
 
     @property
     def default(self) -> str | None:
         """The account a command without ``-p`` is for: the one made default, else the
-        first one added (None: no account)."""
+        preferred one if connected, else the first one added (None: no account)."""
         if self._default in self._managers:
             return self._default
+        preferred = self._find(self._preferred) if self._preferred else None
+        if preferred is not None:
+            return preferred
         return next(iter(self._managers), None)
 
     def set_default(self, account: str) -> None:
+        """Make ``account`` (connected: a JID or a local part) the default."""
         self._default = self.resolve(account).jid
         self._changed()
+
+    @property
+    def preferred(self) -> str:
+        """The account preferred as default whenever it is connected ("": none)."""
+        return self._preferred
+
+    def prefer(self, profile: str | None) -> None:
+        """Prefer ``profile`` (a bare JID or a local part, connected or not) as the
+        default; the latest word wins over an earlier :meth:`set_default`."""
+        self._preferred = (profile or "").strip()
+        self._default = None
+        self._changed()
+
+    def _find(self, profile: str) -> str | None:
+        """The one connected account ``profile`` names (exact, any case, or local
+        part), else None."""
+        if profile in self._managers:
+            return profile
+        lowered = profile.lower()
+        for account in self._managers:
+            if account.lower() == lowered:
+                return account
+        named = [a for a in self._managers if a.split("@", 1)[0].lower() == lowered]
+        return named[0] if len(named) == 1 else None
 
     def resolve(self, profile: str | None = None) -> HookManager:
         """The manager of ``profile`` (a bare JID, or a local part that names one account
@@ -81,15 +118,11 @@ class Accounts(Mapping[str, "HookManager"]):
             assert default is not None
             return self._managers[default]
         wanted = profile.strip()
-        if wanted in self._managers:
-            return self._managers[wanted]
+        found = self._find(wanted)
+        if found is not None:
+            return self._managers[found]
         lowered = wanted.lower()
-        for account, manager in self._managers.items():
-            if account.lower() == lowered:
-                return manager
         named = [a for a in self._managers if a.split("@", 1)[0].lower() == lowered]
-        if len(named) == 1:
-            return self._managers[named[0]]
         known = ", ".join(self._managers)
         if named:
             raise HookError(f"-p {profile}: several accounts are {profile} ({', '.join(named)}): give the whole JID")
@@ -124,6 +157,20 @@ class Accounts(Mapping[str, "HookManager"]):
                 return manager
         return None
 
+    def choose(self, profile: str | None = None, hook_id: str | None = None) -> HookManager | None:
+        """The account a command is for (on the session's loop): ``profile``'s
+        (:meth:`resolve`), else the one that has the hook ``hook_id``, else the
+        default; None when no account is connected and no ``profile`` is given."""
+        if profile:
+            return self.resolve(profile)
+        if hook_id:
+            found = self.find_hook(hook_id)
+            if found is not None:
+                return found
+        if not self._managers:
+            return None
+        return self.resolve()
+
     def add_change_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` when an account is added or removed, or the default changes."""
         self._listeners.append(listener)
@@ -133,6 +180,8 @@ class Accounts(Mapping[str, "HookManager"]):
             self._listeners.remove(listener)
 
     def _changed(self) -> None:
+        default = self.default
+        self._published = tuple(sorted(self._managers.values(), key=lambda m: m.jid != default))
         for listener in list(self._listeners):
             try:
                 listener()

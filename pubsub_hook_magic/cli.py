@@ -2,21 +2,34 @@
 
 Libervia's CLI shape (``li pubsub hook``) over the per-account store the notebook uses::
 
-    pubsub-hook create --jid alice@example.org -n urn:xmpp:microblog:0 -t python_file ~/hook.py
-    pubsub-hook list --jid alice@example.org [-O json]
-    pubsub-hook delete --jid alice@example.org -n urn:xmpp:microblog:0
+    pubsub-hook create -p alice@example.org -n urn:xmpp:microblog:0 -t python_file ~/hook.py
+    pubsub-hook list -p alice [-O json]
+    pubsub-hook delete -p alice@example.org -n urn:xmpp:microblog:0
     pubsub-hook run alice@example.org      # runs the persistent hooks until SIGTERM / Ctrl-C
-    pubsub-hook failed --jid alice@example.org ID [-O json]    # the items hook ID could not run
-    pubsub-hook retry --jid alice@example.org ID [--item I] [--discard]
+    pubsub-hook run alice@example.org bot@example.net --password-env ALICE_PW --password-env BOT_PW
+    pubsub-hook failed -p alice ID [-O json]    # the items hook ID could not run
+    pubsub-hook retry -p alice ID [--item I] [--discard]
+
+The account: ``-p/--profile ACCOUNT`` (or ``--jid``), a bare JID or the local part of
+an account that has a hook store here; else ``$XMPP_JID``; ``list`` and ``failed``
+take the store's only account.
 
 Hooks made here are persistent (there is no session to keep temporary ones in). The
 password comes from ``--password-env VAR``, else ``$XMPP_PASSWORD``, else a prompt.
+
+``run`` serves several accounts in one process, one :class:`.HookManager` each on one
+loop, held by :class:`.Accounts` (``host.accounts`` in hooks): ``--password-env`` once
+per account in the order of the JIDs (else a prompt for each; ``$XMPP_PASSWORD`` serves
+a single account only), ``--host``/``--port`` once for all or once per account. An
+account that cannot start (wrong password, server down) is logged and the others run;
+the exit status is 2 only when none could start.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import importlib.util
 import logging
@@ -28,7 +41,8 @@ from typing import Any
 
 from .accountfiles import stored_accounts
 from . import __version__, formatting
-from .account import account_from_args, connect_options, resolve_jid
+from .account import Account, account_from_args, connect_options, resolve_accounts, resolve_jid
+from .accounts import Accounts
 from .commands import COMMANDS, add_connect_arguments, create_options
 from .commands.hooks import delete_selection
 from .deadletters import DeadLetters
@@ -59,21 +73,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def account(p: argparse.ArgumentParser, positional: bool = False) -> None:
-        if positional:
-            p.add_argument("jid", nargs="?", default=None, help="the account (default: $XMPP_JID)")
-        else:
-            p.add_argument("--jid", default=None, help="the account (default: $XMPP_JID)")
+    def account(p: argparse.ArgumentParser) -> None:
+        """``--jid`` and ``-p/--profile`` (after the registry's flags, which may have it)."""
+        p.add_argument("--jid", default=None, help="the account (default: $XMPP_JID)")
+        with contextlib.suppress(argparse.ArgumentError):
+            p.add_argument(
+                "-p", "--profile", default=None, metavar="ACCOUNT",
+                help="the account: its bare JID, or the local part of one with a hook store here",
+            )
 
     def shared(name: str, connects: bool, **kwargs: Any) -> argparse.ArgumentParser:
         """The sub-command ``name`` with the flags of ``%hook name`` (the registry's)."""
         p = sub.add_parser(name, **kwargs)
-        account(p)
         if connects:
             add_connect_arguments(p)
         arguments = COMMANDS[name].arguments
         if arguments is not None:
             arguments(p)
+        account(p)
         return p
 
     shared("create", True, help="create a persistent hook (validated, subscribed)")
@@ -92,9 +109,33 @@ def build_parser() -> argparse.ArgumentParser:
         "those that succeed; --discard drops them without connecting.",
     )
 
-    p = sub.add_parser("run", help="connect and run the account's persistent hooks until stopped")
-    account(p, positional=True)
+    p = sub.add_parser(
+        "run",
+        help="connect and run the persistent hooks of one or more accounts until stopped",
+        description="Log in to each account and run its persistent hooks until SIGTERM or "
+        "Ctrl-C, all in this process. An account that cannot start is logged; the others run.",
+        conflict_handler="resolve",  # --password-env, --host, --port: per account here
+    )
+    p.add_argument(
+        "jids", nargs="*", metavar="JID",
+        help="the accounts (bare JIDs, or local parts of accounts with a hook store here; "
+        "default: $XMPP_JID)",
+    )
     add_connect_arguments(p)
+    p.add_argument(
+        "--password-env", action="append", default=None, metavar="VAR",
+        help="environment variable holding the password: once per account, in the order of "
+        "the JIDs (default: $XMPP_PASSWORD for one account, else a prompt)",
+    )
+    p.add_argument(
+        "--host", action="append", default=None,
+        help="server address: once for all accounts, or once per account in their order "
+        "(default: $XMPP_HOST, else each JID's domain via DNS SRV)",
+    )
+    p.add_argument(
+        "--port", action="append", type=int, default=None,
+        help="server port: once for all accounts, or once per account (default: $XMPP_PORT, else 5222)",
+    )
     p.add_argument(
         "--grace", type=float, default=5.0, metavar="S", help="seconds in-flight hooks get to finish at stop"
     )
@@ -111,6 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     # What slixmpp logs as errors (a failed login…) is reported by us, in one line.
     logging.getLogger("slixmpp").setLevel(logging.CRITICAL)
     try:
+        if args.command == "run":
+            args.jids = [_profile_jid(jid) for jid in args.jids]
+            return asyncio.run(_run(args))
+        if getattr(args, "profile", None):
+            named = _profile_jid(args.profile)
+            if args.jid and bare_jid(args.jid).lower() != named.lower():
+                raise _Fail(f"--jid {args.jid} and -p {args.profile} name two accounts: give one")
+            args.jid = named
         if args.command in ("list", "failed") and not args.jid and not os.environ.get("XMPP_JID"):
             args.jid = _only_stored_account()  # reading the store needs no password
         args.jid = resolve_jid(args.jid, usage=_usage(args.command))
@@ -133,14 +182,33 @@ def _only_stored_account() -> str | None:
     if len(accounts) > 1:
         raise _Fail(
             f"the store ({data_dir}) holds hooks of {len(accounts)} accounts "
-            f"({', '.join(accounts)}): give one with --jid"
+            f"({', '.join(accounts)}): give one with -p ACCOUNT"
         )
     return accounts[0] if accounts else None
 
 
+def _profile_jid(profile: str) -> str:
+    """The account ``-p ACCOUNT`` (or ``run ACCOUNT``) names: a bare JID as given, or
+    a local part naming one account with a hook store here, or that of ``$XMPP_JID``."""
+    wanted = profile.strip()
+    if "@" in wanted:
+        return wanted
+    lowered = wanted.lower()
+    data_dir = default_data_dir()
+    named = [a for a in stored_accounts(data_dir) if a.split("@", 1)[0].lower() == lowered]
+    env_jid = os.environ.get("XMPP_JID") or ""
+    if not named and env_jid.split("@", 1)[0].lower() == lowered and "@" in env_jid:
+        named = [bare_jid(env_jid)]
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise _Fail(f"{wanted}: several accounts are {wanted} ({', '.join(named)}): give the whole JID")
+    raise _Fail(f"{wanted}: no account of that name has a hook store in {data_dir}: give the whole JID (user@domain)")
+
+
 def _usage(command: str) -> str:
     """How ``command`` takes the account, for the message when it has none."""
-    where = "user@domain" if command == "run" else "--jid user@domain"
+    where = "user@domain" if command == "run" else "-p user@domain"
     return f"pubsub-hook {command} {where}"
 
 
@@ -271,39 +339,106 @@ async def _retry(args: Any) -> int:
 
 
 async def _run(args: Any) -> int:
+    """Run the persistent hooks of every account given until SIGTERM or Ctrl-C: one
+    manager per account on this loop, each started on its own, so that one account's
+    failure (wrong password, server down) delays or stops none of the others."""
+    prompt = getpass.getpass if sys.stdin.isatty() else None
+    configs = resolve_accounts(
+        args.jids, hosts=args.host, ports=args.port, direct_tls=args.direct_tls,
+        password_envs=args.password_env, prompt=prompt, usage=_usage("run"),
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    manager, warnings = await _connect(args)
-    for warning in warnings:
-        log.warning("%s", warning)
+    accounts = Accounts()
+    namespace: dict[str, Any] = {}  # shared by the accounts' python_code hooks
+    several = len(configs) > 1
+    starts = [
+        loop.create_task(_start(account, args, accounts, namespace, several), name=f"pubsub-hook start {account.jid}")
+        for account in configs
+    ]
+    stopping = loop.create_task(stop.wait())
+    try:
+        pending: set[asyncio.Task[Any]] = set(starts)
+        while pending and not stop.is_set():
+            _done, pending = await asyncio.wait(pending | {stopping}, return_when=asyncio.FIRST_COMPLETED)
+            pending.discard(stopping)
+        if not stop.is_set():
+            failures = [error for error in (task.result() for task in starts) if error is not None]
+            if len(failures) == len(configs):
+                if not several:
+                    # One account: its error, in one line, as always.
+                    raise failures[0] if isinstance(failures[0], HookError) else _Fail(str(failures[0]))
+                raise _Fail(f"none of the {len(configs)} accounts could start (see above)")
+            await stop.wait()
+    finally:
+        for task in starts:
+            task.cancel()
+        await asyncio.gather(*starts, return_exceptions=True)
+        stopping.cancel()
+        managers = accounts.managers()
+        if managers:
+            log.info("stopping")
+            await asyncio.gather(*(_finish_in_flight(m, args.grace) for m in managers))
+            results = await asyncio.gather(*(m.disconnect() for m in managers), return_exceptions=True)
+            for manager, result in zip(managers, results, strict=True):
+                if isinstance(result, BaseException):
+                    log.warning("%s: disconnecting: %s", manager.jid, result)
+            log.info("stopped")
+    return 0
+
+
+async def _start(
+    account: Account, args: Any, accounts: Accounts, namespace: dict[str, Any], several: bool
+) -> Exception | None:
+    """Log in as ``account`` and run its persistent hooks; its failure, logged (None:
+    it runs)."""
+    manager = HookManager(namespace, strict_names=True, role=SERVICE, accounts=accounts)
+    prefix = f"{account.jid}: " if several else ""
 
     def on_trigger(runner: HookRunner, trigger: Trigger) -> None:
-        what = f"hook {runner.hook.id} ({runner.hook.node}) item {trigger.item_id}: {trigger.outcome}"
+        what = f"{prefix}hook {runner.hook.id} ({runner.hook.node}) item {trigger.item_id}: {trigger.outcome}"
         if trigger.outcome == Outcome.OK:
             log.info("%s in %s", what, formatting.seconds(trigger.duration))
         else:
             log.error("%s: %s", what, trigger.error)
 
-    manager.add_trigger_listener(on_trigger)
-    views = manager.snapshot().hooks
-    standby = [h for h in views if h.state == HookState.STANDBY]
-    running = [h for h in views if h.state not in (HookState.STANDBY, HookState.BROKEN)]
-    log.info(
-        "connected as %s: running %d persistent hook(s)%s; stop with SIGTERM or Ctrl-C",
-        manager.jid,
-        len(running),
-        f", {len(standby)} in standby (run by another process until it lets go)" if standby else "",
-    )
     try:
-        await stop.wait()
-    finally:
-        log.info("stopping")
-        await _finish_in_flight(manager, args.grace)
-        await manager.disconnect()
-        log.info("stopped")
-    return 0
+        warnings = await manager.connect(
+            account.jid, account.password, **connect_options(account, args, args.timeout or 30.0)
+        )
+    except (HookError, OSError) as exc:
+        if several:
+            log.error("%snot running: %s", prefix, exc)
+        return exc
+    except Exception as exc:  # a bug of ours must not stop the other accounts
+        log.exception("%snot running", prefix)
+        return exc
+    if manager.jid not in accounts:  # (a manager given its accounts joins them at connect)
+        accounts.add(manager)
+    for warning in warnings:
+        log.warning("%s%s", prefix, warning)
+    manager.add_trigger_listener(on_trigger)
+    log.info("%s", _started_line(manager))
+    return None
+
+
+def _started_line(manager: HookManager) -> str:
+    """What this process runs of the account, and what it leaves to another process."""
+    views = [h for h in manager.snapshot().hooks if h.persistent]
+    standby = [h for h in views if h.state == HookState.STANDBY]
+    broken = [h for h in views if h.state == HookState.BROKEN]
+    running = [h for h in views if h not in standby and h not in broken]
+    line = f"connected as {manager.jid}: running {len(running)} persistent hook(s)"
+    if running:
+        line += f" ({', '.join(h.id for h in running)})"
+    if standby:
+        owners = ", ".join(f"{h.id} by {h.owner or 'another process'}" for h in standby)
+        line += f", {len(standby)} in standby (run by another process until it lets go: {owners})"
+    if broken:
+        line += f", {len(broken)} broken ({', '.join(h.id for h in broken)})"
+    return line + "; stop with SIGTERM or Ctrl-C"
 
 
 async def _finish_in_flight(manager: HookManager, grace: float) -> None:
@@ -318,7 +453,7 @@ async def _finish_in_flight(manager: HookManager, grace: float) -> None:
         await asyncio.sleep(0.05)
 
 
-_COMMANDS = {"create": _create, "delete": _delete, "retry": _retry, "run": _run}
+_COMMANDS = {"create": _create, "delete": _delete, "retry": _retry}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,7 +9,16 @@ from typing import Any
 
 from .states import SessionState
 
-__all__ = ["ago", "failed_text", "hooks_json", "hooks_text", "seconds", "shorten", "status_text"]
+__all__ = [
+    "accounts_status_text",
+    "ago",
+    "failed_text",
+    "hooks_json",
+    "hooks_text",
+    "seconds",
+    "shorten",
+    "status_text",
+]
 
 
 def shorten(text: str, width: int = 40) -> str:
@@ -51,13 +60,16 @@ def hooks_json(summaries: Sequence[Mapping[str, Any]]) -> str:
 _COLUMNS = ("id", "service", "node", "type", "arg", "persistent", "state", "triggers", "errors", "last trigger")
 
 
-def hooks_text(summaries: Sequence[Mapping[str, Any]]) -> str:
-    """The hooks as an aligned text table (persistent first); ``No hook found.`` if none."""
+def hooks_text(summaries: Sequence[Mapping[str, Any]], accounts: bool = False) -> str:
+    """The hooks as an aligned text table (persistent first); ``No hook found.`` if none.
+    With ``accounts``, a first column: each hook's ``account`` (several connected)."""
     if not summaries:
         return "No hook found."
     now = time.time()
+    columns = (("account",) if accounts else ()) + _COLUMNS
     rows = [
         (
+            *((s.get("account") or "-",) if accounts else ()),
             s["id"],
             s["service"],
             s["node"],
@@ -71,8 +83,8 @@ def hooks_text(summaries: Sequence[Mapping[str, Any]]) -> str:
         )
         for s in summaries
     ]
-    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(_COLUMNS)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(_COLUMNS, widths, strict=True)).rstrip()]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     for s in summaries:
         if s.get("node_problem"):
@@ -160,3 +172,16 @@ def status_text(status: dict[str, Any]) -> str:
         lines.append(f"node {node['node']} on {node['service']}: live items only: {node['reason']}")
     lines.extend(f"warning: {w}" for w in status.get("warnings") or ())
     return "\n".join(lines)
+
+
+def accounts_status_text(statuses: Sequence[dict[str, Any]], default: str | None) -> str:
+    """``%hook status`` with several accounts: a block each (as :func:`status_text`),
+    separated by a blank line, the default account's first line marked."""
+    blocks = []
+    for status in statuses:
+        block = status_text(status)
+        if default is not None and status["jid"] == default:
+            first, _, rest = block.partition("\n")
+            block = f"{first} (default)" + (f"\n{rest}" if rest else "")
+        blocks.append(block)
+    return "\n\n".join(blocks)

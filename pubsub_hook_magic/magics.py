@@ -6,6 +6,11 @@ result). This class gives the sub-commands their :class:`~.commands.Context`: th
 façade, the one doorway to its loop (:meth:`HookMagics.run`, :meth:`HookMagics.call`),
 the settings (config traits) and the live table. Bad input and failures become
 one-line ``UsageError``s.
+
+Several accounts, as Libervia's profiles: each connected account has its own
+:class:`~.manager.HookManager`, all on the one loop thread, held by
+:class:`~.accounts.Accounts` (``-p ACCOUNT`` picks one; ``manager`` is the default
+account's, or the idle one before any connect).
 """
 
 from __future__ import annotations
@@ -14,15 +19,17 @@ import asyncio
 import atexit
 import contextlib
 import functools
+import inspect
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.completer import SimpleCompletion, completion_matcher
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from traitlets import Float, Integer, TraitError, Unicode, validate
+from traitlets import Float, Integer, TraitError, Unicode, observe, validate
 
 from . import commands, logs
+from .accounts import Accounts
 from .commands.hooks import FORMATS
 from .hooks import HookError
 from .loopthread import LoopThread
@@ -63,6 +70,26 @@ class HookMagics(Magics):
         help="Default format of %hook list: table (live widget in a notebook, text "
         "elsewhere), text or json.",
     ).tag(config=True)
+    default_profile = Unicode(
+        "",
+        help="The account commands without -p are for, whenever it is connected (a bare "
+        "JID, or its local part); empty: the first one connected (or the one of "
+        "%hook connect --default).",
+    ).tag(config=True)
+
+    @observe("default_profile")
+    def _prefer(self, change: Any) -> None:
+        if getattr(self, "_accounts", None) is not None:  # (not while config loads)
+            self._set_preferred(change["new"])
+
+    def _set_preferred(self, profile: str) -> None:
+        """Tell the accounts which one to prefer as default (on the session's loop, where
+        they change, once it runs)."""
+        loop_thread = self._loop_thread
+        if loop_thread is not None and loop_thread.alive:
+            self.call(self._accounts.prefer, profile)
+        else:
+            self._accounts.prefer(profile)
 
     @validate("list_format")
     def _valid_format(self, proposal: Any) -> str:
@@ -83,7 +110,7 @@ class HookMagics(Magics):
             raise TraitError(f"{proposal['trait'].name} must be positive")
         return proposal["value"]
 
-    def __init__(self, shell: Any, handover: tuple[LoopThread, HookManager] | None = None, **kwargs: Any):
+    def __init__(self, shell: Any, handover: tuple[Any, ...] | None = None, **kwargs: Any):
         super().__init__(shell, **kwargs)
         self._tables: Any = None  # the TableHub, made at the first table
         #: Our and slixmpp's log records: kept for %hook log, never printed into cells.
@@ -91,10 +118,19 @@ class HookMagics(Magics):
         # After each cell: start the persistent hooks waiting for notebook names.
         shell.events.register("post_run_cell", self._after_cell)
         self._loop_thread: LoopThread | None = None
+        #: The first manager: the default account's until another is, and the idle
+        #: one new accounts log in with (each further account gets its own).
         self._manager: HookManager | None = None
+        self._accounts = Accounts()
         if handover is not None and handover[0].alive:  # %reload_ext: keep the session
-            self._loop_thread, self._manager = handover
+            self._loop_thread, self._manager = handover[0], handover[1]
+            if len(handover) > 2:  # (an older version handed over one account only)
+                self._accounts = handover[2]
+            if self.default_profile != self._accounts.preferred:
+                self._set_preferred(self.default_profile)
             return
+        if self.default_profile:
+            self._set_preferred(self.default_profile)
         try:  # the kernel's loop, captured once: hooks reach it via host.call_in_kernel
             self._kernel_loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -111,16 +147,49 @@ class HookMagics(Magics):
 
     @property
     def manager(self) -> HookManager:
+        """The default account's manager; before any account is connected, the idle
+        one (whose commands say "not connected")."""
         if self._manager is None:
             self._start()
-        return self._manager  # type: ignore[return-value]
+        managers = self._accounts.managers()
+        return managers[0] if managers else self._manager  # type: ignore[return-value]
+
+    @property
+    def accounts(self) -> Accounts:
+        """Every connected account's manager, by bare JID (``host.accounts`` in hooks)."""
+        return self._accounts
+
+    def account(self, profile: str | None = None, hook_id: str | None = None) -> HookManager:
+        """The manager a command is for: ``-p profile``'s, else the account that has
+        the hook ``hook_id``, else the default account's (see :class:`.Accounts`)."""
+        if not profile and not len(self._accounts):
+            return self.manager
+        found = self.call(self._accounts.choose, profile, hook_id)
+        return found if found is not None else self.manager
+
+    def new_account(self) -> HookManager:
+        """A manager to log in to one more account with: the first manager when it is
+        idle, else a new one (on the same loop, sharing the notebook's namespace)."""
+        if self._manager is None:
+            self._start()
+        if self._manager not in self._accounts.managers():
+            return self._manager  # type: ignore[return-value]
+        return self._new_manager()
+
+    def _all_managers(self) -> list[HookManager]:
+        """The first manager and every account's (each once)."""
+        managers = [] if self._manager is None else [self._manager]
+        return managers + [m for m in self._accounts.managers() if m is not self._manager]
 
     def _start(self) -> None:
-        from .manager import HookManager
-
         self._loop_thread = LoopThread()
         atexit.register(self._at_exit)  # a kernel shutdown: keep where each hook got to
-        self._manager = HookManager(
+        self._manager = self._new_manager()
+
+    def _new_manager(self) -> HookManager:
+        from .manager import HookManager
+
+        return HookManager(
             self.ip.user_ns,
             shell=self.shell,
             kernel_loop=self._kernel_loop,
@@ -128,6 +197,7 @@ class HookMagics(Magics):
             queue_size=self.queue_size,
             time_limit=self.time_limit,
             dead_letters=self.dead_letters,
+            accounts=self._accounts,
         )
 
     # ------------------------------------------------------------------ the doorway
@@ -155,15 +225,17 @@ class HookMagics(Magics):
             return self.loop_thread.call(fn, *args, timeout=limit)
 
     def apply_config(self) -> None:
-        """Hand the current %config values to the manager (new hooks use them)."""
-        configure = functools.partial(
-            self.manager.configure,
-            history=self.history,
-            queue_size=self.queue_size,
-            time_limit=self.time_limit,
-            dead_letters=self.dead_letters,
-        )
-        self.call(configure)
+        """Hand the current %config values to every manager (new hooks use them)."""
+        self.manager  # noqa: B018 - starts the session's loop and the first manager
+        for manager in self._all_managers():
+            configure = functools.partial(
+                manager.configure,
+                history=self.history,
+                queue_size=self.queue_size,
+                time_limit=self.time_limit,
+                dead_letters=self.dead_letters,
+            )
+            self.call(configure)
 
     def show_table(self, text: str) -> bool:
         """Show a live hooks table (``text`` for plain front ends and nbconvert); False
@@ -176,9 +248,10 @@ class HookMagics(Magics):
         from .table import TableHub
 
         if self._tables is None:
-            self._tables = TableHub(
-                self.manager, self.loop_thread, interval=self.table_refresh, log_records=self.log_records
-            )
+            options: dict[str, Any] = {"interval": self.table_refresh, "log_records": self.log_records}
+            if "accounts" in inspect.signature(TableHub).parameters:  # a table of every account
+                options["accounts"] = self._accounts
+            self._tables = TableHub(self.manager, self.loop_thread, **options)
         self._tables.interval = self.table_refresh
         table = self._tables.new_table()
         data, metadata = format_display_data(table.box)
@@ -193,10 +266,12 @@ class HookMagics(Magics):
         return [c.text for c in self._candidates(event.text_until_cursor)[1]]
 
     def _candidates(self, text_until_cursor: str) -> tuple[str, list[commands.Candidate]]:
-        # On the kernel's thread: read the loop's published snapshot, never its objects.
-        snapshot = self._manager.snapshot() if self._manager is not None else Snapshot.EMPTY
-        hooks = [(h.id, h.service, h.node, h.type, h.arg) for h in snapshot.hooks]
-        return commands.complete_typed(text_until_cursor, hooks, snapshot.jid)
+        # On the kernel's thread: read the loop's published snapshots, never its objects.
+        managers = self._accounts.managers() or ([self._manager] if self._manager is not None else [])
+        snapshots = [m.snapshot() for m in managers] or [Snapshot.EMPTY]
+        hooks = [(h.id, h.service, h.node, h.type, h.arg) for s in snapshots for h in s.hooks]
+        accounts = [s.jid for s in snapshots if s.jid is not None]
+        return commands.complete_typed(text_until_cursor, hooks, snapshots[0].jid, accounts)
 
     @completion_matcher(identifier="pubsub_hook_magic", priority=100, api_version=2)
     def matcher(self, context: Any) -> dict[str, Any]:
@@ -226,28 +301,31 @@ class HookMagics(Magics):
         # ours): the runs in progress are stopped, not failed with a NameError, and run
         # again in the hook's next owner.
         if self.loop_thread.alive:
-            with contextlib.suppress(Exception):  # exiting anyway
-                self.loop_thread.run(self.manager.stop_runners(), 2)
-                self.loop_thread.call(self.manager.save_positions, timeout=2)
+            for manager in self._all_managers():
+                with contextlib.suppress(Exception):  # exiting anyway
+                    self.loop_thread.run(manager.stop_runners(), 2)
+                    self.loop_thread.call(manager.save_positions, timeout=2)
 
     def close_tables(self) -> None:
         if self._tables is not None:
             self._tables.close()
             self._tables = None
 
-    def hand_over(self) -> tuple[LoopThread, HookManager] | None:
-        """Within ``%reload_ext``: let go of the session without stopping it, and
-        return it (None when none was started) for the reloaded magics to take."""
+    def hand_over(self) -> tuple[LoopThread, HookManager, Accounts] | None:
+        """Within ``%reload_ext``: let go of the sessions without stopping them, and
+        return them (None when none was started) for the reloaded magics to take: the
+        loop thread, the first manager, and every account's."""
         with contextlib.suppress(ValueError):
             self.ip.events.unregister("post_run_cell", self._after_cell)
         self.close_tables()
         if self._loop_thread is None or self._manager is None:
             return None
-        return self._loop_thread, self._manager
+        return self._loop_thread, self._manager, self._accounts
 
     def _after_cell(self, _result: Any = None) -> None:
         if self._loop_thread is not None and self._manager is not None and self._loop_thread.alive:
-            self._loop_thread.call_soon(self._manager.notebook_changed)
+            for manager in self._all_managers():
+                self._loop_thread.call_soon(manager.notebook_changed)
 
     def close(self) -> None:
         """Disconnect and stop the loop thread (``%unload_ext``)."""
@@ -255,10 +333,11 @@ class HookMagics(Magics):
             self.ip.events.unregister("post_run_cell", self._after_cell)
         self.close_tables()
         atexit.unregister(self._at_exit)
-        loop_thread, manager = self._loop_thread, self._manager
-        if loop_thread is not None and manager is not None and loop_thread.alive:
-            with contextlib.suppress(Exception):  # closing must finish
-                loop_thread.run(manager.disconnect(), 10)
+        loop_thread = self._loop_thread
+        if loop_thread is not None and self._manager is not None and loop_thread.alive:
+            for manager in self._all_managers():
+                with contextlib.suppress(Exception):  # closing must finish
+                    loop_thread.run(manager.disconnect(), 10)
             loop_thread.stop()
 
     # ------------------------------------------------------------------ the magic
@@ -297,9 +376,15 @@ HookMagics.hook.__doc__ = (
     "  %hook create -s pubsub.example.org -n news -t python_code print(item['id'])\n"
     "  %hook create -n urn:xmpp:microblog:0 -t python_file --persistent ~/hook.py\n"
     "  %hook list -O json\n"
+    "  %hook connect bot@example.org --password-env BOT_PW   (one more account)\n"
+    "  %hook list -p bot\n"
     "  %hook delete -s pubsub.example.org -n news\n\n"
     "A hook is called as hook(host, client, item): host is the extension's manager\n"
     "(host.shell, host.call_in_kernel), client the slixmpp client, item the\n"
     "published <item/> stanza (item['id'], item['payload']).\n\n"
+    "Several accounts may be connected: every sub-command takes -p ACCOUNT (a bare\n"
+    "JID, or its local part); without it, the default account (the first connected,\n"
+    "%config HookMagics.default_profile, or %hook connect JID --default). In a hook,\n"
+    "host and client are its own account's; host.accounts['bot@example.org'] another's.\n\n"
     + commands.full_help()
 )

@@ -34,7 +34,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .dedupe import ItemRef
 from .engine import Engine, EngineConfig
@@ -53,6 +53,9 @@ from .store import HookStore, PositionStore
 from .subscriptions import Subscriptions, is_pep
 from .summary import HookSummary
 from .trigger import Trigger
+
+if TYPE_CHECKING:
+    from .accounts import Accounts
 
 __all__ = ["HookManager"]
 
@@ -87,6 +90,8 @@ class HookManager(OneOffRuns):
         (see :mod:`.persistence`): ``"kernel"``, ``"pubsub-hook run"`` (the service,
         which runs every persistent hook it can load) or ``"pubsub-hook"`` (a short
         command, which runs none).
+    :param accounts: the process's accounts (:class:`.Accounts`) this one is among,
+        ``host.accounts`` inside hooks (None: a single account).
     """
 
     def __init__(
@@ -102,11 +107,14 @@ class HookManager(OneOffRuns):
         strict_names: bool = False,
         dead_letters: int = 1000,
         role: str = KERNEL,
+        accounts: Accounts | None = None,
     ):
         self.namespace = namespace if namespace is not None else {}
         self.shell = shell
         self.kernel_loop = kernel_loop
         self.data_dir = data_dir
+        #: The process's accounts, when it has several (see :mod:`.accounts`).
+        self.accounts = accounts
         self.config = EngineConfig(history, queue_size, time_limit, strict_names, dead_letters)
         self.session: XmppSession | None = None
         self.store: HookStore | None = None
@@ -130,6 +138,12 @@ class HookManager(OneOffRuns):
         """The installed hooks' runners by id (read on the session's loop only)."""
         return self.engine.index
 
+
+    def _hook_id_taken(self, hook_id: str) -> bool:
+        """Ids are unique in the process, across its accounts (``%hook pause ID``)."""
+        if hook_id in self.engine.index:
+            return True
+        return self.accounts is not None and self.accounts.hook_id_taken(hook_id)
 
     def configure(self, **options: Any) -> None:
         """Change how hooks installed from now on run: ``history``, ``queue_size``,
@@ -233,6 +247,8 @@ class HookManager(OneOffRuns):
                 self.persistent.close()
                 raise
             self.session, self.store = session, store
+            if self.accounts is not None:  # before its hooks run: they may look for it
+                self.accounts.add(self)
             if self.persistent.role != TOOL:
                 self.peers = PeerWatch(session.client, machine_tag(store.data_dir), lambda _w: self.engine.changed())
             self.engine.positions.store = PositionStore(account, store.data_dir)
@@ -275,6 +291,8 @@ class HookManager(OneOffRuns):
                 self.peers.close()
                 self.peers = None
             self.session, self.store = None, None
+            if self.accounts is not None and self.accounts.get(session.bare) is self:
+                self.accounts.remove(session.bare)
             self.connected_since = None
             self.subscriptions.clear()
             await session.stop()
@@ -317,7 +335,7 @@ class HookManager(OneOffRuns):
             service = bare_jid(service, "service JID") if service else session.bare
             hook = Hook(
                 service=service, node=node, type=kind, arg=normalize_arg(kind, arg), persistent=persistent,
-                id=new_hook_id(lambda i: i in engine.index), catch_up=catch_up, retry=retry,
+                id=new_hook_id(self._hook_id_taken), catch_up=catch_up, retry=retry,
                 retry_delay=retry_delay, events=events, where=where or None,  # type: ignore[arg-type]
                 namespaces=namespaces,  # type: ignore[arg-type]
             )

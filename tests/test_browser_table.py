@@ -751,3 +751,60 @@ def test_hooks_table_live_in_jupyterlab(lab: Lab, publisher: Any, node: str) -> 
                 pass
     assert lab.shut_down and lab.proc.returncode == 0, (lab.proc.returncode, lab.logs())
     assert not left, f"processes left running: {left}"
+
+
+def test_a_table_of_two_accounts_in_jupyterlab(lab: Lab, publisher: Any, node: str) -> None:
+    """One table for two accounts (alice and bob, each a HookManager of one Accounts):
+    a group row above each account's hooks, each account's state in the header; it fits
+    the output area at 1280 and 1192 px as the one-account table does."""
+    from playwright.sync_api import sync_playwright
+
+    setup = (
+        "import os\n"
+        "from pubsub_hook_magic.accounts import Accounts\n"
+        "from pubsub_hook_magic.loopthread import LoopThread\n"
+        "from pubsub_hook_magic.manager import HookManager\n"
+        "from pubsub_hook_magic.table import TableHub\n"
+        "thread, accounts = LoopThread(), Accounts()\n"
+        f"for user, password in (('alice', {PASSWORDS['alice']!r}), ('bob', {PASSWORDS['bob']!r})):\n"
+        "    m = HookManager({}, data_dir=os.path.join(os.environ['PUBSUB_HOOK_DATA_DIR'], user))\n"
+        "    thread.run(m.connect(f'{user}@localhost', password, host='127.0.0.1',\n"
+        "                         port=int(os.environ['XMPP_PORT']), tls=False), 30)\n"
+        "    thread.call(accounts.add, m)\n"
+        f"    thread.run(m.create_hook('pubsub.localhost', {node!r}, 'python_code', 'pass'), 30)\n"
+        f"thread.run(m.create_hook('pubsub.localhost', {node!r}, 'python_code', 'x = item[\"id\"]  # bob again'), 30)\n"
+        "hub = TableHub(accounts, thread)\n"
+        "hub.new_table().box"
+    )
+    (lab.root / "two.ipynb").write_text(json.dumps(_notebook([setup])))
+    artifacts = REPO / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(f"{lab.url}/lab/tree/two.ipynb?token={lab.token}")
+            page.wait_for_function(KERNEL_READY, timeout=TIMEOUT_MS, polling=100)
+            page.evaluate("() => window.jupyterapp.shell.activateById('filebrowser')")
+            page.wait_for_selector(".jp-FileBrowser", state="visible")
+            page.evaluate("() => window.jupyterapp.commands.execute('runmenu:run-all')")
+            page.wait_for_selector(".phm-table", state="visible")
+            p = Page(page)
+            p.wait_rows(lambda r: len(r) == 3, "three hooks")
+            publisher.publish(node, item_id="one")
+            p.wait_rows(lambda r: all(row["stats"][1] == "1" for row in r.values()), "a trigger each")
+            header = page.inner_text(".phm-header")
+            assert "connected as alice@localhost · connected as bob@localhost — 3 hook(s), 3 trigger(s)" in header
+            groups = page.eval_on_selector_all(".phm-group", "els => els.map(e => e.innerText.trim())")
+            assert groups == ["alice@localhost connected 1 hook(s)", "bob@localhost connected 2 hook(s)"], groups
+            p.show_table()
+            for width, name in ((1280, "hooks-table-two-accounts.png"), (1192, "hooks-table-two-accounts-1192.png")):
+                page.set_viewport_size({"width": width, "height": 800})
+                page.wait_for_timeout(300)
+                layout = page.evaluate(LAYOUT)
+                _screenshot(page, artifacts / name)
+                assert layout["scrolls"] == [] and layout["hidden"] == [], layout
+                assert layout["misaligned"] == [] and layout["overlaps"] == [], layout
+        finally:
+            browser.close()

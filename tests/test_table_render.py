@@ -7,6 +7,7 @@ parsed here and may hold only the table's own tags and attributes.
 
 from __future__ import annotations
 
+import html
 import logging
 import sys
 from html.parser import HTMLParser
@@ -229,3 +230,46 @@ def test_rendering_needs_no_widgets():
     import pubsub_hook_magic.table.render as module
 
     assert "ipywidgets" not in module.__dict__ and "widgets" not in module.__dict__
+
+
+# ---------------------------------------------------------------------- several accounts
+
+
+def test_the_header_gives_each_accounts_state():
+    accounts = (
+        render.AccountLine(SessionState.CONNECTED, "alice@localhost", hooks=2),
+        render.AccountLine(SessionState.RECONNECTING, "bob@localhost"),
+        render.AccountLine(SessionState.FAILED, EVIL, EVIL),
+    )
+    header = render.Header(state=SessionState.CONNECTED, jid="alice@localhost", hooks=2, accounts=accounts)
+    markup = render.header_html(header, NOW)
+    parsed = assert_safe(markup)
+    text = "".join(parsed.text)
+    assert text.startswith("connected as alice@localhost · reconnecting bob@localhost… · failed ")
+    assert f"failed {EVIL}: {EVIL} — 2 hook(s)" in text
+    # One account (or none listed): the header as it always was.
+    single = render.Header(state=SessionState.CONNECTED, jid="alice@localhost", accounts=accounts[:1])
+    assert render.header_html(single, NOW) == render.header_html(
+        render.Header(state=SessionState.CONNECTED, jid="alice@localhost"), NOW
+    )
+
+
+def test_an_accounts_group_row_says_its_state_and_hooks_as_text():
+    for line in (
+        render.AccountLine(SessionState.CONNECTED, "alice@localhost", hooks=3),
+        render.AccountLine(SessionState.FAILED, EVIL + QUOTES, EVIL + QUOTES),
+        render.AccountLine(SessionState.DISCONNECTED, "bob@localhost"),
+    ):
+        markup = render.group_html(line)
+        text = "".join(assert_safe(markup).text)
+        assert text.startswith(f"{line.jid} {line.state}")
+        assert ("3 hook(s)" if line.hooks else "no hook") in text
+    assert "phm-ok" in render.group_html(render.AccountLine(SessionState.CONNECTED, "a@b"))
+    assert "phm-err" in render.group_html(render.AccountLine(SessionState.FAILED, "a@b", "gone"))
+
+
+def test_a_hooks_id_says_its_account_on_hover():
+    [(markup, _cls), *_] = render.static_cells(summary(id="h1"), EVIL)
+    assert_safe(markup)
+    assert f"title='hook h1 of {html.escape(EVIL, quote=True)}'" in markup
+    assert render.static_cells(summary(id="h1"))[0][0] == render.cell("h1")  # one account: as before

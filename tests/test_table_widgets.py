@@ -3,13 +3,22 @@ leave none behind; buttons hand their commands to the hub."""
 
 from __future__ import annotations
 
+import html
+import re
 import threading
+import time
 
+import pytest
 from ipywidgets.widgets import widget
 
+from pubsub_hook_magic.accounts import Accounts
+from pubsub_hook_magic.loopthread import LoopThread
+from pubsub_hook_magic.manager import HookManager
 from pubsub_hook_magic.states import HookState
+from pubsub_hook_magic.table import TableHub
 from pubsub_hook_magic.table.widgets import Frame, HookTable
 
+from .conftest import PASSWORDS
 from .test_table_render import NOW, summary, trigger
 
 
@@ -83,3 +92,124 @@ def test_buttons_ask_the_hub_and_the_details_show_on_the_loop():
     assert table.selected is None and table.detail_box.layout.display == "none"
     table.close()
     row.pause.click()  # a closed table's button does nothing harmful
+
+
+def test_several_accounts_each_have_a_group_row_above_their_hooks():
+    before = active()
+    table = HookTable(FakeHub())
+    two = Frame(
+        NOW, "<b>header</b>", {s["id"]: s for s in (summary(id="a"), summary(id="b"), summary(id="c"))},
+        groups={"alice@localhost": "<b>alice</b>", "bob@localhost": "<b>bob</b>"},
+        accounts={"a": "bob@localhost", "b": "alice@localhost", "c": "bob@localhost"},
+    )
+    table.render(two)
+    children = table.grid.children[11:]
+    assert children[0] is table.groups["alice@localhost"].cell
+    assert children[1:9] == tuple(table.rows["b"].widgets)
+    assert children[9] is table.groups["bob@localhost"].cell
+    assert list(table.rows) == ["b", "a", "c"] and table.rows["a"].account == "bob@localhost"
+    assert "phm-group" in children[0]._dom_classes and "of bob@localhost" in table.rows["a"].cells[0].value
+    # bob's account removed: its group and rows go, and their widgets with them.
+    alone = Frame(NOW, "<b>header</b>", {"b": summary(id="b")})
+    table.render(alone)
+    assert not table.groups and list(table.rows) == ["b"] and len(table.grid.children) == 11 + 8
+    table.render(frame())
+    table.close()
+    assert active() == before
+
+
+# ---------------------------------------------------------------------- a real hub, two accounts
+
+
+def text(markup: str) -> str:
+    return html.unescape(re.sub(r"<[^>]*>", "", markup))
+
+
+def wait_for(hub: TableHub, table: HookTable, predicate, what: str, timeout: float = 10.0):
+    """Wait until ``predicate(table)`` holds (read under the hub's lock)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with hub.lock:
+            if predicate(table):
+                return
+        if time.monotonic() > deadline:
+            with hub.lock:
+                shown = text(table.header.value), list(table.rows), list(table.groups), text(table.message.value)
+            raise AssertionError(f"{what}: the table shows {shown}")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def two_accounts(server, tmp_path):
+    """alice and bob, each a HookManager connected to the test Prosody, in one Accounts."""
+    thread = LoopThread()
+    accounts = Accounts()
+    managers = []
+    try:
+        for user in ("alice", "bob"):
+            manager = HookManager({}, data_dir=str(tmp_path / user))
+            managers.append(manager)
+            login = manager.connect(f"{user}@localhost", PASSWORDS[user], host=server.host, port=server.port, tls=False)
+            thread.run(login, 30)
+            thread.call(accounts.add, manager)
+        yield thread, accounts, managers
+    finally:
+        for manager in managers:
+            thread.run(manager.disconnect(), 30)
+        thread.stop()
+
+
+@pytest.mark.timeout(90)
+def test_one_table_shows_every_account_and_acts_on_each_rows_own(two_accounts, publisher, node):
+    thread, accounts, (alice, bob) = two_accounts
+    other = f"{node}-bob"
+    publisher.create_node(other)
+    a = thread.run(alice.create_hook("pubsub.localhost", node, "python_code", "pass"), 30).id
+    b = thread.run(bob.create_hook("pubsub.localhost", other, "python_code", "pass"), 30).id
+    before = active()
+    hub = TableHub(accounts, thread, interval=0.05)
+    try:
+        table = hub.new_table()
+        wait_for(hub, table, lambda t: set(t.rows) == {a, b}, "both accounts' hooks")
+        with hub.lock:
+            header = text(table.header.value)
+            assert header.startswith("connected as alice@localhost · connected as bob@localhost — 2 hook(s)")
+            assert list(table.groups) == ["alice@localhost", "bob@localhost"]  # the default first
+            assert table.rows[a].account == "alice@localhost" and table.rows[b].account == "bob@localhost"
+            children = table.grid.children[11:]
+            groups = table.groups
+            assert children[0] is groups["alice@localhost"].cell and children[9] is groups["bob@localhost"].cell
+            assert children[1] is table.rows[a].cells[0] and children[10] is table.rows[b].cells[0]
+            assert text(table.groups["bob@localhost"].cell.value) == "bob@localhost connected 1 hook(s)"
+
+        # A trigger of the second account's hook shows in its row.
+        publisher.publish(other, "for bob")
+        wait_for(hub, table, lambda t: ">1<" in t.rows[b].stats.value, "bob's trigger")
+
+        # Buttons act on the row's own account.
+        table.rows[b].pause.click()
+        wait_for(hub, table, lambda t: t.rows[b].paused, "bob's hook paused")
+        assert thread.call(lambda: (bob.runners[b].paused, alice.runners[a].paused)) == (True, False)
+        table.rows[a].delete.click()
+        wait_for(hub, table, lambda t: a not in t.rows, "alice's hook deleted")
+        assert thread.call(lambda: (a in alice.runners, b in bob.runners)) == (False, True)
+        with hub.lock:
+            assert text(table.groups["alice@localhost"].cell.value) == "alice@localhost connected no hook"
+
+        # An account removed: its rows and group go; one account left looks as it always did.
+        thread.call(accounts.remove, "bob@localhost")
+        wait_for(hub, table, lambda t: not t.rows and not t.groups, "bob's account removed")
+        with hub.lock:
+            assert text(table.header.value).startswith("connected as alice@localhost — 0 hook(s)")
+            assert table.message.value == "<i>No hook found.</i>" and len(table.grid.children) == 11
+        # Added again: followed again.
+        thread.call(accounts.add, bob)
+        wait_for(hub, table, lambda t: set(t.rows) == {b} and set(t.groups) == {"alice@localhost", "bob@localhost"},
+                 "bob's account back")
+        table.rows[b].pause.click()  # resumed
+        wait_for(hub, table, lambda t: not t.rows[b].paused, "bob's hook resumed")
+        publisher.publish(other, "for bob, again")
+        wait_for(hub, table, lambda t: ">2<" in t.rows[b].stats.value, "bob's second trigger")
+    finally:
+        hub.close()
+    assert active() == before

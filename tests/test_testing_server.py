@@ -678,3 +678,46 @@ def test_certificates_of_the_ca_that_do_not_fit_are_refused(tmp_path: Path, case
         print(f"{case}: {err.value}")
         assert "certificate" in str(err.value)
         assert reason in str(err.value), err.value
+
+
+def test_a_second_server_with_another_domain_runs_beside_the_first(memory_server: TestServer):
+    """``TestServer(domain=...)``: its accounts, its PubSub component and its certificate
+    are of that domain; it runs beside a ``localhost`` one, and each knows only its own."""
+    with pytest.raises(ValueError, match="domain"):
+        TestServer(domain="Not A Domain")
+    with TestServer(domain="example.org", tls=True) as other:
+        assert (other.domain, other.pubsub, other.admins) == (
+            "example.org", "pubsub.example.org", ("admin@example.org",))
+        assert other.port != memory_server.port
+        assert other.cert_path.name == "example.org.crt" and other.key_path.is_file()
+        names = subprocess.run(
+            ["openssl", "x509", "-in", str(other.cert_path), "-noout", "-ext", "subjectAltName"],
+            capture_output=True, text=True, check=True).stdout
+        assert "DNS:example.org" in names and "DNS:pubsub.example.org" in names
+        cfg = other.config_path.read_text()
+        assert 'VirtualHost "example.org"' in cfg and 'Component "pubsub.example.org" "pubsub"' in cfg
+        assert other.register("admin", "adminpw") == "admin@example.org" == other.jid("admin")
+        with pytest.raises(ValueError, match=r"example\.org"):
+            other.register("bob@localhost", "bobpw")
+        bob = memory_server.register("bob", "bobpw")
+
+        async def scenario():
+            # Verified STARTTLS against the certificate made for example.org.
+            admin = await _connect(other, "admin@example.org", "adminpw", tls=True)
+            local = await _connect(memory_server, bob, "bobpw")
+            try:
+                pubsub = admin.plugin["xep_0060"]
+                await pubsub.create_node(other.pubsub, "news", timeout=5)
+                await pubsub.publish(other.pubsub, "news", id="x1", payload=_payload("hi"), timeout=5)
+                items = await pubsub.get_items(other.pubsub, "news", timeout=5)
+                assert [i["id"] for i in items["pubsub"]["items"]] == ["x1"]
+                # The localhost server has no pubsub.example.org (no s2s): not found there.
+                with pytest.raises((slixmpp.exceptions.IqError, slixmpp.exceptions.IqTimeout)):
+                    await local.plugin["xep_0060"].get_items(other.pubsub, "news", timeout=3)
+            finally:
+                await _disconnect(local)
+                await _disconnect(admin)
+
+        _run(scenario())
+        with pytest.raises(AssertionError, match="auth failed"):  # example.org's account only
+            _run(_connect(other, "bob@example.org", "bobpw"))

@@ -18,7 +18,9 @@ The map:
 * :mod:`.complete`: completion of a line.
 
 Handlers take ``(ctx, args)``: ctx is the magic (:class:`Context`): the façade, its
-loop's doorway, the settings. Each is one call of the façade, then printing.
+loop's doorway, the settings, the accounts. Each is one call of the façade (of the
+account :func:`account_for` picks: ``-p``, the hook's own, or the default), then
+printing.
 """
 
 from __future__ import annotations
@@ -29,7 +31,20 @@ from .complete import Candidate, complete, complete_typed
 from .hooks import FORMATS, add_create_arguments, add_delete_arguments, create_options, default_type_hint
 from .items import ACCESS_MODELS, PUBLISH_MODELS, node_config
 from .parsing import CommandError, HelpShown, Token, tokenize
-from .registry import COMMANDS, Context, SubCommand, build_parser, dispatch, full_help, names, parse_command, parser
+from .registry import (
+    COMMANDS,
+    Context,
+    SubCommand,
+    account_for,
+    add_profile_argument,
+    build_parser,
+    connected_managers,
+    dispatch,
+    full_help,
+    names,
+    parse_command,
+    parser,
+)
 from .runs import add_failed_arguments, add_retry_arguments
 from .session import add_connect_arguments
 
@@ -44,14 +59,17 @@ __all__ = [
     "HelpShown",
     "SubCommand",
     "Token",
+    "account_for",
     "add_connect_arguments",
     "add_create_arguments",
     "add_delete_arguments",
     "add_failed_arguments",
+    "add_profile_argument",
     "add_retry_arguments",
     "build_parser",
     "complete",
     "complete_typed",
+    "connected_managers",
     "create_options",
     "default_type_hint",
     "dispatch",

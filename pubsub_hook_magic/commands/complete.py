@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .parsing import ParserParts, parts
@@ -35,12 +36,15 @@ def complete_typed(
     text_until_cursor: str,
     hooks: list[tuple[str, str, str, str, str]],
     own_jid: str | None = None,
+    accounts: Sequence[str] = (),
 ) -> tuple[str, list[Candidate]]:
     """Completions for a ``%hook`` line up to the cursor: the fragment they replace
     (the word being typed) and the candidates, in the order to show them.
 
-    ``hooks`` are ``(id, service, node, type, arg)`` of the installed hooks. An empty
-    list means "nothing of ours here" (e.g. the code of a ``python_code`` hook).
+    ``hooks`` are ``(id, service, node, type, arg)`` of the installed hooks (of every
+    account), ``accounts`` the connected accounts' JIDs, the default first (the values
+    of ``-p``). An empty list means "nothing of ours here" (e.g. the code of a
+    ``python_code`` hook).
     """
     words = text_until_cursor.split()
     current = "" if not text_until_cursor or text_until_cursor[-1:].isspace() else words.pop()
@@ -61,7 +65,7 @@ def complete_typed(
     actions = found.options
     prev = actions.get(rest[-1]) if rest else None
     if prev is not None and prev.nargs != 0:
-        return current, _starting(current, _values(prev, hooks, own_jid))
+        return current, _starting(current, _values(prev, hooks, own_jid, accounts))
     if current.startswith("-"):
         return current, _starting(current, _option_candidates(found))
     positionals = found.positionals
@@ -79,9 +83,10 @@ def complete(
     text_until_cursor: str,
     hooks: list[tuple[str, str, str, str, str]],
     own_jid: str | None = None,
+    accounts: Sequence[str] = (),
 ) -> list[str]:
     """The texts of :func:`complete_typed` (file names included)."""
-    return [c.text for c in complete_typed(text_until_cursor, hooks, own_jid)[1]]
+    return [c.text for c in complete_typed(text_until_cursor, hooks, own_jid, accounts)[1]]
 
 
 def _starting(current: str, candidates: list[Candidate]) -> list[Candidate]:
@@ -114,10 +119,15 @@ def _hook_ids(hooks: list[tuple[str, str, str, str, str]]) -> list[Candidate]:
 
 
 def _values(
-    action: argparse.Action, hooks: list[tuple[str, str, str, str, str]], own_jid: str | None
+    action: argparse.Action,
+    hooks: list[tuple[str, str, str, str, str]],
+    own_jid: str | None,
+    accounts: Sequence[str] = (),
 ) -> list[Candidate]:
     """The values an option takes."""
     dest = action.dest
+    if dest == "profile":
+        return [Candidate(a, "account (default)" if i == 0 else "account") for i, a in enumerate(accounts)]
     if action.choices:
         return [Candidate(str(c), _VALUE_KINDS.get(dest, "choice")) for c in action.choices if c != ""]
     if dest == "service":

@@ -15,7 +15,7 @@ from .. import formatting
 from ..hooks import HookError, HookType, missing_names
 from ..states import HookState
 from .parsing import CommandError, Token, option_value, parts, split_verbatim, tokenize
-from .registry import Context, command, parser, subparser
+from .registry import Context, account_for, command, connected_managers, parser, subparser
 
 __all__ = [
     "FORMATS",
@@ -199,7 +199,7 @@ def _one_argument_hook(line: str, hook_type: str) -> argparse.Namespace:
 )
 def create(ctx: Context, args: argparse.Namespace) -> None:
     ctx.apply_config()
-    manager = ctx.manager
+    manager = account_for(ctx, args)
     try:
         hook = ctx.run(
             manager.create_hook(
@@ -237,14 +237,33 @@ def _list_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-O", "--output", choices=FORMATS, default=None, help="output format (default: table)")
 
 
-@command("list", help="list the hooks, their triggers and errors", arguments=_list_arguments)
+@command(
+    "list",
+    help="list the hooks, their triggers and errors",
+    description="List the hooks of every connected account (-p: of one), with their "
+    "triggers and errors; -O json gives each hook's account.",
+    arguments=_list_arguments,
+)
 def list_hooks(ctx: Context, args: argparse.Namespace) -> None:
     output = args.output or ctx.list_format
-    summaries = ctx.call(ctx.manager.list_hooks)  # read on the session loop: no torn statistics
+    every = [] if args.profile else connected_managers(ctx)
+    several = len(every) > 1
+    managers = every if several else [account_for(ctx, args)]
+    summaries = ctx.call(_listed, managers)  # read on the session loop: no torn statistics
+    text = formatting.hooks_text(summaries, accounts=several)
     if output == "json":
         print(formatting.hooks_json(summaries))
-    elif output != "table" or not ctx.show_table(formatting.hooks_text(summaries)):
-        print(formatting.hooks_text(summaries))
+    elif output != "table" or not ctx.show_table(text):
+        print(text)
+
+
+def _listed(managers: list[Any]) -> list[dict[str, Any]]:
+    """On the session loop: every hook of ``managers``, each with its ``account``."""
+    return [
+        {**summary, "account": getattr(manager, "jid", None)}
+        for manager in managers
+        for summary in manager.list_hooks()
+    ]
 
 
 def add_delete_arguments(p: argparse.ArgumentParser) -> None:
@@ -283,7 +302,8 @@ def delete_selection(args: argparse.Namespace) -> tuple[tuple[Any, ...], dict[st
 )
 def delete(ctx: Context, args: argparse.Namespace) -> None:
     positional, keywords = delete_selection(args)
-    count = ctx.run(ctx.manager.delete_hooks(*positional, **keywords))
+    manager = account_for(ctx, args, args.id)
+    count = ctx.run(manager.delete_hooks(*positional, **keywords))
     print(f"{count} hook(s) have been deleted")
 
 
@@ -292,7 +312,7 @@ def delete(ctx: Context, args: argparse.Namespace) -> None:
 
 @command("pause", help="pause a hook: the items it skips are counted", arguments=hook_id_argument)
 def pause(ctx: Context, args: argparse.Namespace) -> None:
-    hook = ctx.run(ctx.manager.set_paused(args.id, True))
+    hook = ctx.run(account_for(ctx, args, args.id).set_paused(args.id, True))
     print(f"Paused hook {hook.id}.")
 
 
@@ -303,5 +323,5 @@ def pause(ctx: Context, args: argparse.Namespace) -> None:
     arguments=hook_id_argument,
 )
 def resume(ctx: Context, args: argparse.Namespace) -> None:
-    for line in ctx.run(ctx.manager.resume(args.id)):
+    for line in ctx.run(account_for(ctx, args, args.id).resume(args.id)):
         print(line)

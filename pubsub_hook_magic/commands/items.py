@@ -1,5 +1,5 @@
-"""The sub-commands on items and nodes, from the connected account: ``publish``,
-``retract``, ``nodes`` and ``node create``."""
+"""The sub-commands on items and nodes, from the connected account (``-p``: one of
+several): ``publish``, ``retract``, ``nodes`` and ``node create``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 from collections.abc import Iterator
 
 from .parsing import Token
-from .registry import Context, SubCommand, command, register
+from .registry import Context, SubCommand, account_for, command, register
 from .runs import parse_with_payload
 
 __all__ = ["ACCESS_MODELS", "PUBLISH_MODELS", "node_config"]
@@ -41,7 +41,7 @@ def _parse_publish(line: str, tokens: Iterator[Token], cell: str | None) -> argp
     parse=_parse_publish,
 )
 def publish(ctx: Context, args: argparse.Namespace) -> None:
-    item_id = ctx.run(ctx.manager.publish(args.service or None, args.node, args.payload, args.id or None))
+    item_id = ctx.run(account_for(ctx, args).publish(args.service or None, args.node, args.payload, args.id or None))
     print(f"Published item {item_id} to {args.node}.")
 
 
@@ -58,7 +58,7 @@ def _retract_arguments(p: argparse.ArgumentParser) -> None:
     arguments=_retract_arguments,
 )
 def retract(ctx: Context, args: argparse.Namespace) -> None:
-    ctx.run(ctx.manager.retract(args.service or None, args.node, args.item))
+    ctx.run(account_for(ctx, args).retract(args.service or None, args.node, args.item))
     print(f"Retracted item {args.item} from {args.node}.")
 
 
@@ -68,7 +68,7 @@ def _nodes_arguments(p: argparse.ArgumentParser) -> None:
 
 @command("nodes", help="list the nodes a service offers (service discovery)", arguments=_nodes_arguments)
 def nodes(ctx: Context, args: argparse.Namespace) -> None:
-    found = ctx.run(ctx.manager.nodes(args.service or None))
+    found = ctx.run(account_for(ctx, args).nodes(args.service or None))
     if not found:
         print("No node found.")
     for node, name in found:
@@ -118,7 +118,7 @@ def node_config(args: argparse.Namespace) -> dict[str, str]:
 
 
 def node_create(ctx: Context, args: argparse.Namespace) -> None:
-    service, node = ctx.run(ctx.manager.create_node(args.service or None, args.node, node_config(args)))
+    service, node = ctx.run(account_for(ctx, args).create_node(args.service or None, args.node, node_config(args)))
     print(f"Created node {node} on {service}.")
 
 

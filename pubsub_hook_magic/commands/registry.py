@@ -8,6 +8,10 @@ of sub-commands is written anywhere else.
 Handlers take ``(ctx, args)``: the :class:`Context` the magic gives (the façade, a
 doorway to its loop, the settings), and the parsed arguments. They print their
 result and raise :class:`~.parsing.CommandError` (or any ``HookError``) for the user.
+
+Every sub-command takes ``-p/--profile ACCOUNT`` (added here, by
+:meth:`SubCommand.add_to`, so that help and completion have it): the account it is
+for, among those connected; :func:`account_for` picks the manager.
 """
 
 from __future__ import annotations
@@ -23,8 +27,11 @@ __all__ = [
     "COMMANDS",
     "Context",
     "SubCommand",
+    "account_for",
+    "add_profile_argument",
     "build_parser",
     "command",
+    "connected_managers",
     "dispatch",
     "full_help",
     "names",
@@ -67,6 +74,49 @@ class Context(Protocol):
     def show_table(self, text: str) -> bool:
         """Show the live hooks table (``text`` for plain front ends); False: no front end."""
 
+    # Several accounts (the magic's). A context without them (a stand-in of one
+    # account) is served by ``manager`` alone: see :func:`account_for`.
+
+    @property
+    def accounts(self) -> Any: ...  # the Accounts: every connected account's manager
+
+    def account(self, profile: str | None = None, hook_id: str | None = None) -> Any:
+        """The manager of ``profile``, else of the account that has hook ``hook_id``,
+        else the default account's (``manager``)."""
+
+    def new_account(self) -> Any:
+        """A manager for an account not connected yet (it joins ``accounts`` once
+        connected)."""
+
+
+def account_for(ctx: Context, args: argparse.Namespace, hook_id: str | None = None) -> Any:
+    """The manager the command ``args`` is for: its ``-p`` account, else the account
+    that has hook ``hook_id`` (ids are unique across accounts), else the default one.
+    A context of one account (no ``account`` method): its ``manager``."""
+    choose = getattr(ctx, "account", None)
+    if choose is None:
+        return ctx.manager
+    return choose(getattr(args, "profile", None) or None, hook_id or None)
+
+
+def connected_managers(ctx: Context) -> list[Any]:
+    """Every connected account's manager, the default first ([] for a context of one
+    account)."""
+    accounts = getattr(ctx, "accounts", None)
+    return accounts.managers() if accounts is not None else []
+
+
+def add_profile_argument(p: argparse.ArgumentParser) -> None:
+    """``-p/--profile ACCOUNT``, as Libervia's profiles (every sub-command has it)."""
+    p.add_argument(
+        "-p",
+        "--profile",
+        default=None,
+        metavar="ACCOUNT",
+        help="the account (bare JID, or its local part when no other connected account "
+        "has it; default: the default account, see %%hook status)",
+    )
+
 
 Handler = Callable[[Context, argparse.Namespace], None]
 #: A parser of a line whose rest is verbatim: (line, tokens after the sub-command, cell).
@@ -98,6 +148,8 @@ class SubCommand:
         p = sub.add_parser(self.name, **kwargs)
         if self.arguments is not None:
             self.arguments(p)
+        if not self.children:
+            add_profile_argument(p)
         if self.children:
             nested = p.add_subparsers(dest=f"{self.name}_command", metavar="ACTION", parser_class=Parser)
             for child in self.children:

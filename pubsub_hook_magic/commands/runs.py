@@ -11,7 +11,7 @@ from .. import formatting
 from ..states import HookState
 from .hooks import hook_id_argument
 from .parsing import CommandError, Token, parts, split_verbatim
-from .registry import Context, command, parser, subparser
+from .registry import Context, account_for, command, parser, subparser
 
 __all__ = ["add_failed_arguments", "add_retry_arguments", "parse_with_payload"]
 
@@ -70,8 +70,9 @@ def _replay_arguments(p: argparse.ArgumentParser) -> None:
 def replay(ctx: Context, args: argparse.Namespace) -> None:
     if args.item and args.last:
         raise CommandError("give --item or --last, not both")
-    triggers = ctx.run(ctx.manager.replay(args.id, args.item or None, args.last or None))
-    reload_error = ctx.call(_reload_error, ctx.manager, args.id)
+    manager = account_for(ctx, args, args.id)
+    triggers = ctx.run(manager.replay(args.id, args.item or None, args.last or None))
+    reload_error = ctx.call(_reload_error, manager, args.id)
     for trigger in triggers:
         print_run("replay", trigger, reload_error)
 
@@ -94,8 +95,9 @@ def _parse_test(line: str, tokens: Iterator[Token], cell: str | None) -> argpars
     parse=_parse_test,
 )
 def test(ctx: Context, args: argparse.Namespace) -> None:
-    trigger = ctx.run(ctx.manager.test(args.id, args.payload, args.item_id or None))
-    print_run("test", trigger, ctx.call(_reload_error, ctx.manager, args.id))
+    manager = account_for(ctx, args, args.id)
+    trigger = ctx.run(manager.test(args.id, args.payload, args.item_id or None))
+    print_run("test", trigger, ctx.call(_reload_error, manager, args.id))
 
 
 # ---------------------------------------------------------------------- failed, retry
@@ -116,7 +118,7 @@ def add_failed_arguments(p: argparse.ArgumentParser) -> None:
     arguments=add_failed_arguments,
 )
 def failed(ctx: Context, args: argparse.Namespace) -> None:
-    letters = ctx.call(ctx.manager.failed, args.id)
+    letters = ctx.call(account_for(ctx, args, args.id).failed, args.id)
     if args.output == "json":
         print(formatting.hooks_json(letters))
     else:
@@ -139,7 +141,7 @@ def add_retry_arguments(p: argparse.ArgumentParser) -> None:
     arguments=add_retry_arguments,
 )
 def retry(ctx: Context, args: argparse.Namespace) -> None:
-    manager = ctx.manager
+    manager = account_for(ctx, args, args.id)
     if args.discard:
         count = ctx.run(manager.discard_failed(args.id, args.item or None))
         print(f"Discarded {count} failed item(s) of hook {args.id}.")

@@ -1,4 +1,8 @@
-"""The session's sub-commands: ``connect``, ``disconnect``, ``status`` and ``log``."""
+"""The session's sub-commands: ``connect``, ``disconnect``, ``status`` and ``log``.
+
+Several accounts may be connected at once (:mod:`..accounts`): ``connect`` adds one,
+``disconnect`` closes one (``-p``) or ``--all``, ``status`` shows a block each.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,10 @@ import getpass
 from typing import Any
 
 from .. import formatting
-from ..account import account_from_args, connect_options
+from ..account import account_from_args, connect_options, resolve_jid
+from ..hooks import HookError
 from .parsing import CommandError
-from .registry import Context, command
+from .registry import Context, account_for, command, connected_managers
 
 __all__ = ["add_connect_arguments"]
 
@@ -35,6 +40,11 @@ def add_connect_arguments(p: argparse.ArgumentParser) -> None:
 def _connect_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("jid", nargs="?", default=None, help="the account, user@domain (default: $XMPP_JID)")
     add_connect_arguments(p)
+    p.add_argument(
+        "--default",
+        action="store_true",
+        help="make it the default account: the one commands without -p are for",
+    )
 
 
 def _account(manager: Any) -> tuple[str | None, int]:
@@ -60,10 +70,14 @@ def _jid(manager: Any) -> str | None:
     arguments=_connect_arguments,
 )
 def connect(ctx: Context, args: argparse.Namespace) -> None:
-    manager = ctx.manager
+    manager = _connecting(ctx, args)
     jid, _count = ctx.call(_account, manager)
     failed = jid is not None and ctx.call(_failed, manager)
     if jid is not None and not failed:
+        if args.default:  # connected already: only made the default
+            _make_default(ctx, jid)
+            print(f"Already connected as {jid}; it is now the default account.")
+            return
         raise CommandError(f"already connected as {jid}: %hook disconnect first")
     # the kernel's getpass: asks the front end where it can
     account = account_from_args(args, getpass.getpass, "%hook connect user@domain")
@@ -72,19 +86,80 @@ def connect(ctx: Context, args: argparse.Namespace) -> None:
     options = connect_options(account, args, timeout)
     warnings = ctx.run(manager.connect(account.jid, account.password, **options), timeout + 30)
     jid, count = ctx.call(_account, manager)
+    if args.default and jid is not None:
+        _make_default(ctx, jid)
     if failed:  # logged in again: the hooks stayed installed
         print(f"Reconnected as {jid}" + (f"; its {count} hook(s) go on running." if count else "."))
         return
     print(f"Connected as {jid}" + (f"; {count} persistent hook(s) installed." if count else "."))
     for warning in warnings:
         print(f"Warning: {warning}")
+    others = [a for a in _connected(ctx) if a != jid]
+    if others:
+        default = _connected(ctx)[0]
+        print(
+            f"Accounts: {', '.join([jid or '', *others])}; commands without -p are for {default}"
+            + ("." if default == jid else f" (%hook connect {jid} --default to change).")
+        )
 
 
-@command("disconnect", help="close the session; temporary hooks are dropped, persistent ones stay stored")
+def _make_default(ctx: Context, jid: str) -> None:
+    accounts = getattr(ctx, "accounts", None)
+    if accounts is not None:  # (a context of one account: it is the default)
+        ctx.call(accounts.set_default, jid)
+
+
+def _connected(ctx: Context) -> list[str]:
+    """The connected accounts' JIDs, the default first ([] for a context of one account)."""
+    return [m.jid for m in connected_managers(ctx)]
+
+
+def _connecting(ctx: Context, args: argparse.Namespace) -> Any:
+    """The manager ``connect`` logs in with: the account's own when it is connected
+    (already connected, or its failed session to log in again), else an idle one."""
+    if args.jid and args.profile and args.jid != args.profile:
+        raise CommandError(f"%hook connect {args.jid} -p {args.profile}: give the account once")
+    wanted = args.jid or args.profile
+    if not _connected(ctx):
+        if args.profile and not args.jid:
+            args.jid = args.profile
+        return ctx.manager  # one account: as it always was
+    if not wanted:
+        try:  # $XMPP_JID, else the default account ("already connected")
+            wanted = resolve_jid(None)
+        except HookError:
+            return ctx.manager
+    try:  # the account is the bare JID
+        manager = ctx.call(ctx.accounts.resolve, wanted.split("/", 1)[0])
+    except HookError:  # not connected yet: an account of its own
+        args.jid = wanted
+        return ctx.new_account()
+    args.jid = ctx.call(_jid, manager)
+    return manager
+
+
+def _disconnect_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--all", action="store_true", help="every connected account")
+
+
+@command(
+    "disconnect",
+    help="close the session; temporary hooks are dropped, persistent ones stay stored",
+    description="Close the session of the default account, of -p ACCOUNT, or of --all "
+    "accounts; the others go on running. Temporary hooks are dropped, persistent ones "
+    "stay stored.",
+    arguments=_disconnect_arguments,
+)
 def disconnect(ctx: Context, args: argparse.Namespace) -> None:
-    jid = ctx.call(_jid, ctx.manager)
-    ctx.run(ctx.manager.disconnect())  # without a session: nothing to do
-    print(f"Disconnected {jid}." if jid is not None else "Not connected.")
+    if args.all and args.profile:
+        raise CommandError("give -p ACCOUNT or --all, not both")
+    managers = connected_managers(ctx) if args.all else [account_for(ctx, args)]
+    if not managers:
+        print("Not connected.")
+    for manager in managers:
+        jid = ctx.call(_jid, manager)
+        ctx.run(manager.disconnect())  # without a session: nothing to do
+        print(f"Disconnected {jid}." if jid is not None else "Not connected.")
 
 
 def _log_arguments(p: argparse.ArgumentParser) -> None:
@@ -96,7 +171,7 @@ def _log_arguments(p: argparse.ArgumentParser) -> None:
     help="the recent log records of the extension and slixmpp",
     description="The last records the extension and slixmpp logged (warnings and "
     "errors unless you lower their loggers' levels), oldest first; they are never "
-    "printed into cells.",
+    "printed into cells. The log is every account's.",
     arguments=_log_arguments,
 )
 def log(ctx: Context, args: argparse.Namespace) -> None:
@@ -111,6 +186,10 @@ def log(ctx: Context, args: argparse.Namespace) -> None:
         print(entry.line())
 
 
-@command("status", help="the session's state and totals")
+@command("status", help="the session's state and totals (a block per account, the default marked)")
 def status(ctx: Context, args: argparse.Namespace) -> None:
-    print(formatting.status_text(ctx.call(ctx.manager.status)))
+    managers = [] if args.profile else connected_managers(ctx)  # the default first
+    if len(managers) < 2:
+        print(formatting.status_text(ctx.call(account_for(ctx, args).status)))
+        return
+    print(formatting.accounts_status_text([ctx.call(m.status) for m in managers], managers[0].jid))

@@ -1,4 +1,12 @@
-"""The flush hub: every table of one manager, one lock, and the coalescing refresh.
+"""The flush hub: every table of the accounts, one lock, and the coalescing refresh.
+
+One hub shows every account of an :class:`~pubsub_hook_magic.accounts.Accounts` (or
+one :class:`~pubsub_hook_magic.manager.HookManager`): it follows accounts being added
+and removed, listens to each account's manager, and still refreshes at most once per
+interval whatever the number of accounts. With one account a table looks as it always
+did; with several, each account's hooks come under its group row and the header gives
+every account's state. A button acts on its row's own account (hook ids are unique
+across accounts: the hub finds the hook's account on the loop).
 
 Runs and changes only mark rows dirty; a flush on the session's loop applies them, at
 once on an idle table (leading edge) and then at most every ``interval`` seconds,
@@ -21,6 +29,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from ..accounts import Accounts
 from ..hooks import HookError
 from ..logs import LogEntry, RecentRecords
 from ..states import Outcome, SessionState, TriggerKind
@@ -44,21 +53,32 @@ LEADING = 0.02
 
 
 class TableHub:
-    """Every table of one manager, one lock, and the coalescing flush.
+    """Every table of the accounts, one lock, and the coalescing flush.
 
-    Its bookkeeping (``tables``, what is dirty, the listeners it adds to the manager)
+    ``manager``: the :class:`~pubsub_hook_magic.accounts.Accounts` to show (followed as
+    accounts come and go), or a single :class:`~pubsub_hook_magic.manager.HookManager`;
+    ``accounts``, when given, is shown instead (so ``TableHub(manager, loop_thread,
+    accounts=accounts)`` and ``TableHub(accounts, loop_thread)`` are the same table).
+    Its bookkeeping (``tables``, what is dirty, the listeners it adds to the managers)
     changes on the session loop only; the public methods may be called from any thread.
     """
 
     def __init__(
         self,
-        manager: HookManager,
+        manager: HookManager | Accounts,
         loop_thread: LoopThread,
         interval: float = 0.3,
         keep: int = 8,
         log_records: RecentRecords | None = None,
+        *,
+        accounts: Accounts | None = None,
     ):
-        self.manager = manager
+        if accounts is None and isinstance(manager, Accounts):
+            accounts = manager
+        self.accounts: Accounts | None = accounts
+        self._single: HookManager | None = None if isinstance(manager, Accounts) else manager
+        #: The managers whose listeners the hub added (on the loop).
+        self._attached: list[HookManager] = []
         self.loop_thread = loop_thread
         self.interval = interval
         self.keep = keep  # tables kept live; older ones are closed
@@ -76,6 +96,38 @@ class TableHub:
         self._event_pending = False
         self._ticker: Any = None
         self._on_loop_now(self._attach)
+
+    # -------------------------------------------------------------- the accounts
+
+    def managers(self) -> list[HookManager]:
+        """The managers shown, in the table's order (the default account first): the
+        accounts' when the hub has them, else the one manager."""
+        if self.accounts is not None:
+            return self.accounts.managers()
+        return [self._single] if self._single is not None else []
+
+    @property
+    def manager(self) -> HookManager | None:
+        """The first (default) account's manager (None: no account)."""
+        return next(iter(self.managers()), None)
+
+    def _shown(self) -> list[tuple[str | None, HookManager]]:
+        """``(account, manager)`` of every account shown (on the loop)."""
+        if self.accounts is not None:
+            by_manager = {id(m): a for a, m in self.accounts.items()}
+            return [(by_manager.get(id(m), m.jid), m) for m in self.accounts.managers()]
+        return [(m.jid, m) for m in self.managers()]
+
+    def _manager_of(self, hook_id: str) -> HookManager:
+        """On the loop: the account that has hook ``hook_id`` (else the default one,
+        whose command then says the hook is gone)."""
+        managers = self.managers()
+        for manager in managers:
+            if hook_id in manager.runners:
+                return manager
+        if not managers:
+            raise HookError("not connected to an XMPP server: connect first (%hook connect JID)")
+        return managers[0]
 
     # -------------------------------------------------------------- public (any thread)
 
@@ -111,25 +163,30 @@ class TableHub:
     # -------------------------------------------------------------- the buttons' commands
 
     def set_paused(self, table: HookTable, hook_id: str, paused: bool) -> None:
-        self._submit(self.manager.set_paused(hook_id, paused), table)
+        self._submit(self._for_hook(hook_id, lambda m: m.set_paused(hook_id, paused)), table)
 
     def delete(self, table: HookTable, hook_id: str) -> None:
-        self._submit(self.manager.delete_hooks(hook_id=hook_id), table)
+        self._submit(self._for_hook(hook_id, lambda m: m.delete_hooks(hook_id=hook_id)), table)
 
     def retry_failed(self, table: HookTable, hook_id: str) -> None:
         def said(triggers: list[Trigger]) -> str:
             ok = sum(1 for t in triggers if t.outcome == Outcome.OK)
             return f"hook {hook_id}: {ok} of {len(triggers)} failed item(s) ran again and were removed"
 
-        self._submit(self.manager.retry_failed(hook_id), table, said)
+        self._submit(self._for_hook(hook_id, lambda m: m.retry_failed(hook_id)), table, said)
 
     def replay(self, table: HookTable, hook_id: str, trigger: Trigger) -> None:
         self._submit(self._replay(hook_id, trigger), table)
 
+    async def _for_hook(self, hook_id: str, command: Callable[[HookManager], Coroutine[Any, Any, Any]]) -> Any:
+        """Run ``command(manager)`` for the account of hook ``hook_id`` (looked up on
+        the session loop, when the click's command runs)."""
+        return await command(self._manager_of(hook_id))
+
     async def _replay(self, hook_id: str, trigger: Trigger) -> Trigger:
         """Run a hook again on the item of one of its triggers (on the session loop,
         where the hook's runner is looked up)."""
-        runner = self.manager.runners.get(hook_id)
+        runner = self._manager_of(hook_id).runners.get(hook_id)
         if runner is None:
             raise HookError(f"hook {hook_id} is gone: nothing to replay")
         return await runner.run_now(trigger.payload, TriggerKind.REPLAY, publisher=trigger.publisher)
@@ -165,14 +222,41 @@ class TableHub:
     # -------------------------------------------------------------- on the session loop
 
     def _attach(self) -> None:
-        self.manager.add_trigger_listener(self._on_trigger)
-        self.manager.add_change_listener(self._on_change)
+        if self.accounts is not None:
+            self.accounts.add_change_listener(self._on_accounts)
+        self._follow()
         if self.log_records is not None:
             self.log_records.add_listener(self._on_record)
 
+    def _follow(self) -> None:
+        """Listen to the accounts' managers: new ones added, removed ones left."""
+        current = self.managers()
+        for manager in self._attached:
+            if not any(manager is m for m in current):
+                manager.remove_trigger_listener(self._on_trigger)
+                manager.remove_change_listener(self._on_change)
+        for manager in current:
+            if not any(manager is m for m in self._attached):
+                manager.add_trigger_listener(self._on_trigger)
+                manager.add_change_listener(self._on_change)
+        self._attached = current
+
+    def _on_accounts(self) -> None:
+        """An account added or removed, or the default changed (on any thread)."""
+        if self.loop_thread.alive:
+            self.on_loop(self._accounts_changed)
+
+    def _accounts_changed(self) -> None:
+        self._follow()
+        self._on_change()
+
     def _close(self) -> None:
-        self.manager.remove_trigger_listener(self._on_trigger)
-        self.manager.remove_change_listener(self._on_change)
+        if self.accounts is not None:
+            self.accounts.remove_change_listener(self._on_accounts)
+        for manager in self._attached:
+            manager.remove_trigger_listener(self._on_trigger)
+            manager.remove_change_listener(self._on_change)
+        self._attached = []
         if self.log_records is not None:
             self.log_records.remove_listener(self._on_record)
         with self.lock:
@@ -248,31 +332,46 @@ class TableHub:
         self._render(self.tables, full, dirty)
         self._tick_later()
 
-    def _frame(self) -> Frame:
-        """The hooks' plain data, for every table of this refresh."""
-        manager = self.manager
+    def _frame(self) -> tuple[Frame, dict[str, HookRunner]]:
+        """The hooks' plain data, for every table of this refresh, and their runners
+        (every account's, by hook id)."""
         now = time.time()
-        runners = manager.runners  # id -> runner, in the table's order
+        shown = self._shown()
+        several = len(shown) > 1
+        runners: dict[str, HookRunner] = {}
+        hook_accounts: dict[str, str] = {}
+        lines: list[render.AccountLine] = []
+        for account, manager in shown:
+            theirs = manager.runners  # id -> runner, in the table's order
+            for hook_id, runner in theirs.items():
+                runners.setdefault(hook_id, runner)
+                if several and account is not None:
+                    hook_accounts.setdefault(hook_id, account)
+            state = manager.state
+            session = manager.session
+            error = session.last_error if state == SessionState.FAILED and session else None
+            lines.append(render.AccountLine(state, account, error, len(theirs)))
         summaries = {hook_id: runner.summary(recent=False) for hook_id, runner in runners.items()}
         last_runs = {hook_id: render.last_run(runner.triggers) for hook_id, runner in runners.items()}
-        state = manager.state
-        session = manager.session
+        first = lines[0] if lines else render.AccountLine(SessionState.DISCONNECTED)
         header = render.Header(
-            state=state,
-            jid=manager.jid,
-            error=session.last_error if state == SessionState.FAILED and session else None,
+            state=first.state,
+            jid=first.jid,
+            error=first.error,
             hooks=len(summaries),
             triggers=sum(r.count for r in runners.values()),
             errors=sum(r.errors for r in runners.values()),
             failed=sum(len(r.dead_letters) for r in runners.values()),
             warning=self.log_records.last(logging.WARNING) if self.log_records is not None else None,
+            accounts=tuple(lines) if several else (),
         )
-        return Frame(now, render.header_html(header, now), summaries, last_runs)
+        groups = {line.jid: render.group_html(line) for line in lines if line.jid is not None} if several else {}
+        frame = Frame(now, render.header_html(header, now), summaries, last_runs, groups, hook_accounts)
+        return frame, runners
 
     def _render(self, tables: list[HookTable], full: bool, dirty: set[str]) -> None:
         """Render ``tables``; the selected hook's triggers when it changed (``dirty``)."""
-        frame = self._frame()
-        runners = self.manager.runners
+        frame, runners = self._frame()
         with self.lock:
             for table in tables:
                 if table.closed:
@@ -297,7 +396,11 @@ class TableHub:
     def _tick(self) -> None:
         self._ticker = None
         hour_ago = time.time() - 3600
-        recent = any(r.last_trigger and r.last_trigger.received > hour_ago for r in self.manager.runners.values())
+        recent = any(
+            r.last_trigger and r.last_trigger.received > hour_ago
+            for manager in self.managers()
+            for r in manager.runners.values()
+        )
         if not self.tables or not recent:
             return  # the next flush ticks again
         since = self.loop_thread.loop.time() - self._last_flush

@@ -27,8 +27,10 @@ if TYPE_CHECKING:
     from ..trigger import Trigger
 
 __all__ = [
+    "AccountLine",
     "Header",
     "cell",
+    "group_html",
     "head_cells",
     "header_html",
     "last_run",
@@ -67,6 +69,17 @@ def _clock(timestamp: float) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountLine:
+    """One account's session, for a table of several accounts."""
+
+    state: str
+    jid: str | None = None
+    #: Why the session failed (shown when ``state`` is ``failed``).
+    error: str | None = None
+    hooks: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Header:
     """What the header line shows: the session, and totals over the installed hooks."""
 
@@ -81,6 +94,9 @@ class Header:
     failed: int = 0
     #: The last warning logged (shown for :data:`WARNING_SHOWN` seconds).
     warning: LogEntry | None = None
+    #: Every account, when the table shows several: the header then gives each one's
+    #: state instead of ``state``, ``jid`` and ``error``.
+    accounts: tuple[AccountLine, ...] = ()
 
 
 def _session_html(header: Header) -> str:
@@ -95,11 +111,29 @@ def _session_html(header: Header) -> str:
     return f"<b>{_esc(str(state))}</b>"
 
 
+def _account_html(account: AccountLine) -> str:
+    """One account's state in the header of a table of several accounts."""
+    jid = _esc(account.jid or "")
+    state = account.state
+    if state == SessionState.CONNECTED:
+        return f"<b class='phm-ok'>connected</b> as {jid}"
+    if state == SessionState.RECONNECTING:
+        return f"<b class='phm-warn'>reconnecting</b> {jid}…"
+    if state == SessionState.FAILED:
+        return f"<b class='phm-err'>failed</b> {jid}: {_esc(account.error or '')}"
+    return f"<b>{_esc(str(state))}</b> {jid}"
+
+
 def header_html(header: Header, now: float) -> str:
-    """The header: the session's state and totals, and the last recent warning."""
+    """The header: the session's state (each account's, when several) and totals, and
+    the last recent warning."""
     errors = header.errors
+    if len(header.accounts) > 1:
+        sessions = " · ".join(_account_html(a) for a in header.accounts)
+    else:
+        sessions = _session_html(header)
     totals = (
-        f"{_session_html(header)} — {header.hooks} hook(s), {header.triggers} trigger(s), "
+        f"{sessions} — {header.hooks} hook(s), {header.triggers} trigger(s), "
         f"<span class='{'phm-err' if errors else ''}'>{errors} error(s)</span>"
         + (f", <span class='phm-err'>{header.failed} failed item(s)</span>" if header.failed else "")
     )
@@ -113,6 +147,27 @@ def header_html(header: Header, now: float) -> str:
     return "".join(lines)
 
 
+_SESSION_CLASSES: dict[str, str] = {
+    SessionState.CONNECTED: "phm-ok",
+    SessionState.RECONNECTING: "phm-warn",
+    SessionState.FAILED: "phm-err",
+}
+
+
+def group_html(account: AccountLine) -> str:
+    """The row above an account's hooks, in a table of several accounts."""
+    hooks = f"{account.hooks} hook(s)" if account.hooks else "no hook"
+    state = str(account.state)
+    cls = _SESSION_CLASSES.get(account.state, "phm-muted")
+    why = f": {account.error}" if account.state == SessionState.FAILED and account.error else ""
+    title = f"account {account.jid or ''}: {state}{why}, {hooks}"
+    return (
+        f"<span class='phm-c' title='{_esc(title, quote=True)}'><b>{_esc(account.jid or '')}</b> "
+        f"<span class='{cls}'>{_esc(state)}{_esc(why)}</span> "
+        f"<small class='phm-muted'>{_esc(hooks)}</small></span>"
+    )
+
+
 # ---------------------------------------------------------------------- the rows
 
 
@@ -121,9 +176,10 @@ def head_cells() -> list[str]:
     return [cell(name, title) for name, title, _width in COLUMNS]
 
 
-def static_cells(summary: Summary) -> list[tuple[str, str]]:
+def static_cells(summary: Summary, account: str | None = None) -> list[tuple[str, str]]:
     """The cells of a row that do not change (id, node, type, argument, stored), as
-    ``(html, class)`` pairs."""
+    ``(html, class)`` pairs; ``account``: the hook's account, said on the id's hover
+    (a table of several accounts)."""
     where = f"{summary['node']} @ {summary['service']}"
     hook_type = str(summary["type"])
     stored = (
@@ -132,7 +188,7 @@ def static_cells(summary: Summary) -> list[tuple[str, str]]:
         else "temporary: ends with the session"
     )
     return [
-        (cell(summary["id"]), "phm-id"),
+        (cell(summary["id"], f"hook {summary['id']} of {account}" if account else None), "phm-id"),
         (cell(where, f"node {summary['node']} of {summary['service']}"), "phm-node"),
         (cell(_TYPE_NAMES.get(hook_type, hook_type), hook_type), "phm-type"),
         (cell(shorten(summary["arg"], 200), summary["arg"]), "phm-arg"),

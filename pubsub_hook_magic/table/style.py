@@ -84,6 +84,8 @@ CSS = (
     ".phm-table .phm-actions .jupyter-button,.phm-table .phm-failed{width:28px;padding:0;margin:0 2px 0 0}"
     ".phm-table .phm-failed{width:50px}"
     ".phm-table .phm-header .phm-c{padding-right:0}"
+    ".phm-table .phm-group{grid-column:1 / -1;margin-top:4px;"
+    "border-bottom:1px solid var(--jp-border-color2, #e0e0e0)}"
     ".phm-table .phm-triggers{table-layout:fixed;width:100%;border-collapse:collapse;font-size:95%}"
     ".phm-table .phm-triggers th{text-align:left}"
     ".phm-table .phm-triggers td,.phm-table .phm-triggers th{padding:1px 0;overflow:hidden}"

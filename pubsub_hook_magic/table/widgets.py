@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from ..trigger import Trigger
 
-__all__ = ["Frame", "HookRow", "HookTable", "Styles", "TableCommands", "WidgetOwner"]
+__all__ = ["Frame", "GroupRow", "HookRow", "HookTable", "Styles", "TableCommands", "WidgetOwner"]
 
 W = TypeVar("W", bound=widgets.Widget)
 
@@ -49,6 +49,12 @@ class Frame:
     summaries: Mapping[str, Summary]
     #: The last trigger that ran each hook.
     last_runs: Mapping[str, Trigger | None] = field(default_factory=dict)
+    #: A table of several accounts: each account's group row markup
+    #: (:func:`.render.group_html`), in the table's order; empty for one account (no
+    #: group rows, the table as it always was).
+    groups: Mapping[str, str] = field(default_factory=dict)
+    #: The account of each hook (a table of several accounts).
+    accounts: Mapping[str, str] = field(default_factory=dict)
 
 
 class TableCommands(Protocol):
@@ -134,14 +140,19 @@ class HookRow(WidgetOwner):
         on_click: Callable[[str, str], None],
         now: float | None = None,
         last: Trigger | None = None,
+        account: str | None = None,
     ):
         super().__init__(styles)
         self.hook_id: str = summary["id"]
+        #: The hook's account, in a table of several accounts (None: one account).
+        self.account = account
         #: What the row shows (set on the loop, under the hub's lock): the pause button
         #: does what its icon says.
         self.paused = False
         s = styles
-        self.cells = [self.html("phm-cell", cls, value=v, cell=True) for v, cls in render.static_cells(summary)]
+        self.cells = [
+            self.html("phm-cell", cls, value=v, cell=True) for v, cls in render.static_cells(summary, account)
+        ]
         self.stats = self.html("phm-cell", "phm-stats", cell=True)
         self.failed = self.own(
             widgets.Button(description="0", icon="redo", layout=s.failed, style=s.button_style), "phm-failed"
@@ -179,6 +190,16 @@ class HookRow(WidgetOwner):
         self.failed.tooltip = render.failed_tooltip(self.hook_id, failed)
 
 
+class GroupRow(WidgetOwner):
+    """The row above one account's hooks (a table of several accounts): one cell as
+    wide as the grid."""
+
+    def __init__(self, styles: Styles, account: str, markup: str):
+        super().__init__(styles)
+        self.account = account
+        self.cell = self.html("phm-cell", "phm-group", f"phm-group-{account}", value=markup, cell=True)
+
+
 class HookTable(WidgetOwner):
     """One displayed table: a header, a message line, a grid of rows (one
     :class:`HookRow` per hook) and the details panel of the selected hook. Display
@@ -188,8 +209,11 @@ class HookTable(WidgetOwner):
         super().__init__(Styles())
         self.hub = hub
         self.rows: dict[str, HookRow] = {}
+        #: The group row of each account, in a table of several accounts.
+        self.groups: dict[str, GroupRow] = {}
         self.selected: str | None = None
-        self._laid_out: list[str] | None = None  # the rows' order in the grid (None: not yet)
+        # The grid's order: ("group", account) and ("hook", id) (None: not laid out yet).
+        self._laid_out: list[tuple[str, str]] | None = None
         self._trigger_list: list[Trigger] = []
         self.css = self.html("phm-css", value=f"<style>{CSS}</style>")
         self.header = self.html("phm-header")
@@ -236,28 +260,47 @@ class HookTable(WidgetOwner):
     # -------------------------------------------------------------- rendering (on the loop, under the hub lock)
 
     def render(self, frame: Frame) -> None:
-        """Show ``frame``: rows added, updated (unchanged cells send nothing), removed."""
+        """Show ``frame``: rows added, updated (unchanged cells send nothing), removed;
+        with several accounts, each account's hooks under its group row."""
         self.header.value = frame.header
         summaries = frame.summaries
-        gone = [h for h in self.rows if h not in summaries]
+        gone = [h for h in self.rows if h not in summaries or self.rows[h].account != frame.accounts.get(h)]
         for hook_id in gone:
             self.rows.pop(hook_id).close()
-            if self.selected == hook_id:
+            if self.selected == hook_id and hook_id not in summaries:
                 self._show_details(None)
+        groups_gone = [a for a in self.groups if a not in frame.groups]
+        for account in groups_gone:
+            self.groups.pop(account).close()
         added = False
+        for account, markup in frame.groups.items():
+            group = self.groups.get(account)
+            if group is None:
+                self.groups[account] = GroupRow(self.styles, account, markup)
+                added = True
+            else:
+                group.cell.value = markup
         on_click = _weak_click(self)
         for hook_id, summary in summaries.items():
             row = self.rows.get(hook_id)
+            last = frame.last_runs.get(hook_id)
             if row is None:
-                self.rows[hook_id] = HookRow(self.styles, summary, on_click, frame.now, frame.last_runs.get(hook_id))
+                hook_account = frame.accounts.get(hook_id)
+                self.rows[hook_id] = HookRow(self.styles, summary, on_click, frame.now, last, hook_account)
                 added = True
             else:
-                row.update(summary, frame.now, frame.last_runs.get(hook_id))
-        order = list(summaries)
-        if gone or added or self._laid_out != order:
+                row.update(summary, frame.now, last)
+        order = _grid_order(frame)
+        if gone or groups_gone or added or self._laid_out != order:
             self._laid_out = order
-            self.rows = {h: self.rows[h] for h in order}
-            self.grid.children = (*self._head_cells, *(w for row in self.rows.values() for w in row.widgets))
+            self.rows = {h: self.rows[h] for kind, h in order if kind == "hook"}
+            cells: list[widgets.Widget] = list(self._head_cells)
+            for kind, key in order:
+                if kind == "group":
+                    cells.append(self.groups[key].cell)
+                else:
+                    cells.extend(self.rows[key].widgets)
+            self.grid.children = tuple(cells)
             if not self.rows:
                 self.message.value = render.NO_HOOK
             elif self.message.value == render.NO_HOOK:
@@ -349,8 +392,28 @@ class HookTable(WidgetOwner):
         for row in self.rows.values():
             row.close()
         self.rows.clear()
+        for group in self.groups.values():
+            group.close()
+        self.groups.clear()
         super().close()
         self.styles.close()
+
+
+def _grid_order(frame: Frame) -> list[tuple[str, str]]:
+    """The grid's rows: each account's group row and then its hooks (several accounts),
+    or the hooks (one account)."""
+    if not frame.groups:
+        return [("hook", h) for h in frame.summaries]
+    order: list[tuple[str, str]] = []
+    placed: set[str] = set()
+    for account in frame.groups:
+        order.append(("group", account))
+        for hook_id in frame.summaries:
+            if frame.accounts.get(hook_id) == account:
+                order.append(("hook", hook_id))
+                placed.add(hook_id)
+    order.extend(("hook", h) for h in frame.summaries if h not in placed)
+    return order
 
 
 def _weak_click(table: HookTable) -> Callable[[str, str], None]:

@@ -140,16 +140,22 @@ class TestServer:
         Directory for config, data, log (and certificates).  Default: a new temp dir,
         removed by ``close()`` / ``__exit__``.  A given ``data_dir`` is never removed.
     admins:
-        Bare JIDs that are Prosody admins (and so owners on ``pubsub.localhost``: only
-        they may create nodes there).
+        Bare JIDs that are Prosody admins (and so owners on ``pubsub.DOMAIN``: only
+        they may create nodes there).  Default: ``admin@DOMAIN``.
+    domain:
+        The server's XMPP domain (its ``VirtualHost``), ``"localhost"`` by default: its
+        accounts are ``USER@DOMAIN`` (:meth:`jid`, :meth:`register`), its PubSub
+        component ``pubsub.DOMAIN`` (:attr:`pubsub`) and its certificates are made for
+        those two names (``DOMAIN.crt``).  A second server with another domain
+        (``TestServer(domain="example.org")``) runs beside the first, each on its port.
     tls:
-        Enable ``mod_tls`` with a self-signed certificate for ``localhost`` (generated
+        Enable ``mod_tls`` with a self-signed certificate for ``DOMAIN`` (generated
         with openssl into the data dir) so STARTTLS is offered.  Default: plaintext only.
         (``profile="debian"`` always has TLS, with a CA-signed certificate instead.)
     allow_registration:
         Allow in-band registration (XEP-0077), without rate limit.
     autocreate:
-        Let any user's first publish to a missing node on ``pubsub.localhost`` create it
+        Let any user's first publish to a missing node on ``pubsub.DOMAIN`` create it
         (``autocreate_on_publish``), so that a tour can publish without admin rights.
     profile:
         ``"default"`` (the fast test server above) or ``"debian"`` (Debian's defaults:
@@ -174,13 +180,20 @@ class TestServer:
         storage: str = "memory",
         port: int | None = None,
         data_dir: str | os.PathLike | None = None,
-        admins=("admin@localhost",),
+        admins=None,
         tls: bool = False,
         allow_registration: bool = False,
         autocreate: bool = False,
         profile: str = "default",
         smacks_hibernation_time: int | None = None,
+        domain: str = "localhost",
     ) -> None:
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", domain or ""):
+            raise ValueError(f"domain must be a DNS name in lower case, not {domain!r}")
+        self.domain = domain
+        self.pubsub = f"pubsub.{domain}"
+        if admins is None:
+            admins = (f"admin@{domain}",)
         if storage not in ("memory", "file", "sqlite"):
             raise ValueError(f"storage must be 'memory', 'file' or 'sqlite', not {storage!r}")
         if profile not in ("default", "debian"):
@@ -208,8 +221,9 @@ class TestServer:
         self.console_path = self.data_dir / "prosody.console.log"  # stdout/stderr
         self.store_path = self.data_dir / "data"
         self.certs_dir = self.data_dir / "certs"
-        self.cert_path = self.certs_dir / "localhost.crt"  # only meaningful with tls=True
-        self.key_path = self.certs_dir / "localhost.key"
+        # Where Prosody looks the domain's certificate up (only meaningful with TLS).
+        self.cert_path = self.certs_dir / f"{self.domain}.crt"
+        self.key_path = self.certs_dir / f"{self.domain}.key"
         self.ca_dir = self.data_dir / "ca"  # profile="debian": the private CA
         self._proc: subprocess.Popen | None = None
         self._closed = False
@@ -380,14 +394,14 @@ class TestServer:
         ]
 
     def _ensure_ca_certificate(self) -> None:
-        """The private CA and the server certificate it signs (``localhost.crt``/``.key``
+        """The private CA and the server certificate it signs (``DOMAIN.crt``/``.key``
         in the certificates dir, where Prosody looks them up by host name)."""
         from . import certs
 
         if self.cert_path.exists() and self.key_path.exists() and self.ca_dir.exists():
             return
         ca = certs.make_ca(self.ca_dir)
-        certs.issue(ca, self.certs_dir, [self.domain, self.pubsub], name="localhost")
+        certs.issue(ca, self.certs_dir, [self.domain, self.pubsub], name=self.domain)
 
     def _ensure_certificate(self) -> None:
         if self.cert_path.exists() and self.key_path.exists():
@@ -395,8 +409,8 @@ class TestServer:
         self.certs_dir.mkdir(parents=True, exist_ok=True)
         cmd = [
             "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256",
-            "-days", "3650", "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=DNS:localhost,DNS:pubsub.localhost",
+            "-days", "3650", "-subj", f"/CN={self.domain}",
+            "-addext", f"subjectAltName=DNS:{self.domain},DNS:{self.pubsub}",
             "-keyout", str(self.key_path), "-out", str(self.cert_path),
         ]
         res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
@@ -506,7 +520,7 @@ class TestServer:
     # -- accounts ------------------------------------------------------------------
 
     def register(self, user: str, password: str) -> str:
-        """Create (or reset the password of) ``user@localhost``; returns the bare JID.
+        """Create (or reset the password of) ``user@DOMAIN``; returns the bare JID.
 
         Uses ``prosodyctl register``; works whether or not the server is running.
         """
@@ -601,8 +615,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--data-dir", default=None,
                     help="keep config/data/log here (default: a temp dir, removed at exit)")
     ap.add_argument("--admin", action="append", default=None, metavar="JID",
-                    help="admin JID (repeatable; default admin@localhost)")
+                    help="admin JID (repeatable; default admin@DOMAIN)")
     ap.add_argument("--tls", action="store_true", help="offer STARTTLS (self-signed cert)")
+    ap.add_argument("--domain", default="localhost",
+                    help="the server's XMPP domain (default localhost; PubSub on pubsub.DOMAIN)")
     ap.add_argument("--autocreate", action="store_true",
                     help="a publish to a missing node on pubsub.localhost creates it")
     ap.add_argument("--env-file", default=None, metavar="PATH",
@@ -650,8 +666,8 @@ def main(argv: list[str] | None = None) -> int:
         env_file.unlink(missing_ok=True)
 
     srv = TestServer(storage=args.storage, port=args.port, data_dir=args.data_dir,
-                     admins=tuple(args.admin) if args.admin else ("admin@localhost",),
-                     tls=args.tls, autocreate=args.autocreate)
+                     admins=tuple(args.admin) if args.admin else None,
+                     tls=args.tls, autocreate=args.autocreate, domain=args.domain)
     try:
         return _serve(srv, args.user, env_file, stop_requested)
     except RuntimeError as e:
