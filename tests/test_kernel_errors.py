@@ -93,8 +93,12 @@ def assert_intact(kernel, publisher, node: str, data_dir: Path, hooks: dict[str,
     """The hooks are listed (active), each fires once for a new item, and the
     persistent one is in the store."""
     listed = {h["id"]: h for h in hooks_json(kernel)}
+    deadline = time.monotonic() + 15  # (a persistent hook just made may still be catching up)
+    while not all(h["state"] == "active" for h in listed.values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        listed = {h["id"]: h for h in hooks_json(kernel)}
     assert set(listed) == set(hooks.values()), listed
-    assert all(h["state"] == "active" for h in listed.values()), listed
+    assert all(h["state"] == "active" for h in listed.values()), {i: h["state"] for i, h in listed.items()}
     if "pers" in hooks:
         assert listed[hooks["pers"]]["persistent"] is True
         assert hooks["pers"] in stored_ids(data_dir)
