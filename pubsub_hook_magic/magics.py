@@ -19,7 +19,6 @@ import asyncio
 import atexit
 import contextlib
 import functools
-import inspect
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -248,10 +247,9 @@ class HookMagics(Magics):
         from .table import TableHub
 
         if self._tables is None:
-            options: dict[str, Any] = {"interval": self.table_refresh, "log_records": self.log_records}
-            if "accounts" in inspect.signature(TableHub).parameters:  # a table of every account
-                options["accounts"] = self._accounts
-            self._tables = TableHub(self.manager, self.loop_thread, **options)
+            self._tables = TableHub(  # (one table of every account, following them)
+                self._accounts, self.loop_thread, interval=self.table_refresh, log_records=self.log_records
+            )
         self._tables.interval = self.table_refresh
         table = self._tables.new_table()
         data, metadata = format_display_data(table.box)

@@ -629,6 +629,7 @@ def test_hooks_table_live_in_jupyterlab(lab: Lab, publisher: Any, node: str) -> 
                 # nothing of the extension's or slixmpp's lands in a cell.
                 out = p.run_cell(f"%hook replay {raiser} --last 3")
                 assert out.count("replay of item") == 3, out
+                p.show_table()  # (a cell out of view is not rendered: its innerText is empty)
                 page.evaluate(
                     """() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.requestExecute({code:
                        "_m = get_ipython()._pubsub_hook_magics\\n"
