@@ -185,3 +185,55 @@ def test_one_account_failing_or_leaving_leaves_the_others_running(kernel, server
     # The idle manager serves the next account, as with one account.
     out = kernel.run(connect_line(server, "bob")).stdout
     assert "Connected as bob@localhost" in out and "Accounts:" not in out, out
+
+
+def test_a_second_server_killed_under_one_account_leaves_the_others_running(kernel, server, publisher, node):
+    """alice on the test Prosody, carol on a second one with another domain; that server
+    is SIGKILLed and comes back: carol's hooks run what was published, each item once,
+    and alice's never pause."""
+    import time
+
+    from pubsub_hook_magic.testing.server import TestServer
+
+    from .conftest import PASSWORDS
+    from .support import Publisher
+
+    with TestServer(domain="example.org", storage="file") as far:
+        far.register("admin", PASSWORDS["admin"])
+        far.register("carol", PASSWORDS["bob"])
+        far_pub = Publisher("admin@example.org/pub", PASSWORDS["admin"], far.host, far.port)
+        far_pub.create_node("far-news", service=far.pubsub)
+        kernel.run(f"import os; os.environ['CAROL_PW'] = {PASSWORDS['bob']!r}; seen = []")
+        kernel.run(connect_line(server, "alice"))
+        out = kernel.run(
+            f"%hook connect carol@example.org --host {far.host} --port {far.port} --password-env CAROL_PW --no-tls"
+        ).stdout
+        assert "Connected as carol@example.org" in out, out
+        recording_hook(kernel, "alice", node, SERVICE)
+        recording_hook(kernel, "carol", "far-news", far.pubsub)
+        far_pub.publish("far-news", item_id="far-0", service=far.pubsub)
+        kernel.wait_for("seen", lambda v: ("carol@example.org", "carol@example.org", "far-0") in v)
+        far_pub.close()
+
+        far.kill()  # SIGKILL: carol's session is lost, and retries
+        publisher.publish(node, item_id="near-1")
+        started = time.monotonic()
+        kernel.wait_for("seen", lambda v: ("alice@localhost", "alice@localhost", "near-1") in v, 10)
+        assert time.monotonic() - started < 5  # alice never waits for carol's server
+        far.restart()
+        far_pub = Publisher("admin@example.org/pub2", PASSWORDS["admin"], far.host, far.port)
+        try:
+            for n in (1, 2, 3):
+                far_pub.publish("far-news", item_id=f"far-{n}", service=far.pubsub)
+            wanted = {f"far-{n}" for n in range(4)}
+            kernel.wait_for(
+                "seen", lambda v: wanted <= {i for jid, _c, i in v if jid == "carol@example.org"}, 60
+            )
+            time.sleep(0.5)
+            carol = [i for jid, _c, i in kernel.eval("seen") if jid == "carol@example.org"]
+            assert sorted(carol) == sorted(wanted), carol  # each once
+            status = kernel.run("%hook status").stdout
+            assert "carol@example.org" in status and "alice@localhost" in status, status
+        finally:
+            far_pub.close()
+            kernel.run("%hook disconnect --all")
