@@ -273,3 +273,11 @@ def test_a_hooks_id_says_its_account_on_hover():
     assert_safe(markup)
     assert f"title='hook h1 of {html.escape(EVIL, quote=True)}'" in markup
     assert render.static_cells(summary(id="h1"))[0][0] == render.cell("h1")  # one account: as before
+
+
+def test_the_state_hover_says_why_a_node_does_not_deliver_or_runs_live_only():
+    deleted = summary(HookState.NODE_DELETED, node_problem="deleted by its owner: …")
+    assert render.state_detail(deleted) == "node deleted: deleted by its owner: …"
+    live = summary(live_only="node 'n' keeps no items")
+    assert render.state_detail(live) == "active, live items only: node 'n' keeps no items"
+    assert render.state_detail(summary()) == "active"

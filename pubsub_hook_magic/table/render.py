@@ -216,6 +216,9 @@ def state_detail(summary: Summary) -> str:
     problem = summary.get("node_problem")
     if problem:
         return f"{state}: {problem}"
+    live_only = summary.get("live_only")
+    if live_only:
+        return f"{state}, live items only: {live_only}"
     return str(state)
 
 
