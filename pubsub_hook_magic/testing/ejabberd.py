@@ -474,8 +474,9 @@ class EjabberdServer:
         env["HOME"] = str(self.data_dir)
         return env
 
-    def start(self, timeout: float = 60.0) -> EjabberdServer:
-        """Start ejabberd and wait until its c2s port accepts connections."""
+    def start(self, timeout: float = 60.0, *, retry_dist_port: bool = True) -> EjabberdServer:
+        """Start ejabberd and wait until its c2s port accepts connections and its node
+        answers ``ejabberdctl``."""
         if self._closed:
             raise RuntimeError("EjabberdServer is closed")
         if self.running:
@@ -523,8 +524,30 @@ class EjabberdServer:
                     f"ejabberd did not accept connections on {self.host}:{self.port} "
                     f"within {timeout} s\n{self.log_tail()}")
             time.sleep(0.05)
+        # The c2s port is open; ejabberdctl (accounts, commands) needs the node's own
+        # distribution port too, which another process may have taken since it was
+        # chosen: then once more with another port.
+        if not self._answers_ctl(proc, min(deadline, time.monotonic() + 20)):
+            self._terminate(proc)
+            if retry_dist_port:
+                self.dist_port = free_port(self.host)
+                return self.start(timeout, retry_dist_port=False)
+            raise RuntimeError(f"ejabberd's node does not answer ejabberdctl\n{self.log_tail()}")
         self.start_seconds = time.monotonic() - began
         return self
+
+    def _answers_ctl(self, proc: subprocess.Popen, deadline: float) -> bool:
+        """Wait until ``ejabberdctl status`` reaches the node (False: it never did)."""
+        while proc.poll() is None:
+            try:
+                if self.ctl("status", timeout=10).returncode == 0:
+                    return True
+            except subprocess.TimeoutExpired:
+                pass
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
+        return False
 
     def stop(self) -> None:
         """SIGTERM to the Erlang VM (a clean ``init:stop``), wait; SIGKILL after 10 s."""
