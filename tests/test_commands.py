@@ -251,13 +251,14 @@ def test_cli_shares_the_registry_flags():
 def shell_with_fake_session():
     from IPython.core.interactiveshell import InteractiveShell
 
+    from pubsub_hook_magic.accounts import Accounts
     from pubsub_hook_magic.loopthread import LoopThread
 
     InteractiveShell.clear_instance()
     ip = InteractiveShell.instance(history_length=0)
     ip.extension_manager.load_extension("pubsub_hook_magic")
     magics = ip._pubsub_hook_magics  # noqa: SLF001 - where the extension keeps them
-    magics._loop_thread, magics._manager = LoopThread(), FakeManager()  # noqa: SLF001 - the first %hook's session
+    magics.client.adopt(LoopThread(), FakeManager(), Accounts())  # the first %hook's session
     yield ip, magics
     ip.extension_manager.unload_extension("pubsub_hook_magic")
     InteractiveShell.clear_instance()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 
-from .parsing import Token
+from .parsing import Expand, Token
 from .registry import Context, SubCommand, account_for, command, register
 from .runs import parse_with_payload
 
@@ -28,8 +28,10 @@ def _publish_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("payload", nargs="*", metavar="XML", help="the item's payload")
 
 
-def _parse_publish(line: str, tokens: Iterator[Token], cell: str | None) -> argparse.Namespace:
-    return parse_with_payload("publish", line, tokens, cell)
+def _parse_publish(
+    line: str, tokens: Iterator[Token], cell: str | None, expand: Expand | None = None
+) -> argparse.Namespace:
+    return parse_with_payload("publish", line, tokens, cell, expand)
 
 
 @command(

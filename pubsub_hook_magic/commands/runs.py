@@ -10,19 +10,22 @@ from typing import Any
 from .. import formatting
 from ..states import HookState
 from .hooks import hook_id_argument
-from .parsing import CommandError, Token, parts, split_verbatim
+from .parsing import CommandError, Expand, Token, expand_words, parts, split_verbatim
 from .registry import Context, account_for, command, parser, subparser
 
 __all__ = ["add_failed_arguments", "add_retry_arguments", "parse_with_payload"]
 
 
-def parse_with_payload(command: str, line: str, tokens: Iterator[Token], cell: str | None) -> argparse.Namespace:
+def parse_with_payload(
+    command: str, line: str, tokens: Iterator[Token], cell: str | None, expand: Expand | None = None
+) -> argparse.Namespace:
     """``publish`` and ``test``: options (and the hook id), then the XML payload
-    verbatim, or the cell."""
+    verbatim, or the cell. ``expand`` applies to the options, their values and the
+    hook id, never to the payload."""
     options = parts(subparser(command)).options
     positional = 1 if command == "test" else 0  # the hook id comes before the payload
     words, payload_start = split_verbatim(tokens, options, positional=positional)
-    args = parser().parse_args([command, *words])
+    args = parser().parse_args([command, *expand_words(words, expand)])
     payload = line[payload_start:].strip() if payload_start is not None else ""
     if cell is not None and cell.strip():
         if payload:
@@ -83,8 +86,10 @@ def _test_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("payload", nargs="*", metavar="XML", help="the item's payload")
 
 
-def _parse_test(line: str, tokens: Iterator[Token], cell: str | None) -> argparse.Namespace:
-    return parse_with_payload("test", line, tokens, cell)
+def _parse_test(
+    line: str, tokens: Iterator[Token], cell: str | None, expand: Expand | None = None
+) -> argparse.Namespace:
+    return parse_with_payload("test", line, tokens, cell, expand)
 
 
 @command(
