@@ -1,7 +1,7 @@
 """Functions as hooks (issue 22): a ``python_function`` hook's throughput against a
 ``python`` (module) hook's, side by side in one run.
 
-``python -m benchmarks.function_hooks [--items 3000] [--runs 7] [--quick]``
+``python -m benchmarks.function_hooks [--items 1000] [--runs 15] [--quick]``
 
 A private Prosody (``TestServer(storage="memory")``, plaintext); a publisher in its own
 process (``benchmarks.workers.PublisherRole``, 100 in flight, straight to Prosody); in
@@ -19,7 +19,9 @@ rotates), medians of ``--runs`` runs after one warm-up of each:
 
 Throughput: items / (last hook call - first publish); the ratio of each function hook to
 the ``python`` hook is taken within each run, then the median (target >= 0.95). CPU per
-item of this process beside. About 40 s on 2 cores. Results in RESULTS.md
+item of this process beside. About 35 s on 2 cores. Short runs, many of them: on 2
+shared cores the items/s swing by 2x from one second to the next; pairs close in time
+and a median of 15 ratios damp that swing (they do not cancel it). Results in RESULTS.md
 (hand-written section).
 """
 
@@ -84,8 +86,8 @@ async def _measure(manager: HookManager, pub: Worker, node: str, items: int, lab
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.function_hooks", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--items", type=int, default=3000, help="items per run (default: 3000)")
-    ap.add_argument("--runs", type=int, default=7, help="measured runs of each hook (default: 7)")
+    ap.add_argument("--items", type=int, default=1000, help="items per run (default: 1000)")
+    ap.add_argument("--runs", type=int, default=15, help="measured runs of each hook (default: 15)")
     ap.add_argument("--quick", action="store_true", help="200 items, 1 run: proves it runs (the smoke test)")
     args = ap.parse_args(argv)
     items, runs = (200, 1) if args.quick else (max(1, args.items), max(1, args.runs))

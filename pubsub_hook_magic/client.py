@@ -237,8 +237,16 @@ class HookClient:
         return cell
 
     def _hooks_of(self, origin: str) -> list[Hook]:
+        """The hooks the cell ``origin`` made: found in the published snapshots (no
+        wait for the loop, which may be busy, after a cell that made none), then read
+        on the loop."""
+        managers = self.all_managers()
+        ids = {h.id for m in managers for h in m.snapshot().hooks if h.origin == origin}
+        if not ids:
+            return []
+
         def read() -> list[Hook]:
-            return [h for m in self.all_managers() for h in m.hooks() if getattr(h, "origin", None) == origin]
+            return [h for m in managers for h in m.hooks() if h.id in ids]
 
         return self.call(read)
 

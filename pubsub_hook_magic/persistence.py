@@ -286,6 +286,26 @@ class PersistentHooks:
                 except StoreError as exc:
                     log.warning("%s", exc)
 
+    def _new_code(self, runner: HookRunner, record: dict[str, Any]) -> bool:
+        """Run the code another process stored for a hook installed here (its cell was
+        run again with other code): same hook, new code. A version that does not load
+        leaves the previous one running, with the reason logged."""
+        hook = runner.hook
+        if record.get("arg") == hook.arg and record.get("source") == hook.source:
+            return False
+        try:
+            new = Hook.from_record(record)
+            prepare(new)
+            new.func = self.engine.load(new)
+        except (KeyError, TypeError, ValueError, HookError) as exc:
+            log.warning("hook %s: the code stored by another process does not load, the previous version runs: %s",
+                        hook.id, exc)
+            return False
+        runner.replace_code(new)
+        log.info("hook %s: its code was changed in another process (a cell run again): the new code runs here",
+                 hook.id)
+        return True
+
     async def _apply_store(self) -> bool:
         """Install, remove, pause or resume what another process changed in the store."""
         engine = self.engine
@@ -312,6 +332,8 @@ class PersistentHooks:
             runner = engine.index.get(hook_id)
             if runner is not None:
                 if runner.mode.set_paused(bool(record.get("paused"))):
+                    changed = True
+                if self._new_code(runner, record):
                     changed = True
                 continue
             try:

@@ -376,13 +376,13 @@ def test_create_refuses_what_a_function_hook_cannot_be(session, node):
     s = session()
     with pytest.raises(HookError, match=r"^a python_function hook needs the function: pass func=\.\.\.$"):
         s.run(s.manager.create_hook(SERVICE, node, "python_function", "on_news"))
-    with pytest.raises(HookError, match="^func= is for python_function hooks, not python_code"):
+    with pytest.raises(HookError, match=r"^func= is for python_function hooks, not python_code"):
         s.run(s.manager.create_hook(SERVICE, node, "python_code", "pass", func=print))
     with pytest.raises(HookError, match=r"^one has the signature \(x\), but is called as hook"):
         s.run(s.manager.create_hook(SERVICE, node, "python_function", func=lambda x: x, arg="one"))
-    with pytest.raises(HookError, match="^persistent=True stores the function's source: <lambda> is a lambda"):
+    with pytest.raises(HookError, match=r"^persistent=True stores the function's source: <lambda> is a lambda"):
         s.run(s.manager.create_hook(SERVICE, node, "python_function", func=lambda h, c, i: 0, persistent=True))
-    with pytest.raises(HookError, match="^a node is needed"):
+    with pytest.raises(HookError, match=r"^a node is needed"):
         s.run(s.manager.create_hook(SERVICE, "", "python_function", func=print))
     assert s.thread.call(s.manager.list_hooks) == []
 

@@ -215,3 +215,46 @@ def test_connect_line_and_api_share_one_session(kernel, server):
     assert out.strip() == "alice@localhost True"
     out = kernel.run(api_connect(server) + "print(len(xmpp.list()))").stdout
     assert out.strip().endswith("0") and "Connected" not in out  # the same session, not a second login
+
+
+@pytest.mark.timeout(180)
+def test_a_cell_run_again_changes_the_code_the_service_runs(kernel_factory, server, publisher, data_dir, tmp_path):
+    from .test_ownership import service_ready, start_service, stop, wait_until
+
+    node = f"svc{os.getpid()}"
+    publisher.create_node(node, max_items=50)
+    out = tmp_path / "ran.log"
+    cell = (
+        f"%%hook create -s pubsub.localhost -n {node} --persistent\n"
+        "import os\n"
+        f"with open({str(out)!r}, 'a') as f:\n"
+        "    f.write(f\"v1 {os.getpid()} {item['id']}\\n\")\n"
+    )
+    kernel = kernel_factory()
+    kernel.run(connect_line(server))
+    kernel.run(cell, cell_id="svc-cell")
+    kernel.run("%hook disconnect")  # the service takes it
+    service = start_service(server, data_dir)
+    lines: list[str] = []
+    try:
+        service_ready(service, lines)
+        kernel.run(connect_line(server))
+        [listed] = json.loads(kernel.run("%hook list -O json").stdout)
+        assert listed["state"] == "standby", listed
+        edited = kernel.run(cell.replace("v1", "v2"), cell_id="svc-cell").stdout
+        assert f"Replaced the code of hook {listed['id']}" in edited, edited
+        while "its code was changed in another process" not in lines[-1]:  # the service's log says so
+            line = service.stdout.readline()
+            assert line, "pubsub-hook run stopped:\n" + "".join(lines)
+            lines.append(line)
+        publisher.publish(node, item_id="after-edit")
+
+        def ran() -> list[str]:
+            return out.read_text().split("\n") if out.exists() else []
+
+        wait_until(lambda: any("after-edit" in line for line in ran()), timeout=30)
+        [line] = [line for line in ran() if "after-edit" in line]
+        assert line == f"v2 {service.pid} after-edit", ran()  # the service, the new code
+    finally:
+        log = stop(service)
+    assert "its code was changed in another process" in "".join(lines) + log
