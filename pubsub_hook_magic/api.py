@@ -343,11 +343,12 @@ class Session:
         service: str | None = None,
         access_model: str | None = None,
         publish_model: str | None = None,
+        fields: Mapping[str, str] | None = None,
         **config: Any,
     ) -> tuple[str, str]:
         """Create ``node`` (on ``service``; default: your PEP), as ``%hook node
-        create``: ``max_items=10`` is the field ``pubsub#max_items``. Returns
-        ``(service, node)``."""
+        create``: ``max_items=10`` is the field ``pubsub#max_items``; ``fields`` gives
+        fields by their full names. Returns ``(service, node)``."""
         from .commands import ACCESS_MODELS, PUBLISH_MODELS, node_config
 
         for name, value, allowed in (
@@ -356,13 +357,15 @@ class Session:
         ):
             if value is not None and value not in allowed:
                 raise HookError(f"{name} {value!r} is not one of {', '.join(allowed)}")
-        fields = argparse.Namespace(
+        settings = argparse.Namespace(
             field=[(key, str(value)) for key, value in config.items()],
             full_prefix=False,
             access_model=access_model,
             publish_model=publish_model,
         )
-        return self.client.run(self._manager().create_node(service, node, node_config(fields)))
+        return self.client.run(
+            self._manager().create_node(service, node, {**node_config(settings), **(fields or {})})
+        )
 
     # ------------------------------------------------------------------ the session
 
@@ -376,6 +379,19 @@ class Session:
         """Close the account's session: temporary hooks are dropped, persistent ones
         stay stored."""
         self.client.run(self._manager().disconnect())
+
+    @_user_errors
+    def log(self, last: int = 20) -> builtins.list[str]:
+        """The last log records of the extension and slixmpp (warnings and errors;
+        ``%hook log``), a line each. In a notebook they are kept for this, never printed
+        into cells; outside IPython they go to Python's ``logging``."""
+        records = self.client.log_records
+        if records is None:
+            raise HookError(
+                "outside IPython the records go to Python's logging: call "
+                "logging.basicConfig(level='INFO') to see them"
+            )
+        return [entry.line() for entry in records.recent(max(1, last))]
 
     def wait(self, seconds: float | None = None) -> None:
         """Block while the hooks run (a script's main loop): ``seconds``, or until

@@ -83,6 +83,9 @@ class HookClient:
         self.show_table: Callable[[str], bool] | None = None
         #: Where messages for the user go (``print`` in a notebook; the log elsewhere).
         self.say: Callable[[str], None] = log.info
+        #: The recent log records (:class:`.logs.RecentRecords`, kept by the extension
+        #: in IPython; None elsewhere: they go to Python's logging).
+        self.log_records: Any = None
         self.accounts = Accounts()
         self._loop_thread: LoopThread | None = None
         self._manager: HookManager | None = None
@@ -160,6 +163,11 @@ class HookClient:
     def _answer_within(self, limit: float) -> Iterator[None]:
         from .commands import CommandError
 
+        if self._loop_thread is not None and self._loop_thread.in_thread():
+            raise HookError(
+                "this call waits for the session's loop, and a hook runs on it: in a hook, "
+                "await the async API instead (await host.publish(...), host.create_hook(...))"
+            )
         try:
             yield
         except TimeoutError:

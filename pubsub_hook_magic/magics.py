@@ -145,6 +145,7 @@ class HookMagics(Magics):
         self.client.error_class = NotebookHookError
         self.client.show_table = self.show_table
         self.client.say = print
+        self.client.log_records = self.log_records
         if self.default_profile != self.client.accounts.preferred:
             self._set_preferred(self.default_profile)
 

@@ -10,6 +10,8 @@ import types
 import pytest
 
 from pubsub_hook_magic import commands
+from pubsub_hook_magic.api import Session
+from pubsub_hook_magic.hooks import HookError
 from pubsub_hook_magic.commands import CommandError, HelpShown, parse_command, tokenize
 from pubsub_hook_magic.commands.parsing import parts
 
@@ -170,6 +172,15 @@ class FakeContext:
 
     def show_table(self, text):
         return False
+
+    # What the Python API's Session needs of its client (the handlers call it).
+    error_class = HookError
+
+    def account(self, profile=None, hook_id=None):
+        return self.manager
+
+    def session(self, profile=None):
+        return Session(self, profile)
 
 
 def run_line(line, capsys=None):

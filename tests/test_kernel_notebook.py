@@ -258,3 +258,13 @@ def test_a_cell_run_again_changes_the_code_the_service_runs(kernel_factory, serv
     finally:
         log = stop(service)
     assert "its code was changed in another process" in "".join(lines) + log
+
+
+def test_a_sync_call_inside_a_hook_says_to_await_instead(kernel, server, publisher, node):
+    kernel.run(api_connect(server))
+    kernel.run(f"%hook create -s pubsub.localhost -n {node} -t python_code xmpp.status()")
+    publisher.publish(node, item_id="z")
+    errors = kernel.wait_for(
+        "[t['error'] for h in xmpp.list() for t in h['recent'] if t['outcome'] == 'error']", lambda v: len(v) == 1
+    )
+    assert "a hook runs on it: in a hook, await the async API instead" in errors[0], errors

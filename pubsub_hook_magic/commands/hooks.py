@@ -26,7 +26,7 @@ from .parsing import (
     split_verbatim,
     tokenize,
 )
-from .registry import Context, account_for, command, connected_managers, parser, subparser
+from .registry import Context, account_for, command, connected_managers, parser, session_for, subparser
 
 __all__ = [
     "FORMATS",
@@ -372,9 +372,10 @@ def delete_selection(args: argparse.Namespace) -> tuple[tuple[Any, ...], dict[st
     arguments=add_delete_arguments,
 )
 def delete(ctx: Context, args: argparse.Namespace) -> None:
-    positional, keywords = delete_selection(args)
-    manager = account_for(ctx, args, args.id)
-    count = ctx.run(manager.delete_hooks(*positional, **keywords))
+    (service, node, hook_type, arg), keywords = delete_selection(args)
+    count = session_for(ctx, args).delete(
+        keywords["hook_id"], node=node, service=service, type=hook_type, arg=arg, events=keywords["events"]
+    )
     print(f"{count} hook(s) have been deleted")
 
 
@@ -383,7 +384,7 @@ def delete(ctx: Context, args: argparse.Namespace) -> None:
 
 @command("pause", help="pause a hook: the items it skips are counted", arguments=hook_id_argument)
 def pause(ctx: Context, args: argparse.Namespace) -> None:
-    hook = ctx.run(account_for(ctx, args, args.id).set_paused(args.id, True))
+    hook = session_for(ctx, args).pause(args.id)
     print(f"Paused hook {hook.id}.")
 
 
@@ -394,5 +395,5 @@ def pause(ctx: Context, args: argparse.Namespace) -> None:
     arguments=hook_id_argument,
 )
 def resume(ctx: Context, args: argparse.Namespace) -> None:
-    for line in ctx.run(account_for(ctx, args, args.id).resume(args.id)):
+    for line in session_for(ctx, args).resume(args.id):
         print(line)

@@ -38,6 +38,7 @@ __all__ = [
     "parse_command",
     "parser",
     "register",
+    "session_for",
 ]
 
 
@@ -88,6 +89,10 @@ class Context(Protocol):
         """A manager for an account not connected yet (it joins ``accounts`` once
         connected)."""
 
+    def session(self, profile: str | None = None) -> Any:
+        """The Python API's session of ``profile`` (None: the default account), whose
+        methods the sub-commands call (see :func:`session_for`)."""
+
 
 def account_for(ctx: Context, args: argparse.Namespace, hook_id: str | None = None) -> Any:
     """The manager the command ``args`` is for: its ``-p`` account, else the account
@@ -97,6 +102,13 @@ def account_for(ctx: Context, args: argparse.Namespace, hook_id: str | None = No
     if choose is None:
         return ctx.manager
     return choose(getattr(args, "profile", None) or None, hook_id or None)
+
+
+def session_for(ctx: Context, args: argparse.Namespace) -> Any:
+    """The Python API's :class:`~..api.Session` the command ``args`` is for (its ``-p``
+    account, else the default one; a hook id picks its own account): the sub-commands
+    are its methods, printed."""
+    return ctx.session(getattr(args, "profile", None) or None)
 
 
 def connected_managers(ctx: Context) -> list[Any]:
