@@ -184,9 +184,10 @@ class Hook:
         on = "" if self.events == ("publish",) else f" for {','.join(self.events)}"
         where = f" where {self.where}" if self.where else ""
         what = f"{self.type} {self.arg}()" if self.type is HookType.PYTHON_FUNCTION else str(self.type)
+        retries = f"; a failed run is tried again up to {self.retry} time(s)" if self.retry else ""
         return (
             f"hook {self.id}: {what} on node {self.node!r} of {self.service}{on}{where} "
-            f"({self.lifetime})"
+            f"({self.lifetime}{retries})"
         )
 
     def to_record(self) -> dict[str, Any]:

@@ -215,7 +215,9 @@ def _one_argument_hook(
     args = parser().parse_args(words)
     args.type = args.type or hook_type
     if len(args.arg) != 1:
-        what = "a module name" if args.type == "python" else "a file path"
+        what = {"python": "a module name", "python_function": "the name of a notebook function"}.get(
+            args.type, "a file path"
+        )
         if not args.arg:
             raise CommandError(f"a {args.type} hook needs {what} after the options")
         raise CommandError(f"a {args.type} hook takes one argument, got {len(args.arg)}: quote a path with spaces")
@@ -295,9 +297,10 @@ def _print_missing_names(hook: Any, user_ns: dict[str, Any]) -> None:
         print(f"Note: the code uses {', '.join(names)}, not defined in the notebook yet.")
     notebook_names = missing_names(code, {})
     if hook.persistent and notebook_names:
+        them = "them" if len(notebook_names) > 1 else "it"
         print(
             f"After a kernel restart it waits for {', '.join(notebook_names)} until a "
-            "cell defines them; its items run then."
+            f"cell defines {them}; its items run then."
         )
 
 
