@@ -112,6 +112,7 @@ async def ours(
     same_hooks: int = 0,
     patch: Callable[[Any, Any], Any] | None = None,
     batch: int = 1,
+    persistent: bool = False,
 ) -> float:
     from pubsub_hook_magic.hooks import Hook, HookType, new_hook_id, normalize_arg
     from pubsub_hook_magic.manager import HookManager
@@ -122,6 +123,10 @@ async def ours(
     session = XmppSession("alice@localhost/bench", "pw", on_item=manager.engine.live.on_item, on_event=manager.engine.live.on_event, host="127.0.0.1", port=1, tls=False)
     session.client = session._make_client()
     manager.session = session
+    if persistent:  # positions journaled as a connected manager does (HookManager.connect)
+        from pubsub_hook_magic.store import PositionStore
+
+        manager.engine.positions.store = PositionStore("alice@localhost", tmp)
     if kind == "python_file" and not arg:
         from .hooks_noop import FILE_HOOK
 
@@ -132,7 +137,7 @@ async def ours(
     def install(node: str) -> Any:
         t = HookType.parse(kind)
         hook = Hook(service="pubsub.localhost", node=node, type=t, arg=normalize_arg(t, arg),
-                    id=new_hook_id(lambda i: i in manager.runners))
+                    id=new_hook_id(lambda i: i in manager.runners), persistent=persistent)
         loader = manager.engine.load
         if loader is not None:
             hook.func = loader(hook)
@@ -186,6 +191,31 @@ def eager_digest(manager: Any, session: Any) -> Callable[[], None]:
 
     ItemRef.of = classmethod(of)  # type: ignore[method-assign]
     return lambda: setattr(ItemRef, "of", saved)
+
+
+def no_digest(manager: Any, session: Any) -> Callable[[], None]:
+    """The payload digest of stored positions stubbed (a constant)."""
+    from pubsub_hook_magic import dedupe
+
+    saved = dedupe.payload_digest
+    dedupe.payload_digest = lambda item: "0"  # type: ignore[assignment]
+    return lambda: setattr(dedupe, "payload_digest", saved)
+
+
+def legacy_digest(manager: Any, session: Any) -> Callable[[], None]:
+    """The payload digest of before issue 25 (ElementTree's serialisation) per item."""
+    from pubsub_hook_magic import dedupe
+
+    saved = dedupe.payload_digest
+    dedupe.payload_digest = dedupe.legacy_digest
+    return lambda: setattr(dedupe, "payload_digest", saved)
+
+
+def no_journal(manager: Any, session: Any) -> Callable[[], None]:
+    """The position journal's line per item not written (``PositionStore.append``)."""
+    store = manager.engine.positions.store
+    store.append = lambda *args, **kwargs: None
+    return lambda: delattr(store, "append")
 
 
 def no_source_check(manager: Any, session: Any) -> None:
@@ -246,6 +276,11 @@ VARIANTS: list[tuple[str, Callable[[int], Any]]] = [
     ("ours: `python_code` no-op (pass)", lambda n: ours(n, kind="python_code", arg="pass")),
     ("ours: `python_file` no-op", lambda n: ours(n, kind="python_file", arg="")),
     ("ours: `async def` no-op", lambda n: ours(n, arg="benchmarks.hooks_noop:async_hook")),
+    ("ours: persistent `python` no-op (position journaled per item)", lambda n: ours(n, persistent=True)),
+    ("ours: persistent, the digest of before issue 25 (ElementTree)", lambda n: ours(n, persistent=True, patch=legacy_digest)),
+    ("ours: persistent, payload digest stubbed", lambda n: ours(n, persistent=True, patch=no_digest)),
+    ("ours: persistent, no journal line written", lambda n: ours(n, persistent=True, patch=no_journal)),
+    ("ours: 10 persistent hooks on the same node", lambda n: ours(n, same_hooks=9, persistent=True)),
     ("ours: 1 hook + 1000 hooks on other nodes", lambda n: ours(n, other_hooks=1000)),
     ("ours: 1 + 10 hooks on the same node", lambda n: ours(n, same_hooks=10)),
     ("ours: default, 50 stanzas per socket read", lambda n: ours(n, batch=50)),

@@ -68,6 +68,19 @@ async def _serve(conn: Any, obj: Any) -> None:
             conn.send(("ok", result))
 
 
+def write_calls() -> int:
+    """This process's ``write`` system calls so far (``syscw`` of ``/proc/self/io``):
+    a journal line is one; the subscribers send nothing per item."""
+    try:
+        with open("/proc/self/io") as f:
+            for line in f:
+                if line.startswith("syscw:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def _rss() -> int:
     gc.collect()
     try:
@@ -284,6 +297,7 @@ class BareRole:
         self.prefix, self.target, self.count, self.latency = prefix, count, 0, latency
         self.latencies = []
         self.done = asyncio.Event()
+        self.writes0 = write_calls()
         self.cpu0 = time.process_time()
 
     async def cmd_wait(self, timeout: float) -> dict[str, Any]:
@@ -292,7 +306,7 @@ class BareRole:
         except asyncio.TimeoutError:
             pass
         return {"count": self.count, "t_last": self.t_last, "latencies": self.latencies,
-                "cpu": time.process_time() - self.cpu0}
+                "cpu": time.process_time() - self.cpu0, "writes": write_calls() - self.writes0}
 
     async def cmd_rss(self) -> int:
         return _rss()
@@ -344,14 +358,16 @@ class HookRole:
     async def stop(self) -> None:
         await self.manager.disconnect()
 
-    async def cmd_create(self, node: str, hook_type: str, arg: str, service: str = SERVICE) -> str:
+    async def cmd_create(
+        self, node: str, hook_type: str, arg: str, service: str = SERVICE, persistent: bool = False
+    ) -> str:
         if hook_type == "python_file" and not arg:
             from .hooks_noop import FILE_HOOK
 
             arg = os.path.join(self.tmp, "noop_file_hook.py")
             with open(arg, "w", encoding="utf-8") as f:
                 f.write(FILE_HOOK)
-        hook = await self.manager.create_hook(service, node, hook_type, arg)
+        hook = await self.manager.create_hook(service, node, hook_type, arg, persistent=persistent)
         return hook.id
 
     async def cmd_create_many(self, nodes: list[str], hook_type: str, arg: str) -> float:
@@ -374,6 +390,7 @@ class HookRole:
         self.dropped_before = {h: runners[h].dropped for h in hook_ids}
         self.targets = {h: base + count for h, base in self.bases.items()}
         hooks_noop.LATENCIES.clear()
+        self.writes0 = write_calls()
         self.cpu0 = time.process_time()
 
     async def cmd_wait(self, timeout: float) -> dict[str, Any]:
@@ -400,6 +417,7 @@ class HookRole:
             "t_last": t_last,
             "latencies": list(hooks_noop.LATENCIES),
             "cpu": time.process_time() - self.cpu0,
+            "writes": write_calls() - self.writes0,
         }
 
     async def cmd_rss(self) -> int:
@@ -581,7 +599,12 @@ class DistanceRole:
         return {"login": login, "times": times, "to_client": traffic.to_client, "to_server": traffic.to_server}
 
 
-ROLES = {"publisher": PublisherRole, "bare": BareRole, "hooks": HookRole, "distance": DistanceRole}
+from .rawpub import RawPublisherRole  # noqa: E402 - (a module of its own: no slixmpp)
+
+ROLES = {
+    "publisher": PublisherRole, "rawpub": RawPublisherRole, "bare": BareRole, "hooks": HookRole,
+    "distance": DistanceRole,
+}
 
 
 if __name__ == "__main__":  # pragma: no cover - spawned, not run

@@ -5,14 +5,16 @@ data directory) unless a caller gives one. For the account ``ACCOUNT`` (its bare
 URL-quoted but for ``@.-_``) and each persistent hook ``HOOK`` (URL-quoted) it holds:
 
 * ``hooks-ACCOUNT.json``: the account's persistent hooks (:class:`.store.HookStore`),
-  and ``.hooks-ACCOUNT.lock``, the lock of its read-modify-writes;
+  ``hooks-ACCOUNT.journal``, the changes since it was last written whole, and
+  ``.hooks-ACCOUNT.lock``, the lock of its read-modify-writes;
 * ``positions-ACCOUNT/``: the last items each hook ran (:class:`.store.PositionStore`):
   ``HOOK.json`` and its journal ``HOOK.journal``; for a hook that runs on retractions
   the ids still on the node, ``HOOK.ids`` and its journal ``HOOK.ids.journal``;
 * ``failed-ACCOUNT/``: the dead letters (:mod:`.deadletters`), ``HOOK.jsonl``, and
   ``.lock`` for their read-modify-writes;
-* ``owners-ACCOUNT/``: which process runs which hook (:mod:`.ownership`): ``HOOK.lock``,
-  and ``service.lock`` held by the account's ``pubsub-hook run``;
+* ``owners-ACCOUNT/``: which process runs which hook (:mod:`.ownership`): ``hooks.locks``
+  (a locked byte per hook run), ``HOOK.lock`` (who runs it), and
+  ``service.lock`` held by the account's ``pubsub-hook run``;
 * ``claims-ACCOUNT/``: ``PID-N.claim``, the nodes each live process has hooks on.
 
 These names are the store's format on disk: changing one loses what older versions
@@ -82,6 +84,11 @@ class AccountFiles:
         return self.data_dir / f"{_HOOKS_PREFIX}{_account_name(self.account)}{_HOOKS_SUFFIX}"
 
     @property
+    def hooks_journal(self) -> Path:
+        """The changes since ``hooks`` was last written whole (:class:`.store.HookStore`)."""
+        return self.data_dir / f"{_HOOKS_PREFIX}{_account_name(self.account)}.journal"
+
+    @property
     def hooks_lock(self) -> Path:
         return self.data_dir / f".{_HOOKS_PREFIX}{_account_name(self.account)}.lock"
 
@@ -128,7 +135,13 @@ class AccountFiles:
         return self._dir("owners")
 
     def owner_lock(self, hook_id: str) -> Path:
+        """Who runs the hook (text; the lock itself is a byte of :attr:`owner_locks`)."""
         return self.owners_dir / f"{hook_file_name(hook_id)}.lock"
+
+    @property
+    def owner_locks(self) -> Path:
+        """The locks of the hooks run on this machine, a byte each (:mod:`.ownership`)."""
+        return self.owners_dir / "hooks.locks"  # (no HOOK.lock can have this name)
 
     @property
     def service_lock(self) -> Path:

@@ -32,7 +32,7 @@ from .positions import PositionKeeper
 from .registry import HookIndex
 from .runner import HookRunner
 from .xmpp_session import XmppSession
-from .snapshot import HookView, Snapshot
+from .snapshot import Snapshot
 from .states import HookState, Outcome, SessionState, TriggerKind
 from .store import HookStore
 from .subscriptions import SubscriptionPending, Subscriptions
@@ -253,11 +253,13 @@ class Engine:
 
     def changed(self) -> None:
         """Something users see changed (on the session's loop): publish a new snapshot
-        and tell the listeners (once at the end of a bulk change)."""
+        and tell the listeners (once at the end of a bulk change). O(1): the snapshot
+        holds the index's tuple of runners, its views are made when read (see
+        :mod:`.snapshot`)."""
         if self._bulk:
             return
         state, jid = self._describe()
-        self._snapshot = Snapshot(state, jid, tuple(HookView.of(r) for r in self.index.ordered()))
+        self._snapshot = Snapshot(state, jid, runners=self.index.ordered())
         for listener in list(self._change_listeners):
             try:
                 listener()

@@ -9,12 +9,12 @@ import inspect
 import os
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from .watchdog import HookTimeout, Watchdog
 
-__all__ = ["call_hook", "call_on_loop", "cancelling", "describe_failure"]
+__all__ = ["call_hook", "call_on_loop", "cancelling", "describe_failure", "start_hook"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -24,19 +24,35 @@ async def call_hook(
 ) -> None:
     """``func(host, client, item)``, awaited if it returns an awaitable; past ``limit``
     seconds it is stopped with :class:`HookTimeout`. Whatever it raises propagates."""
+    pending = start_hook(func, host, client, item, watchdog, limit)
+    if pending is not None:
+        await pending
+
+
+def start_hook(
+    func: Callable[..., Any], host: Any, client: Any, item: Any, watchdog: Watchdog, limit: float | None
+) -> Coroutine[Any, Any, None] | None:
+    """The synchronous part of :func:`call_hook`: ``func(host, client, item)`` under
+    its time limit; returns what is left to await (the hook returned an awaitable), or
+    None when it is done (a plain function: no coroutine made per item)."""
     start = time.perf_counter()
     with watchdog.guard(limit):
         result = func(host, client, item)
-    if inspect.isawaitable(result):
-        guard = watchdog.guard_await(limit and limit - (time.perf_counter() - start))
-        try:
-            with guard:
-                await result
-        except asyncio.CancelledError:
-            if not guard.fired:
-                raise
-            asyncio.current_task().uncancel()  # type: ignore[union-attr]
-            raise HookTimeout() from None
+    if result is None or not inspect.isawaitable(result):
+        return None
+    return _await_hook(result, watchdog, limit and limit - (time.perf_counter() - start))
+
+
+async def _await_hook(result: Awaitable[Any], watchdog: Watchdog, limit: float | None) -> None:
+    guard = watchdog.guard_await(limit)
+    try:
+        with guard:
+            await result
+    except asyncio.CancelledError:
+        if not guard.fired:
+            raise
+        asyncio.current_task().uncancel()  # type: ignore[union-attr]
+        raise HookTimeout() from None
 
 
 def describe_failure(exc: BaseException) -> tuple[str, str]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -57,12 +56,11 @@ class PersistentHooks:
         engine.on_installed.append(self.claim)
         self.ownership: Ownership | None = None
         self._store: HookStore | None = None
-        self._seen: tuple[int, int, int] | None = None
         self._task: asyncio.Task[None] | None = None
         self._refused: frozenset[str] | None = None
         self._store_error: str | None = None
-        #: The store's records as last read, by id (for retry requests).
-        self._records: dict[str, dict[str, Any]] = {}
+        #: The stored records that ask for a retry, by id (see :meth:`_carry_out_retries`).
+        self._retry_requests: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ life cycle
 
@@ -90,7 +88,8 @@ class PersistentHooks:
         if self.ownership is not None:
             self.ownership.close()
         self.ownership = self._store = None
-        self._seen = self._refused = None
+        self._refused = None
+        self._retry_requests = {}
 
     # ------------------------------------------------------------------ at connect
 
@@ -99,7 +98,6 @@ class PersistentHooks:
         engine = self.engine
         warnings: list[str] = []
         hooks = []
-        self._seen = self._signature()
         for record in records:
             try:
                 hook = Hook.from_record(record)
@@ -239,9 +237,7 @@ class PersistentHooks:
         """Apply the store's changes, and take over the hooks other processes let go."""
         engine = self.engine
         changed = False
-        signature = self._signature()
-        if signature != self._seen:
-            self._seen = signature
+        if self._store is not None:
             async with engine.lock:  # installs and removals, as a user's create and delete
                 changed = await self._apply_store()
         if look_at_owners and self.ownership is not None:
@@ -265,11 +261,11 @@ class PersistentHooks:
         ownership, store = self.ownership, self._store
         if ownership is None or store is None:
             return
-        for hook_id, record in self._records.items():
+        for hook_id, record in list(self._retry_requests.items()):
             request = record.get("retry_request")
             if not request or not ownership.owns(hook_id) or hook_id not in self.engine.index:
                 continue
-            record.pop("retry_request", None)  # once: the store is cleared after the run
+            del self._retry_requests[hook_id]  # once: the store is cleared after the run
             item = request.get("item") if isinstance(request, dict) else None
             self.engine.tasks.start(self._retry(hook_id, item, request), name=f"pubsub-hook-retry {hook_id}")
 
@@ -307,28 +303,47 @@ class PersistentHooks:
         return True
 
     async def _apply_store(self) -> bool:
-        """Install, remove, pause or resume what another process changed in the store."""
+        """Install, remove, pause or resume what another process changed in the store.
+
+        Only the records changed since the last look are applied (the store reads
+        only what was appended to its journal: :meth:`.HookStore.take_changes`), so a
+        change costs the same whatever the number of hooks; this process's own changes
+        come back too, and change nothing. Every record is compared only when the
+        store's base file was written again (now and then)."""
         engine = self.engine
         store = self._store
         if store is None:
             return False
         try:
-            records = {str(r.get("id")): r for r in store.hooks() if isinstance(r, dict)}
+            changes = store.take_changes()
+            if changes is None:
+                stored = {str(r.get("id")): r for r in store.hooks() if isinstance(r, dict)}
+                self._retry_requests = {}
+                gone = {h.id for h in engine.index.hooks() if h.persistent} - stored.keys()
+                changes = {**dict.fromkeys(gone), **stored}
         except StoreError as exc:
             if str(exc) != self._store_error:  # once, not twice a second
                 log.warning("%s", exc)
             self._store_error = str(exc)
             return False
         self._store_error = None
-        self._records = records
-        here = {h.id: h for h in engine.index.hooks() if h.persistent}
         changed = False
-        for hook_id in sorted(here.keys() - records.keys()):
+        for hook_id in sorted(k for k, r in changes.items() if r is None):
+            self._retry_requests.pop(hook_id, None)
+            runner = engine.index.get(hook_id)
+            if runner is None or not runner.hook.persistent:
+                continue
             log.info("hook %s was deleted in another process: removed here", hook_id)
             engine.positions.drop(hook_id)
-            await engine.remove(here[hook_id])
+            await engine.remove(runner.hook)
             changed = True
-        for hook_id, record in records.items():
+        for hook_id, record in changes.items():
+            if record is None:
+                continue
+            if record.get("retry_request"):
+                self._retry_requests[hook_id] = record
+            else:
+                self._retry_requests.pop(hook_id, None)
             runner = engine.index.get(hook_id)
             if runner is not None:
                 if runner.mode.set_paused(bool(record.get("paused"))):
@@ -365,16 +380,6 @@ class PersistentHooks:
         if refused != self._refused:
             self._refused = refused
             self.ownership.refuse(refused)
-
-    def _signature(self) -> tuple[int, int, int] | None:
-        store = self._store
-        if store is None:
-            return None
-        try:
-            info = os.stat(store.path)
-        except OSError:
-            return None
-        return (info.st_ino, info.st_mtime_ns, info.st_size)
 
     # ------------------------------------------------------------------ claims
 

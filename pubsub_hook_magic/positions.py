@@ -9,7 +9,7 @@ import logging
 
 from .dedupe import ItemRef
 from .runner import HookRunner
-from .store import PositionStore
+from .store import PositionStore, StoreError
 from .trigger import Trigger
 
 __all__ = ["PositionKeeper"]
@@ -48,7 +48,7 @@ class PositionKeeper:
         newest = runner.ran[-1]
         try:
             store.append(runner.hook.id, (newest.id, newest.digest), lambda: [(r.id, r.digest) for r in runner.ran])
-        except OSError as exc:
+        except (OSError, StoreError) as exc:
             log.warning("cannot save the position of hook %s: %s", runner.hook.id, exc)
 
     def present_changed(self, runner: HookRunner, change: str) -> None:
@@ -58,7 +58,7 @@ class PositionKeeper:
             return
         try:
             store.change_ids(runner.hook.id, change, lambda: list(runner.present or ()))
-        except OSError as exc:
+        except (OSError, StoreError) as exc:
             log.warning("cannot save the item ids of hook %s: %s", runner.hook.id, exc)
 
     def drop(self, hook_id: str) -> None:

@@ -34,15 +34,18 @@ class HookIndex(Mapping[str, R], Generic[R]):
     never from a counter that could drift.
 
     Changed on the session's loop only (:meth:`add`, :meth:`remove`). :meth:`ordered`
-    and :meth:`hooks` return immutable tuples rebuilt at each change, so reading them
-    from another thread never meets a dict that changes under it.
+    and :meth:`hooks` return immutable tuples, so reading them from another thread
+    never meets a dict that changes under it. A change copies the tuple of runners
+    (C speed, no Python loop over the hooks); :meth:`hooks` is made from it when read,
+    and kept with the tuple it was made from (so a reader on another thread never keeps
+    an older one).
     """
 
     def __init__(self) -> None:
         self._by_id: dict[str, R] = {}
         self._by_node: dict[Key, tuple[R, ...]] = {}
         self._ordered: tuple[R, ...] = ()
-        self._hooks: tuple[Hook, ...] = ()
+        self._hooks: tuple[tuple[R, ...], tuple[Hook, ...]] = ((), ())  # (made from, hooks)
 
     # ---- the mapping
     def __getitem__(self, hook_id: str) -> R:
@@ -83,12 +86,15 @@ class HookIndex(Mapping[str, R], Generic[R]):
             self._by_node[key] = rest
         else:
             self._by_node.pop(key, None)
-        self._set_order(tuple(e for e in self._ordered if e is not entry))
+        ordered = self._ordered
+        at = bisect.bisect_left(ordered, self._order(entry), key=self._order)
+        while ordered[at] is not entry:  # (hooks created at the same instant)
+            at += 1
+        self._set_order(ordered[:at] + ordered[at + 1 :])
         return entry
 
     def _set_order(self, ordered: tuple[R, ...]) -> None:
         self._ordered = ordered
-        self._hooks = tuple(e.hook for e in ordered)
 
     # ---- reading
     def ordered(self) -> tuple[R, ...]:
@@ -97,7 +103,12 @@ class HookIndex(Mapping[str, R], Generic[R]):
 
     def hooks(self) -> tuple[Hook, ...]:
         """The hooks, in the same order."""
-        return self._hooks
+        ordered = self._ordered
+        made_from, hooks = self._hooks
+        if made_from is not ordered:
+            hooks = tuple(e.hook for e in ordered)
+            self._hooks = (ordered, hooks)
+        return hooks
 
     def for_node(self, service: str, node: str) -> tuple[R, ...]:
         """The runners of the hooks on exactly ``(service, node)`` (no prefix matching)."""

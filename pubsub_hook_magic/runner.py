@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from .admission import HookMode, Parked, ParkedEvent
 from .deadletters import DeadLetters
 from .dedupe import ItemRef
-from .execution import call_hook, cancelling, describe_failure
+from .execution import cancelling, describe_failure, start_hook
 from .hooks import Hook
 from .retries import Retries
 from .sourcewatch import SourceWatch
@@ -389,7 +389,9 @@ class HookRunner:
         try:
             if func is None:
                 raise RuntimeError(self.hook.load_error or "the hook's code is not loaded")
-            await call_hook(func, host, client, item, self.watchdog, limit)
+            pending = start_hook(func, host, client, item, self.watchdog, limit)
+            if pending is not None:  # (an async hook: a plain one is done already)
+                await pending
         except HookTimeout as exc:
             self._fail(trigger, exc, outcome=Outcome.TIMEOUT)
             trigger.error = f"ran longer than its time limit ({limit:g} s): stopped"

@@ -23,6 +23,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from slixmpp.jid import JID
 from slixmpp.plugins.base import BasePlugin, register_plugin
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import StanzaPath
@@ -49,6 +50,8 @@ _EVENTS = f"{PLUGIN} events"
 #: Events about a node itself (and our subscription to it), handled by ``on_event``.
 _NODE_EVENTS = ("purge", "delete", "subscription")
 _EVENT_TAG = f"{{{EVENT_NS}}}event"
+#: Senders whose bare JID is remembered (a session hears from a few services).
+_SENDERS_KEPT = 256
 
 
 def _ignore(*_args: Any) -> None:
@@ -75,6 +78,9 @@ class PubSubHookEvents(BasePlugin):
         self.on_event: Callable[[str, str, str, Any], None] | None = self.config.get("on_event")
         #: Events received (``<items/>``, and node events when ``on_event`` is set).
         self.received = 0
+        #: The bare JID of each recent sender (its ``from`` as written): parsing a JID
+        #: costs more than the rest of an event's dispatch.
+        self._bare_jids: dict[str, str] = {}
         #: xep_0060's handlers we took over, by event (see :meth:`_take_over`); ours
         #: calls them when something listens to what they raise.
         self.xep_0060_handlers = self._take_over()
@@ -141,17 +147,25 @@ class PubSubHookEvents(BasePlugin):
                     handle(msg)  # pubsub_config, pubsub_subscription
 
     def _service(self, msg: Any) -> str:
-        sender = msg["from"]
-        return sender.bare if sender else self.xmpp.boundjid.bare
+        """The bare JID that sent ``msg`` (the account itself when it has no ``from``)."""
+        sender = msg.xml.get("from")
+        if not sender:
+            return self.xmpp.boundjid.bare
+        bare = self._bare_jids.get(sender)
+        if bare is None:
+            bare = JID(sender).bare
+            if len(self._bare_jids) >= _SENDERS_KEPT:
+                self._bare_jids.clear()
+            self._bare_jids[sender] = bare
+        return bare
 
     def _on_items(self, msg: Any) -> None:
         """One ``<items/>`` event: ``on_item`` once per ``<item/>``, ``on_event`` once
         per ``<retract/>``."""
         self.received += 1
-        sender = msg["from"]  # (inline, not _service: this runs for every event)
-        service = sender.bare if sender else self.xmpp.boundjid.bare
+        service = self._service(msg)
         items = msg["pubsub_event"]["items"]
-        node = items["node"]
+        node = items.xml.get("node", "")  # (items["node"], without its lookups)
         on_item, on_event = self.on_item, self.on_event
         for item in list(items.iterables):  # never iterate the stanza itself (it spins)
             try:

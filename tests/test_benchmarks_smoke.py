@@ -22,6 +22,9 @@ ROWS = [
     (1, "Throughput, no-op `python_file` hook"),
     (1, "Throughput, no-op `python_code` hook"),
     (1, "Throughput, no-op `async def` hook"),
+    (1, "Throughput, persistent no-op `python` hook (raw publisher"),
+    (1, "Throughput, slixmpp publisher"),
+    (1, "Ceilings: items/s each process"),
     (2, "Added latency p50"),
     (2, "Added latency p99"),
     (3, "Scale: 1 hook vs 1 + "),
@@ -39,6 +42,8 @@ ROWS = [
     (9, "Catch-up cost: 1 missed item(s)"),
     (9, "Catch-up cost: 10 missed item(s)"),
     (10, "Create at a distance: "),
+    (11, "Fan-out: K temporary no-op hooks on one node"),
+    (11, "Fan-out: K persistent no-op hooks on one node"),
 ]
 
 
@@ -103,3 +108,25 @@ def test_function_hooks_benchmark_runs_and_prints_the_ratios():
         assert re.search(rf"^\s+{re.escape(label)}\s+\d+ items/s, .*; ratio to python [0-9.]+ ", proc.stdout, re.M), (
             f"{label!r} missing:\n{output[-4000:]}"
         )
+
+
+@pytest.mark.timeout(200)
+def test_many_hooks_benchmark_runs_and_prints_every_figure():
+    """``python -m benchmarks.many_hooks --quick`` (issue 25): each kind and N prints its
+    create growth, descriptors per hook and, for persistent hooks, connect (no time
+    asserted)."""
+    if shutil.which("prosody") is None:
+        pytest.fail("Prosody is not installed: run scripts/setup.sh")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "JPY_"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.many_hooks", "--quick"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-6000:]
+    for kind in ("persistent", "temporary"):
+        for n in (20, 120):
+            assert re.search(rf"^\s+{kind}\s+N={n}\s+growth\s+[0-9.]+x, descriptors per hook [0-9.]+", proc.stdout, re.M), (
+                f"{kind} N={n} missing:\n{output[-4000:]}"
+            )
+    assert "connect minus login" in proc.stdout

@@ -5,7 +5,14 @@ from xml.etree import ElementTree as ET
 import pytest
 from slixmpp.plugins.xep_0060.stanza import EventItem, Item
 
-from pubsub_hook_magic.dedupe import ItemRef, RecentItems, payload_digest, payload_fingerprint
+from pubsub_hook_magic.dedupe import (
+    DIGEST_PREFIX,
+    ItemRef,
+    RecentItems,
+    legacy_digest,
+    payload_digest,
+    payload_fingerprint,
+)
 
 EVENT_NS = "http://jabber.org/protocol/pubsub#event"
 PUBSUB_NS = "http://jabber.org/protocol/pubsub"
@@ -99,3 +106,33 @@ def test_recent_items_keep_a_bounded_window_per_node():
     assert not recent.seen("svc", "n", ItemRef.of(event_item(PAYLOAD, "i0")))  # forgotten
     recent.forget("svc", "n")
     assert not recent.seen("svc", "n", ItemRef.of(event_item(PAYLOAD, "i3")))
+
+
+def test_a_position_stored_by_an_older_version_still_matches_its_item():
+    """Digests stored before issue 25 (ElementTree's serialisation) are compared with
+    a retrieved item in their way: the hook resumes after it, not at it."""
+    old = ItemRef("a", digest=legacy_digest(event_item(PAYLOAD)))
+    assert payload_digest(event_item(PAYLOAD)).startswith(DIGEST_PREFIX)
+    assert old.stored_digest != payload_digest(event_item(PAYLOAD))
+    assert old.same_payload(ItemRef.of(retrieved_item(PAYLOAD)))
+    assert ItemRef.of(retrieved_item(PAYLOAD)).same_payload(old)
+    assert not old.same_payload(ItemRef.of(retrieved_item("<x xmlns='urn:t'/>")))
+    assert old.same_payload(ItemRef("a", digest=old.digest))  # two stored the old way
+    assert not old.same_payload(ItemRef("a", digest=payload_digest(event_item(PAYLOAD))))  # no item: runs again
+
+
+def test_the_digest_does_not_depend_on_the_process():
+    """It is stored: hash randomisation must not change it."""
+    import subprocess
+    import sys
+
+    code = (
+        "from tests.test_dedupe import event_item, PAYLOAD; "
+        "from pubsub_hook_magic.dedupe import payload_digest; print(payload_digest(event_item(PAYLOAD)))"
+    )
+    digests = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout.strip()
+        for seed in ("1", "2")
+    }
+    assert digests == {payload_digest(event_item(PAYLOAD))}

@@ -209,3 +209,52 @@ def test_a_failed_attempt_retried_by_the_runner_journals_the_item_once(tmp_path)
     journal = PositionStore(ACCOUNT, tmp_path)._journal_path("p1")
     lines = journal.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 1 and lines[0].startswith('["a"'), f"one journal line for the item, got {lines}"
+
+
+def test_journals_hold_a_bounded_number_of_descriptors(tmp_path, monkeypatch):
+    """Issue 25: thousands of hooks do not hold a descriptor each; a journal closed to
+    make room is opened again at its next line, and every line is kept."""
+    import os
+
+    from pubsub_hook_magic.store import PositionStore
+
+    monkeypatch.setattr(PositionStore, "OPEN", 4)
+    store = PositionStore("alice@localhost", tmp_path)
+    fds = len(os.listdir("/proc/self/fd"))
+    for round_ in range(3):
+        for i in range(20):
+            store.append(f"h{i}", (f"item-{round_}", "d"), lambda: [])
+    assert store.open_journals() == 4
+    assert len(os.listdir("/proc/self/fd")) <= fds + 4
+    for i in range(20):
+        assert store.load(f"h{i}") == [("item-0", "d"), ("item-1", "d"), ("item-2", "d")]
+    store.close()
+    assert store.open_journals() == 0
+
+
+def test_out_of_descriptors_is_a_store_error_that_says_what_to_do(tmp_path):
+    import os
+    import resource
+
+    import pytest
+
+    from pubsub_hook_magic.store import PositionStore, StoreError
+
+    store = PositionStore("alice@localhost", tmp_path)
+    store.append("h0", ("i", "d"), lambda: [])
+    store.close()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    held = []
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        try:
+            while True:
+                held.append(os.open("/dev/null", os.O_RDONLY))
+        except OSError:
+            pass
+        with pytest.raises(StoreError, match=r"too many open files.*ulimit -n"):
+            store.append("h1", ("i", "d"), lambda: [])
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

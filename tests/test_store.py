@@ -60,6 +60,8 @@ def test_remove_hooks_counts(tmp_path):
     for i in range(3):
         store.add_hook(record(i))
     assert store.remove_hooks({"h0", "h2", "zz"}) == 2
+    assert [h["id"] for h in HookStore("alice@localhost", tmp_path).hooks()] == ["h1"]
+    store.compact()
     assert [h["id"] for h in json.loads(store.path.read_text())["hooks"]] == ["h1"]
 
 
@@ -227,6 +229,7 @@ def test_hooks_that_need_a_newer_format_are_told_apart_and_kept(tmp_path):
     store.add_hook(record(4) | {"format": 1})
     store.add_hook(record(5) | {"format": 2})  # python_function hooks: read by this version
     assert [h["id"] for h in store.hooks()] == ["h1", "h4", "h5"]
+    store.compact()
     on_disk = json.loads(store.path.read_text())
     assert on_disk["version"] == 1 and future in on_disk["hooks"] and odd in on_disk["hooks"]
     assert store.remove_hooks({"h2"}) == 1  # deleting one by id works
@@ -266,3 +269,98 @@ def test_connect_lists_the_hooks_of_a_newer_store_and_runs_none(server, tmp_path
         thread.run(manager.disconnect(), 30)
         thread.stop()
     assert store.path.read_text() == text
+
+
+# ---- issue 25: the journal beside the base file
+
+
+def test_a_change_is_one_journal_line_and_the_base_is_written_whole_only_when_it_grows(tmp_path):
+    store = HookStore("alice@localhost", tmp_path)
+    store.add_hook(record(1))  # (the first change writes an empty base: the account has a store)
+    base = store.path.read_text()
+    for i in range(2, 6):
+        store.add_hook(record(i))
+    store.set_paused("h3", True)
+    assert store.remove_hooks({"h2", "zz"}) == 1
+    assert store.path.read_text() == base  # not rewritten
+    lines = store.journal_path.read_text().splitlines()
+    assert json.loads(lines[0]) == {"journal": json.loads(base)["journal"]}
+    assert len(lines) == 1 + 5 + 1 + 1  # the header, 5 puts, a pause, a delete
+    other = HookStore("alice@localhost", tmp_path)  # another process reads base + journal
+    assert [(h["id"], h.get("paused", False)) for h in other.hooks()] == [
+        ("h1", False), ("h3", True), ("h4", False), ("h5", False)]
+    assert stat.S_IMODE(store.journal_path.stat().st_mode) == 0o600
+
+
+def test_the_journal_is_folded_into_the_base_past_its_size(tmp_path, monkeypatch):
+    monkeypatch.setattr(HookStore, "COMPACT_AFTER", 0)
+    store = HookStore("alice@localhost", tmp_path)
+    for i in range(40):
+        store.add_hook(record(i))
+    on_disk = json.loads(store.path.read_text())
+    assert len(on_disk["hooks"]) > 10  # folded at least once
+    assert [h["id"] for h in HookStore("alice@localhost", tmp_path).hooks()] == [f"h{i}" for i in range(40)]
+    store.compact()
+    assert not store.journal_path.exists()
+    assert [h["id"] for h in json.loads(store.path.read_text())["hooks"]] == [f"h{i}" for i in range(40)]
+
+
+def test_a_line_cut_by_a_crash_is_skipped_and_the_next_change_starts_a_line(tmp_path):
+    store = HookStore("alice@localhost", tmp_path)
+    store.add_hook(record(1))
+    store.add_hook(record(2))
+    with open(store.journal_path, "ab") as f:
+        f.write(b'{"put": {"id": "h9", "ser')  # a write cut by a crash
+    assert [h["id"] for h in HookStore("alice@localhost", tmp_path).hooks()] == ["h1", "h2"]
+    HookStore("alice@localhost", tmp_path).add_hook(record(3))
+    assert [h["id"] for h in HookStore("alice@localhost", tmp_path).hooks()] == ["h1", "h2", "h3"]
+
+
+def test_a_journal_of_another_base_is_ignored(tmp_path):
+    """A base written whole by a version that knows no journal (or restored from
+    elsewhere) names no journal or another one: the journal left is stale."""
+    store = HookStore("alice@localhost", tmp_path)
+    store.add_hook(record(1))
+    store.add_hook(record(2))
+    data = json.loads(store.path.read_text())
+    data["journal"] = "another"
+    data["hooks"] = [record(7)]
+    store.path.write_text(json.dumps(data))
+    assert [h["id"] for h in HookStore("alice@localhost", tmp_path).hooks()] == ["h7"]
+    store.add_hook(record(8))  # replaces the stale journal
+    assert [h["id"] for h in HookStore("alice@localhost", tmp_path).hooks()] == ["h7", "h8"]
+
+
+def test_take_changes_says_which_records_changed_whoever_changed_them(tmp_path):
+    follower = HookStore("alice@localhost", tmp_path)
+    writer = HookStore("alice@localhost", tmp_path)
+    writer.add_hook(record(1))
+    assert follower.take_changes() is None  # the first look: compare everything
+    assert follower.take_changes() == {}
+    writer.add_hook(record(2))
+    writer.set_paused("h1", True)
+    changes = follower.take_changes()
+    assert set(changes) == {"h1", "h2"} and changes["h1"]["paused"] is True
+    writer.remove_hooks({"h2"})
+    assert follower.take_changes() == {"h2": None}
+    writer.update(lambda data: data["hooks"].append(record(3)))  # written whole
+    assert follower.take_changes() is None
+    changes = follower.take_changes()
+    assert changes == {}
+    changes = follower.take_changes()
+    assert changes == {}
+
+
+def test_subscriptions_and_retry_requests_go_through_the_journal(tmp_path):
+    store = HookStore("alice@localhost", tmp_path)
+    store.add_hook(record(1))
+    store.set_subscription("pubsub.localhost", "a", True)
+    store.set_subscription("pubsub.localhost", "b", True)
+    store.set_subscription("pubsub.localhost", "a", False)
+    store.request_retry("h1", "item-1")
+    other = HookStore("alice@localhost", tmp_path)
+    assert other.subscriptions() == {("pubsub.localhost", "b")}
+    request = other.hooks()[0]["retry_request"]
+    assert request["item"] == "item-1"
+    other.clear_retry_request("h1", request)
+    assert "retry_request" not in store.hooks()[0]
