@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list the account's persistent hooks (no connection)")
     account(p)
-    p.add_argument("-O", "--output", choices=("text", "json"), default="text")
+    p.add_argument("-O", "--output", choices=("text", "json"), default="text", help="output format")
 
     shared("failed", False, help="list the items a persistent hook could not run (no connection)")
     shared(

@@ -51,20 +51,26 @@ class ParserParts:
     positionals: list[argparse.Action]
     #: Its sub-parsers by name, in order (empty: none).
     subparsers: dict[str, argparse.ArgumentParser]
+    #: The one-line help of each sub-parser, by name ("" when it was given none).
+    subparser_help: dict[str, str]
 
 
 def parts(parser: argparse.ArgumentParser) -> ParserParts:
     """The options, positionals and sub-parsers of ``parser``."""
     actions = list(parser._actions)  # noqa: SLF001 - argparse has no public lookup
     subparsers: dict[str, argparse.ArgumentParser] = {}
+    subparser_help: dict[str, str] = {}
     for action in actions:
         if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
             subparsers = dict(action.choices)
+            helps = {a.dest: a.help for a in action._choices_actions}  # noqa: SLF001
+            subparser_help = {name: helps.get(name) or "" for name in subparsers}
     return ParserParts(
         options=dict(parser._option_string_actions),  # noqa: SLF001
         actions=actions,
         positionals=[a for a in actions if not a.option_strings and not isinstance(a, argparse._SubParsersAction)],  # noqa: SLF001
         subparsers=subparsers,
+        subparser_help=subparser_help,
     )
 
 
