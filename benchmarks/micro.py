@@ -6,7 +6,7 @@ Feeds the same pre-parsed PubSub notification stanzas straight into slixmpp's st
 dispatch (``XMLStream._spawn_event``, what ``data_received`` calls for each stanza) of
 
 * a bare slixmpp client that only counts ``pubsub_publish`` events, and
-* our :class:`~pubsub_hook_magic.session.XmppSession` + :class:`HookManager` with one
+* our :class:`~pubsub_hook_magic.xmpp_session.XmppSession` + :class:`HookManager` with one
   no-op hook, as the package sets them up (same plugins, handlers and defaults),
 
 then with one suspected cost at a time switched off by a monkeypatch, in this process
@@ -115,7 +115,7 @@ async def ours(
 ) -> float:
     from pubsub_hook_magic.hooks import Hook, HookType, new_hook_id, normalize_arg
     from pubsub_hook_magic.manager import HookManager
-    from pubsub_hook_magic.session import XmppSession
+    from pubsub_hook_magic.xmpp_session import XmppSession
 
     tmp = tempfile.mkdtemp(prefix="phm-micro-")
     manager = HookManager(data_dir=tmp, time_limit=time_limit)
@@ -322,7 +322,7 @@ def unit_costs() -> list[tuple[str, float]]:
     from slixmpp import ClientXMPP
 
     from pubsub_hook_magic.dedupe import payload_digest, payload_fingerprint
-    from pubsub_hook_magic.session import XmppSession
+    from pubsub_hook_magic.xmpp_session import XmppSession
     from pubsub_hook_magic.watchdog import Watchdog
 
     async def make() -> tuple[Any, Any, Any]:

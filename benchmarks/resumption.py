@@ -48,7 +48,7 @@ from pubsub_hook_magic import manager as manager_module
 from pubsub_hook_magic import xmpp_smacks
 from pubsub_hook_magic.loopthread import LoopThread
 from pubsub_hook_magic.manager import HookManager
-from pubsub_hook_magic.session import XmppSession
+from pubsub_hook_magic.xmpp_session import XmppSession
 from pubsub_hook_magic.testing.ejabberd import EjabberdServer
 from pubsub_hook_magic.testing.proxy import TcpProxy
 from pubsub_hook_magic.testing.server import TestServer

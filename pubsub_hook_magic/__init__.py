@@ -1,7 +1,10 @@
 """XMPP PubSub hooks in Jupyter: ``%load_ext pubsub_hook_magic``, then ``%hook``.
 
-The Python API (no IPython needed): :class:`HookManager` connects an account and runs
-hooks; :class:`Hook`, :class:`HookType` describe them. See the README.
+The Python API (no IPython needed): :func:`connect` logs in and returns a
+:class:`Session` whose methods are ``%hook``'s sub-commands, called synchronously from a
+cell or a script (``@session.hook("news")`` makes a function a hook); :func:`session`
+returns the one ``connect()`` or ``%hook connect`` made. :class:`HookManager` is the
+async API under it; :class:`Hook`, :class:`HookType` describe hooks. See the README.
 
 The IPython extension (load, unload, and the session handed over by ``%reload_ext``)
 is :mod:`.extension`.
@@ -16,7 +19,7 @@ crosses over only through :class:`.loopthread.LoopThread` and reads immutable
   index), :mod:`.runner` with :mod:`.admission`, :mod:`.execution`, :mod:`.retries`,
   :mod:`.sourcewatch`; :mod:`.live` (the event path), :mod:`.catchup`,
   :mod:`.positions`, :mod:`.background`;
-* XMPP: :mod:`.session`, :mod:`.xmpp_plugin` (the only one touching slixmpp's
+* XMPP: :mod:`.xmpp_session`, :mod:`.xmpp_plugin` (the only one touching slixmpp's
   internals), :mod:`.xmpp_reconnect`, :mod:`.xmpp_requests`, :mod:`.subscriptions`,
   :mod:`.peers`;
 * storage and processes: :mod:`.store`, :mod:`.deadletters`, :mod:`.ownership`,
@@ -39,8 +42,11 @@ __all__ = [
     "HookLoadError",
     "HookManager",
     "HookType",
+    "Session",
     "Trigger",
+    "connect",
     "load_ipython_extension",
+    "session",
     "unload_ipython_extension",
 ]
 
@@ -49,6 +55,10 @@ def __getattr__(name: str) -> Any:
     """``HookManager`` and ``Trigger``, imported on first use; ``__version__``, read from
     the installed package's metadata on first use (one source: the version in
     pyproject.toml). Both cost tens of milliseconds that ``%load_ext`` does not pay."""
+    if name == "Session":  # the synchronous API's session (.api)
+        from .api import Session
+
+        return Session
     if name in ("HookManager", "Trigger"):  # (imported on first use: %load_ext stays cheap)
         from .manager import HookManager
         from .runner import Trigger
@@ -64,6 +74,27 @@ def __getattr__(name: str) -> Any:
         globals()["__version__"] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def connect(jid: str | None = None, **options: Any) -> Any:
+    """Log in to an XMPP account and return its :class:`~.api.Session` (in IPython, the
+    session ``%hook`` uses): see :func:`.api.connect` for the options (``password``,
+    ``password_env``, ``host``, ``port``, ``tls``, ``direct_tls``, ``ca_file``,
+    ``timeout``)."""
+    from . import api
+
+    return api.connect(jid, **options)
+
+
+
+
+def session(account: str | None = None) -> Any:
+    """The :class:`~.api.Session` that ``connect()`` or ``%hook connect`` made (the
+    default account's, or ``account``'s); an error that says to connect first when
+    there is none."""
+    from . import api
+
+    return api.session(account)
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -75,6 +75,7 @@ def resolve_account(
     prompt: Callable[[str], str] | None = None,
     usage: str = "user@domain",
     environ: Mapping[str, str] | None = None,
+    password: str | None = None,
 ) -> Account:
     """The account, server and password to log in with, from the arguments, else the
     environment, else (the password) ``prompt``.
@@ -95,6 +96,10 @@ def resolve_account(
         port = _env_port(env["XMPP_PORT"])
     if host and not port:
         port = 5223 if direct_tls else 5222
+    if password is not None:  # given by a caller (the Python API): it wins
+        if not password:
+            raise HookError("the password given is empty: pass the account's password")
+        return Account(account, host, port, password)
     return Account(account, host, port, _password(account, password_env, prompt, env))
 
 
@@ -177,6 +182,7 @@ def account_from_args(args: Any, prompt: Callable[[str], str] | None, usage: str
         password_env=args.password_env,
         prompt=prompt,
         usage=usage,
+        password=getattr(args, "password", None),
     )
 
 

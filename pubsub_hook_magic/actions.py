@@ -11,7 +11,7 @@ from typing import Any
 from .engine import Engine
 from .hooks import Hook, HookError
 from .live import publisher_of
-from .session import RequestError, XmppSession, bare_jid
+from .xmpp_session import RequestError, XmppSession, bare_jid
 from .states import SessionState, TriggerKind
 from .trigger import Trigger
 

@@ -47,7 +47,7 @@ from .pushed import resume_from_pushed
 from .positions import PositionKeeper
 from .registry import HookIndex
 from .runner import HookRunner
-from .session import RequestError, XmppSession
+from .xmpp_session import RequestError, XmppSession
 from .states import TriggerKind
 from .subscriptions import NodeGone, Subscriptions, is_pep
 

@@ -50,7 +50,7 @@ from .hooks import Hook, HookError, HookType, compile_code
 from .manager import HookManager
 from .persistence import SERVICE, TOOL
 from .runner import HookRunner, Trigger
-from .session import bare_jid
+from .xmpp_session import bare_jid
 from .states import HookState, Outcome
 from .store import HookStore, default_data_dir
 from .summary import HookSummary, needs_newer, summarize
@@ -224,6 +224,11 @@ async def _connect(args: Any) -> tuple[HookManager, list[str]]:
 
 
 async def _create(args: Any) -> int:
+    if args.type == HookType.PYTHON_FUNCTION:
+        raise _Fail(
+            "python_function hooks are made from a notebook or a script (create(node, "
+            "func=f)): here, make a python_file hook with the function as hook"
+        )
     if not args.arg:
         raise _Fail("give the hook's module, file or code after the options")
     manager, _warnings = await _connect(args)
@@ -234,6 +239,7 @@ async def _create(args: Any) -> int:
             args.type or "python",
             " ".join(args.arg),
             persistent=True,
+            again=args.again,  # Libervia's semantics: an identical hook is refused, with its id
             **create_options(args),
         )
         print(f"Created {hook.describe()}.")
@@ -287,6 +293,10 @@ def _load_problem(hook: Hook) -> str | None:
     try:
         if hook.type is HookType.PYTHON_CODE:
             compile_code(hook.arg, f"<hook {hook.id}>")
+        elif hook.type is HookType.PYTHON_FUNCTION:
+            if not hook.source:
+                return f"the function {hook.arg} has no stored source: create the hook again from the function"
+            compile(hook.source, f"<hook {hook.id} {hook.arg}>", "exec", dont_inherit=True)
         elif hook.type is HookType.PYTHON_FILE:
             path = Path(hook.arg)
             if not path.is_file():

@@ -23,7 +23,7 @@ from typing import Any
 from .background import TaskSet
 from .catchup import CatchUp
 from .deadletters import DeadLetters
-from .hooks import Hook, HookError, HookLoadError, HookType, load_hook, missing_names
+from .hooks import Hook, HookError, HookLoadError, load_hook, missing_names
 from .live import LivePath
 from .nodeinfo import create_notes, read_config
 from .nodestatus import NodeStatus
@@ -31,7 +31,7 @@ from .nodewatch import NodeWatch
 from .positions import PositionKeeper
 from .registry import HookIndex
 from .runner import HookRunner
-from .session import XmppSession
+from .xmpp_session import XmppSession
 from .snapshot import HookView, Snapshot
 from .states import HookState, Outcome, SessionState, TriggerKind
 from .store import HookStore
@@ -118,10 +118,12 @@ class Engine:
         return runner
 
     def load(self, hook: Hook) -> Callable[..., Any]:
-        """Load a hook's code; with ``strict_names``, python_code that reads names
-        nobody defines (notebook variables, outside a notebook) is refused."""
-        if self.config.strict_names and hook.type is HookType.PYTHON_CODE:
-            names = missing_names(hook.arg, self.namespace)
+        """Load a hook's code; with ``strict_names``, code run in the shared namespace
+        (python_code, a function hook's stored source) that reads names nobody defines
+        (notebook variables, outside a notebook) is refused."""
+        code = hook.code if hook.function is None else None  # a live function has its own globals
+        if self.config.strict_names and code is not None:
+            names = missing_names(code, self.namespace)
             if names:
                 raise HookLoadError(
                     f"the code uses {', '.join(names)}, which nothing defines here (notebook "

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["ConfigMagic", "ReloadWatch", "load", "unload"]
+__all__ = ["ConfigMagic", "ReloadWatch", "load", "shell_client", "unload"]
 
 #: The package whose reload is watched (the extension's module).
 PACKAGE = __name__.rpartition(".")[0]
@@ -42,6 +42,24 @@ def load(ipython: Any) -> None:
         completer.custom_matchers.insert(0, magics.matcher)
     ConfigMagic.install(ipython)
     ReloadWatch.install(ipython)
+
+
+def shell_client(load: bool = False) -> Any:
+    """The client the ``%hook`` magics of the running IPython shell use (see
+    :mod:`.client`); the extension is loaded first when ``load`` and it is not. None
+    outside IPython (IPython is never imported here: a script stays without it)."""
+    import sys
+
+    if "IPython" not in sys.modules:
+        return None
+    shell = sys.modules["IPython"].get_ipython()
+    if shell is None:
+        return None
+    magics = getattr(shell, MAGICS_ATTR, None)
+    if magics is None and load:
+        shell.extension_manager.load_extension(PACKAGE)
+        magics = getattr(shell, MAGICS_ATTR, None)
+    return magics.client if magics is not None else None
 
 
 def unload(ipython: Any) -> None:

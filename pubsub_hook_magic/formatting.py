@@ -12,6 +12,7 @@ from .states import SessionState
 __all__ = [
     "accounts_status_text",
     "ago",
+    "arg_text",
     "failed_text",
     "hooks_json",
     "hooks_text",
@@ -52,6 +53,13 @@ def seconds(value: float | None) -> str:
     return f"{value:.1f} s"
 
 
+def arg_text(summary: Mapping[str, Any]) -> str:
+    """A hook's argument as listed: a function hook's name as a call, ``on_news()``;
+    the others' module, file or code as they are."""
+    arg = str(summary["arg"])
+    return f"{arg}()" if summary.get("type") == "python_function" and arg else arg
+
+
 def hooks_json(summaries: Sequence[Mapping[str, Any]]) -> str:
     """The hooks as a stable JSON array (one object per hook)."""
     return json.dumps(list(summaries), indent=2, ensure_ascii=False)
@@ -74,7 +82,7 @@ def hooks_text(summaries: Sequence[Mapping[str, Any]], accounts: bool = False) -
             s["service"],
             s["node"],
             s["type"] + _events_note(s),
-            shorten(s["arg"], 40),
+            shorten(arg_text(s), 40),
             "yes" if s["persistent"] else "no",
             s["state"],
             str(s["triggers"]),

@@ -22,7 +22,7 @@ from .nodeinfo import LiveOnly
 from .payloads import PayloadCompleter
 from .registry import HookIndex
 from .runner import HookRunner
-from .session import RequestError, XmppSession
+from .xmpp_session import RequestError, XmppSession
 from .states import TriggerKind
 from .subscriptions import node_missing
 

@@ -16,19 +16,20 @@ account's, or the idle one before any connect).
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
-import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.completer import SimpleCompletion, completion_matcher
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from IPython.core.magic import Magics, line_cell_magic, magics_class, needs_local_scope, no_var_expand
 from traitlets import Float, Integer, TraitError, Unicode, observe, validate
 
 from . import commands, logs
 from .accounts import Accounts
+from .api import Session
+from .cells import cell_key
+from .client import HookClient, Settings
 from .commands.hooks import FORMATS
 from .hooks import HookError
 from .loopthread import LoopThread
@@ -39,7 +40,16 @@ if TYPE_CHECKING:
 
     from .manager import HookManager
 
-__all__ = ["HookMagics"]
+__all__ = ["HookMagics", "NotebookHookError"]
+
+
+class NotebookHookError(HookError, UsageError):
+    """A :class:`~.hooks.HookError` of the Python API raised in IPython: shown as a
+    one-line ``UsageError`` (no traceback), caught as a ``HookError``."""
+
+    def _render_traceback_(self) -> list[str]:
+        # (IPython shows UsageError itself, not its subclasses, without a traceback)
+        return [f"UsageError: {self}"]
 
 
 @magics_class
@@ -78,17 +88,16 @@ class HookMagics(Magics):
 
     @observe("default_profile")
     def _prefer(self, change: Any) -> None:
-        if getattr(self, "_accounts", None) is not None:  # (not while config loads)
+        if getattr(self, "client", None) is not None:  # (not while config loads)
             self._set_preferred(change["new"])
 
     def _set_preferred(self, profile: str) -> None:
         """Tell the accounts which one to prefer as default (on the session's loop, where
         they change, once it runs)."""
-        loop_thread = self._loop_thread
-        if loop_thread is not None and loop_thread.alive:
-            self.call(self._accounts.prefer, profile)
+        if self.client.started:
+            self.call(self.client.accounts.prefer, profile)
         else:
-            self._accounts.prefer(profile)
+            self.client.accounts.prefer(profile)
 
     @validate("list_format")
     def _valid_format(self, proposal: Any) -> str:
@@ -109,95 +118,77 @@ class HookMagics(Magics):
             raise TraitError(f"{proposal['trait'].name} must be positive")
         return proposal["value"]
 
-    def __init__(self, shell: Any, handover: tuple[Any, ...] | None = None, **kwargs: Any):
+    def __init__(self, shell: Any, handover: Any = None, **kwargs: Any):
         super().__init__(shell, **kwargs)
         self._tables: Any = None  # the TableHub, made at the first table
         #: Our and slixmpp's log records: kept for %hook log, never printed into cells.
         self.log_records = logs.install()
-        # After each cell: start the persistent hooks waiting for notebook names.
+        # Before each cell: the hooks it makes are tied to it; after: it ends, and
+        # persistent hooks waiting for notebook names look again.
+        shell.events.register("pre_run_cell", self._before_cell)
         shell.events.register("post_run_cell", self._after_cell)
-        self._loop_thread: LoopThread | None = None
-        #: The first manager: the default account's until another is, and the idle
-        #: one new accounts log in with (each further account gets its own).
-        self._manager: HookManager | None = None
-        self._accounts = Accounts()
-        if handover is not None and handover[0].alive:  # %reload_ext: keep the session
-            self._loop_thread, self._manager = handover[0], handover[1]
-            if len(handover) > 2:  # (an older version handed over one account only)
-                self._accounts = handover[2]
-            if self.default_profile != self._accounts.preferred:
-                self._set_preferred(self.default_profile)
-            return
-        if self.default_profile:
-            self._set_preferred(self.default_profile)
         try:  # the kernel's loop, captured once: hooks reach it via host.call_in_kernel
-            self._kernel_loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            kernel_loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
-            self._kernel_loop = None
+            kernel_loop = None
+        if isinstance(handover, HookClient):  # %reload_ext: keep the session
+            self.client = handover
+        else:
+            self.client = HookClient(
+                shell.user_ns, shell=shell, kernel_loop=kernel_loop, settings=self._settings(),
+                timeout_hint="check %hook status, or raise the limit with %config HookMagics.timeout = 60",
+            )
+            if handover is not None and handover[0].alive:  # (an older version's tuple)
+                loop_thread, manager, *accounts = handover
+                self.client.adopt(loop_thread, manager, accounts[0] if accounts else Accounts())
+        self.client.settings = self._settings()
+        self.client.error_class = NotebookHookError
+        self.client.show_table = self.show_table
+        self.client.say = print
+        self.client.log_records = self.log_records
+        if self.default_profile != self.client.accounts.preferred:
+            self._set_preferred(self.default_profile)
+
+    def _settings(self) -> Settings:
+        return Settings(
+            history=self.history, queue_size=self.queue_size, time_limit=self.time_limit,
+            dead_letters=self.dead_letters, timeout=self.timeout,
+        )
+
+    @observe("history", "queue_size", "time_limit", "dead_letters", "timeout")
+    def _settings_changed(self, _change: Any) -> None:
+        if getattr(self, "client", None) is not None:  # (not while config loads)
+            self.client.settings = self._settings()
 
     # The session's loop thread and the engine are made at the first use of %hook, not
     # at %load_ext: loading the extension stays cheap (the engine is most of the code).
+    # The doorway, the accounts and the cells are the client's (:mod:`.client`).
 
     @property
     def loop_thread(self) -> LoopThread:
-        if self._loop_thread is None:
-            self._start()
-        return self._loop_thread  # type: ignore[return-value]
+        return self.client.loop_thread
 
     @property
     def manager(self) -> HookManager:
         """The default account's manager; before any account is connected, the idle
         one (whose commands say "not connected")."""
-        if self._manager is None:
-            self._start()
-        managers = self._accounts.managers()
-        return managers[0] if managers else self._manager  # type: ignore[return-value]
+        return self.client.manager
 
     @property
     def accounts(self) -> Accounts:
         """Every connected account's manager, by bare JID (``host.accounts`` in hooks)."""
-        return self._accounts
+        return self.client.accounts
 
     def account(self, profile: str | None = None, hook_id: str | None = None) -> HookManager:
-        """The manager a command is for: ``-p profile``'s, else the account that has
-        the hook ``hook_id``, else the default account's (see :class:`.Accounts`)."""
-        if not profile and not len(self._accounts):
-            return self.manager
-        found = self.call(self._accounts.choose, profile, hook_id)
-        return found if found is not None else self.manager
+        """The manager a command is for (see :meth:`.HookClient.account`)."""
+        return self.client.account(profile, hook_id)
 
     def new_account(self) -> HookManager:
-        """A manager to log in to one more account with: the first manager when it is
-        idle, else a new one (on the same loop, sharing the notebook's namespace)."""
-        if self._manager is None:
-            self._start()
-        if self._manager not in self._accounts.managers():
-            return self._manager  # type: ignore[return-value]
-        return self._new_manager()
+        return self.client.new_account()
 
-    def _all_managers(self) -> list[HookManager]:
-        """The first manager and every account's (each once)."""
-        managers = [] if self._manager is None else [self._manager]
-        return managers + [m for m in self._accounts.managers() if m is not self._manager]
-
-    def _start(self) -> None:
-        self._loop_thread = LoopThread()
-        atexit.register(self._at_exit)  # a kernel shutdown: keep where each hook got to
-        self._manager = self._new_manager()
-
-    def _new_manager(self) -> HookManager:
-        from .manager import HookManager
-
-        return HookManager(
-            self.ip.user_ns,
-            shell=self.shell,
-            kernel_loop=self._kernel_loop,
-            history=self.history,
-            queue_size=self.queue_size,
-            time_limit=self.time_limit,
-            dead_letters=self.dead_letters,
-            accounts=self._accounts,
-        )
+    def session(self, profile: str | None = None) -> Session:
+        """The Python API's session of ``profile`` (None: the default account)."""
+        return Session(self.client, profile or None)
 
     # ------------------------------------------------------------------ the doorway
 
@@ -213,28 +204,15 @@ class HookMagics(Magics):
 
     def run(self, coro: Any, timeout: float | None = None) -> Any:
         """Run a façade coroutine on the session loop and wait for its result."""
-        limit = timeout if timeout is not None else self.timeout
-        with _answer_within(limit):
-            return self.loop_thread.run(coro, limit)
+        return self.client.run(coro, timeout)
 
     def call(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
         """Call a plain function on the session loop (to read what the loop owns)."""
-        limit = timeout if timeout is not None else self.timeout
-        with _answer_within(limit):
-            return self.loop_thread.call(fn, *args, timeout=limit)
+        return self.client.call(fn, *args, timeout=timeout)
 
     def apply_config(self) -> None:
         """Hand the current %config values to every manager (new hooks use them)."""
-        self.manager  # noqa: B018 - starts the session's loop and the first manager
-        for manager in self._all_managers():
-            configure = functools.partial(
-                manager.configure,
-                history=self.history,
-                queue_size=self.queue_size,
-                time_limit=self.time_limit,
-                dead_letters=self.dead_letters,
-            )
-            self.call(configure)
+        self.client.apply_config()
 
     def show_table(self, text: str) -> bool:
         """Show a live hooks table (``text`` for plain front ends and nbconvert); False
@@ -248,7 +226,7 @@ class HookMagics(Magics):
 
         if self._tables is None:
             self._tables = TableHub(  # (one table of every account, following them)
-                self._accounts, self.loop_thread, interval=self.table_refresh, log_records=self.log_records
+                self.client.accounts, self.loop_thread, interval=self.table_refresh, log_records=self.log_records
             )
         self._tables.interval = self.table_refresh
         table = self._tables.new_table()
@@ -265,7 +243,7 @@ class HookMagics(Magics):
 
     def _candidates(self, text_until_cursor: str) -> tuple[str, list[commands.Candidate]]:
         # On the kernel's thread: read the loop's published snapshots, never its objects.
-        managers = self._accounts.managers() or ([self._manager] if self._manager is not None else [])
+        managers = self.client.accounts.managers() or self.client.all_managers()[:1]
         snapshots = [m.snapshot() for m in managers] or [Snapshot.EMPTY]
         hooks = [(h.id, h.service, h.node, h.type, h.arg) for s in snapshots for h in s.hooks]
         accounts = [s.jid for s in snapshots if s.jid is not None]
@@ -294,57 +272,62 @@ class HookMagics(Magics):
 
     # ------------------------------------------------------------------ life cycle
 
-    def _at_exit(self) -> None:
-        # Before IPython empties the notebook's namespace (its own atexit runs after
-        # ours): the runs in progress are stopped, not failed with a NameError, and run
-        # again in the hook's next owner.
-        if self.loop_thread.alive:
-            for manager in self._all_managers():
-                with contextlib.suppress(Exception):  # exiting anyway
-                    self.loop_thread.run(manager.stop_runners(), 2)
-                    self.loop_thread.call(manager.save_positions, timeout=2)
-
     def close_tables(self) -> None:
         if self._tables is not None:
             self._tables.close()
             self._tables = None
 
-    def hand_over(self) -> tuple[LoopThread, HookManager, Accounts] | None:
-        """Within ``%reload_ext``: let go of the sessions without stopping them, and
-        return them (None when none was started) for the reloaded magics to take: the
-        loop thread, the first manager, and every account's."""
-        with contextlib.suppress(ValueError):
-            self.ip.events.unregister("post_run_cell", self._after_cell)
-        self.close_tables()
-        if self._loop_thread is None or self._manager is None:
-            return None
-        return self._loop_thread, self._manager, self._accounts
+    def _unregister(self) -> None:
+        for event, callback in (("pre_run_cell", self._before_cell), ("post_run_cell", self._after_cell)):
+            with contextlib.suppress(ValueError):
+                self.ip.events.unregister(event, callback)
 
-    def _after_cell(self, _result: Any = None) -> None:
-        if self._loop_thread is not None and self._manager is not None and self._loop_thread.alive:
-            for manager in self._all_managers():
-                self._loop_thread.call_soon(manager.notebook_changed)
+    def hand_over(self) -> HookClient | None:
+        """Within ``%reload_ext``: let go of the session without stopping it, and
+        return its client for the reloaded magics to take (None when none was
+        started)."""
+        self._unregister()
+        self.close_tables()
+        return self.client if self.client.started else None
+
+    def _before_cell(self, info: Any = None) -> None:
+        key = cell_key(getattr(info, "cell_id", None), getattr(info, "raw_cell", None))
+        self.client.begin_cell(key if not getattr(info, "silent", False) else None)
+
+    def _after_cell(self, result: Any = None) -> None:
+        success = bool(getattr(result, "success", True))
+        try:
+            lines = self.client.end_cell(success)
+        except Exception as exc:  # (a cell's end must not raise into the next one)
+            lines = [f"Could not tidy this cell's previous hooks: {exc}"]
+        for line in lines:
+            print(line)
+        self.client.notebook_changed()
 
     def close(self) -> None:
         """Disconnect and stop the loop thread (``%unload_ext``)."""
-        with contextlib.suppress(ValueError):
-            self.ip.events.unregister("post_run_cell", self._after_cell)
+        self._unregister()
         self.close_tables()
-        atexit.unregister(self._at_exit)
-        loop_thread = self._loop_thread
-        if loop_thread is not None and self._manager is not None and loop_thread.alive:
-            for manager in self._all_managers():
-                with contextlib.suppress(Exception):  # closing must finish
-                    loop_thread.run(manager.disconnect(), 10)
-            loop_thread.stop()
+        self.client.close()
 
     # ------------------------------------------------------------------ the magic
 
-    @no_var_expand
+    @no_var_expand  # expanded word by word by the parser: never the code, a cell or XML
     @line_cell_magic
-    def hook(self, line: str, cell: str | None = None) -> None:
+    @needs_local_scope
+    def hook(self, line: str, cell: str | None = None, local_ns: dict[str, Any] | None = None) -> None:
+        from IPython.utils.text import DollarFormatter
+
+        def expand(text: str) -> str:
+            """IPython's expansion of one word (``{expr}``, ``$name``, ``$$``/``{{ }}``):
+            the caller's local names first (a function's, for a line in its body), then
+            the notebook's."""
+            user_ns = self.user_ns
+            names = user_ns if local_ns is None or local_ns is user_ns else {**user_ns, **local_ns}
+            return DollarFormatter().vformat(text, args=[], kwargs=names)
+
         try:
-            args = commands.parse_command(line, cell)
+            args = commands.parse_command(line, cell, expand=expand)
             if args.command is None:
                 commands.parser().print_help()
                 return
@@ -353,18 +336,6 @@ class HookMagics(Magics):
             return
         except HookError as exc:
             raise UsageError(str(exc)) from None
-
-
-@contextlib.contextmanager
-def _answer_within(limit: float) -> Iterator[None]:
-    """A timeout of the session's loop as the error that says what to do."""
-    try:
-        yield
-    except TimeoutError:
-        raise commands.CommandError(
-            f"the XMPP server did not answer within {limit:g} s; check %hook status, "
-            "or raise the limit with %config HookMagics.timeout = 60"
-        ) from None
 
 
 HookMagics.hook.__doc__ = (
@@ -377,6 +348,9 @@ HookMagics.hook.__doc__ = (
     "  %hook connect bot@example.org --password-env BOT_PW   (one more account)\n"
     "  %hook list -p bot\n"
     "  %hook delete -s pubsub.example.org -n news\n\n"
+    "{expr} and $name expand in options, their values, ids, nodes and paths (never in\n"
+    "code, a cell or XML; $$ and {{ }} for a literal $ or braces): in a loop,\n"
+    "%hook publish -n news -i n{i} <x xmlns='urn:x'/> publishes n0, n1...\n\n"
     "A hook is called as hook(host, client, item): host is the extension's manager\n"
     "(host.shell, host.call_in_kernel), client the slixmpp client, item the\n"
     "published <item/> stanza (item['id'], item['payload']).\n\n"

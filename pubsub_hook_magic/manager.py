@@ -15,7 +15,7 @@ In a notebook the IPython magics drive the same object through a loop thread
 
 It is a façade; each concept lives in its own module:
 
-* :mod:`.session`: the XMPP connection, its reconnections and requests;
+* :mod:`.xmpp_session`: the XMPP connection, its reconnections and requests;
 * :mod:`.subscriptions`: which nodes must deliver, subscriptions and PEP interests;
 * :mod:`.engine`: the installed hooks (:mod:`.registry`, one index), their runners
   (:mod:`.runner`, :mod:`.admission`), the live path (:mod:`.live`), catch-up
@@ -40,13 +40,14 @@ from .dedupe import ItemRef
 from .engine import Engine, EngineConfig
 from .events import Event, parse_events, prepare
 from .execution import call_on_loop
-from .hooks import Hook, HookError, HookType, new_hook_id, normalize_arg
+from .cells import CellRun, Created, duplicate_of
+from .hooks import Hook, HookError, HookType, function_name, function_source, new_hook_id, normalize_arg
 from .peers import PeerWatch, machine_tag
 from .persistence import KERNEL, TOOL, PersistentHooks, read_store
 from .registry import HookIndex
 from .actions import OneOffRuns
 from .runner import HookRunner, needs_newer_summary
-from .session import XmppSession, bare_jid
+from .xmpp_session import XmppSession, bare_jid
 from .snapshot import Snapshot
 from .states import SessionState
 from .store import HookStore, PositionStore
@@ -70,6 +71,15 @@ def _is_loopback(host: str) -> bool:
     except OSError:
         return False
     return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
+
+
+def _source_if_any(func: Callable[..., Any]) -> str | None:
+    """A temporary function hook's source where it can be taken (to compare
+    definitions and name what it reads), else None: it need not be stored."""
+    try:
+        return function_source(func)
+    except HookError:
+        return None
 
 
 class HookManager(OneOffRuns):
@@ -305,7 +315,7 @@ class HookManager(OneOffRuns):
         service: str | None,
         node: str,
         hook_type: str | HookType,
-        arg: str,
+        arg: str = "",
         *,
         persistent: bool = False,
         catch_up: bool = True,
@@ -314,6 +324,9 @@ class HookManager(OneOffRuns):
         events: str | list[str] | None = None,
         where: str | None = None,
         namespaces: list[str] | dict[str, str] | None = None,
+        func: Callable[..., Any] | None = None,
+        origin: str | None = None,
+        again: bool = True,
     ) -> Hook:
         """Check the hook's code, make sure the node's events arrive, install the hook
         and store it if persistent. On any error nothing is installed or stored.
@@ -325,36 +338,141 @@ class HookManager(OneOffRuns):
         ``events`` ("publish,retract", or a list) are the PubSub events the hook runs
         for, publications by default; ``where`` an XPath expression that publications'
         payloads must match, with ``namespaces`` ("prefix=uri" strings or a dict) for
-        its prefixes (see :mod:`.events`)."""
+        its prefixes (see :mod:`.events`).
+
+        A ``python_function`` hook runs ``func`` itself, sync or ``async def``, called
+        as ``func(host, client, item)``; ``arg`` (default: the function's name) is the
+        name it is listed by. A persistent one stores the function's source
+        (:func:`.hooks.function_source`: a function defined with def at the top level of
+        a cell or script), defined again from it after a restart. ``origin``: the
+        notebook cell that makes the hook (see :mod:`.cells`), stored with it.
+
+        ``again=False`` refuses a hook identical to an installed one, with its id (what
+        ``%hook create``, the Python API and ``pubsub-hook create`` do); see
+        :meth:`place_hook` for a notebook cell's hooks."""
+        made = await self.place_hook(
+            service, node, hook_type, arg, persistent=persistent, catch_up=catch_up, retry=retry,
+            retry_delay=retry_delay, events=events, where=where, namespaces=namespaces, func=func,
+            origin=origin, again=again,
+        )
+        return made.hook
+
+    async def place_hook(
+        self,
+        service: str | None,
+        node: str,
+        hook_type: str | HookType,
+        arg: str = "",
+        *,
+        persistent: bool = False,
+        func: Callable[..., Any] | None = None,
+        origin: str | None = None,
+        again: bool = False,
+        cell: CellRun | None = None,
+        **options: Any,
+    ) -> Created:
+        """:meth:`create_hook` for a front end: ``cell`` is the notebook cell being run
+        (see :mod:`.cells`): run again, its previous hooks are kept (same definition),
+        get the new code in place (same id, positions, history), or are replaced; an
+        identical hook installed already is refused unless ``again``. Returns what was
+        done."""
+        unknown = sorted(set(options) - {"catch_up", "retry", "retry_delay", "events", "where", "namespaces"})
+        if unknown:
+            raise HookError(f"unknown option(s) of create: {', '.join(unknown)}")
         engine = self.engine
         async with engine.lock:
-            session = self._require_session()
-            kind = HookType.parse(hook_type)
-            if not node:
-                raise HookError("a node is needed: give it with -n NODE")
-            service = bare_jid(service, "service JID") if service else session.bare
-            hook = Hook(
-                service=service, node=node, type=kind, arg=normalize_arg(kind, arg), persistent=persistent,
-                id=new_hook_id(self._hook_id_taken), catch_up=catch_up, retry=retry,
-                retry_delay=retry_delay, events=events, where=where or None,  # type: ignore[arg-type]
-                namespaces=namespaces,  # type: ignore[arg-type]
+            hook = self._new_hook(service, node, hook_type, arg, persistent, func, origin, options)
+            replaced = None
+            if cell is not None:
+                hook.origin = cell.key
+                match = cell.match(hook, lambda hook_id: engine.index.get(hook_id) is not None)
+                if match.kind == "kept":
+                    return Created(match.hook, "kept")
+                if match.kind == "code":
+                    return Created(self._replace_code(match.hook.id, hook), "code")
+                replaced = match.replaces
+            if not again:
+                self._refuse_duplicate(hook)
+            if replaced is not None:
+                await self._remove([replaced])
+            await self._install_new(hook)
+            if replaced is not None:
+                return Created(hook, "replaced", replaced.id)
+            return Created(hook)
+
+    def _new_hook(
+        self,
+        service: str | None,
+        node: str,
+        hook_type: str | HookType,
+        arg: str,
+        persistent: bool,
+        func: Callable[..., Any] | None,
+        origin: str | None,
+        options: dict[str, Any],
+    ) -> Hook:
+        """A new hook, checked and loaded, not installed (under the engine's lock)."""
+        engine = self.engine
+        session = self._require_session()
+        kind = HookType.parse(hook_type)
+        if not node:
+            raise HookError("a node is needed: give it with -n NODE")
+        service = bare_jid(service, "service JID") if service else session.bare
+        source = None
+        if kind is HookType.PYTHON_FUNCTION:
+            if func is None:
+                raise HookError("a python_function hook needs the function: pass func=...")
+            arg = arg or function_name(func)
+            source = function_source(func, self.namespace) if persistent else _source_if_any(func)
+        elif func is not None:
+            raise HookError(f"func= is for python_function hooks, not {kind}: give type python_function")
+        where = options.pop("where", None)
+        hook = Hook(
+            service=service, node=node, type=kind, arg=normalize_arg(kind, arg), persistent=persistent,
+            id=new_hook_id(self._hook_id_taken), where=where or None, source=source, function=func,
+            origin=origin, **options,
+        )
+        prepare(hook)
+        hook.func = engine.load(hook)
+        return hook
+
+    def _refuse_duplicate(self, hook: Hook) -> None:
+        same = duplicate_of(hook, self.engine.index.select(*hook.key))
+        if same is not None:
+            raise HookError(
+                f"hook {same.id} already does this ({same.type} on node {same.node!r} of {same.service}): "
+                "an identical hook would run every item twice; give --again (again=True in Python) "
+                "to add it anyway"
             )
-            prepare(hook)
-            hook.func = engine.load(hook)
-            new_node = not engine.index.for_node(service, node)
-            if new_node:
-                hook.notes.extend(await engine.listen_new(service, node, is_pep(service)))
-            if set(hook.events) & {Event.RETRACT, Event.DELETE} and not is_pep(service):
-                hook.notes.extend(await self.subscriptions.unsent_events(service, node, hook.events))
-            runner = engine.install(hook)
-            # Catch-up starts after the newest item the node had when the hook was made
-            # (from its first item if it had none).
-            position = engine.live.node_position.get(hook.key)
-            runner.set_position(position if position is not None else ItemRef("", digest=""))
-            if persistent:
-                await self._store_new(runner, new_node)
-            log.info("created %s", hook.describe())
-            return hook
+
+    def _replace_code(self, hook_id: str, new: Hook) -> Hook:
+        """Hook ``hook_id`` runs ``new``'s code from now on (a cell run again)."""
+        runner = self.engine.runner(hook_id)
+        runner.replace_code(new)
+        if runner.hook.persistent and self.store is not None:
+            self.store.replace_hook(runner.hook.to_record())
+        log.info("replaced the code of %s", runner.hook.describe())
+        self.engine.changed()
+        return runner.hook
+
+    async def _install_new(self, hook: Hook) -> None:
+        """Make sure the node's events arrive, install the hook, store it if
+        persistent (under the engine's lock)."""
+        engine = self.engine
+        service, node = hook.key
+        new_node = not engine.index.for_node(service, node)
+        if new_node:
+            hook.notes.extend(await engine.listen_new(service, node, is_pep(service)))
+        if set(hook.events) & {Event.RETRACT, Event.DELETE} and not is_pep(service):
+            hook.notes.extend(await self.subscriptions.unsent_events(service, node, hook.events))
+        runner = engine.install(hook)
+        # Catch-up starts after the newest item the node had when the hook was made
+        # (from its first item if it had none).
+        position = engine.live.node_position.get(hook.key)
+        runner.set_position(position if position is not None else ItemRef("", digest=""))
+        if hook.persistent:
+            await self._store_new(runner, new_node)
+        log.info("created %s", hook.describe())
 
     async def _store_new(self, runner: HookRunner, new_node: bool) -> None:
         """Store a new persistent hook and its starting position (or undo its install),
@@ -400,15 +518,20 @@ class HookManager(OneOffRuns):
                 kind = HookType.parse(hook_type) if hook_type else None
                 wanted = tuple(e.value for e in parse_events(events)) if events else ()
                 doomed = engine.index.select(service, node, kind, arg or None, wanted)
-            stored = {h.id for h in doomed if h.persistent}
-            if stored and self.store is not None:
-                self.store.remove_hooks(stored)  # fails before anything is removed
-                for hook_id in stored:
-                    engine.positions.drop(hook_id)
-                    engine.drop_dead_letters(hook_id)
-            for hook in doomed:
-                await engine.remove(hook)
+            await self._remove(doomed)
             return len(doomed)
+
+    async def _remove(self, doomed: list[Hook]) -> None:
+        """Remove hooks, from the store too (under the engine's lock)."""
+        engine = self.engine
+        stored = {h.id for h in doomed if h.persistent}
+        if stored and self.store is not None:
+            self.store.remove_hooks(stored)  # fails before anything is removed
+            for hook_id in stored:
+                engine.positions.drop(hook_id)
+                engine.drop_dead_letters(hook_id)
+        for hook in doomed:
+            await engine.remove(hook)
 
     async def set_paused(self, hook_id: str, paused: bool) -> Hook:
         """Pause or resume a hook. A paused hook records the items it skips."""

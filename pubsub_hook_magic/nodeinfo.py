@@ -31,7 +31,7 @@ from .xmpp_requests import RequestError
 
 if TYPE_CHECKING:
     from .runner import HookRunner
-    from .session import XmppSession
+    from .xmpp_session import XmppSession
 
 __all__ = ["KEEPS_NO_ITEMS", "LiveOnly", "create_notes", "is_off", "read_config", "report_live_only"]
 

@@ -46,7 +46,7 @@ from .nodestatus import NodeStatus
 from .positions import PositionKeeper
 from .registry import HookIndex
 from .runner import HookRunner
-from .session import RequestError, XmppSession
+from .xmpp_session import RequestError, XmppSession
 from .states import HookState
 from .subscriptions import NodeGone, SubscriptionPending, SubscriptionRemoved, Subscriptions, is_pep, pending_note
 

@@ -36,7 +36,7 @@ from .xmpp_requests import RequestError
 if TYPE_CHECKING:
     from .registry import HookIndex
     from .runner import HookRunner
-    from .session import XmppSession
+    from .xmpp_session import XmppSession
 
 __all__ = ["BATCH", "PayloadCompleter", "Waiting"]
 

@@ -16,8 +16,9 @@ second): a persistent hook created, deleted, paused or resumed in another proces
 installed, removed, paused or resumed here too.
 
 A persistent ``python_code`` hook whose code reads names the notebook does not define
-yet waits for them (``waiting for NAME``): its items stay on the node and run, catch-up
-first, after the first cell that defines them (:meth:`PersistentHooks.notebook_changed`).
+yet (or a ``python_function`` hook defined again from its stored source) waits for
+them (``waiting for NAME``): its items stay on the node and run, catch-up first,
+after the first cell that defines them (:meth:`PersistentHooks.notebook_changed`).
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ from typing import Any
 
 from .engine import Engine
 from .events import prepare
-from .hooks import Hook, HookError, HookType, missing_names
+from .hooks import Hook, HookError, missing_names
 from .ownership import KERNEL, SERVICE, Ownership
 from .runner import HookRunner
-from .session import XmppSession
+from .xmpp_session import XmppSession
 from .store import HookStore, StoreDamaged, StoreError, StoreTooNew
 
 __all__ = ["KERNEL", "SERVICE", "TOOL", "PersistentHooks", "read_store"]
@@ -197,11 +198,13 @@ class PersistentHooks:
     # ------------------------------------------------------------------ the notebook
 
     def _waiting_names(self, hook: Hook) -> tuple[str, ...]:
-        """The notebook names a persistent python_code hook reads that are not defined
-        yet (in a kernel; elsewhere such a hook does not load)."""
-        if self.role != KERNEL or hook.type is not HookType.PYTHON_CODE or self.engine.config.strict_names:
+        """The notebook names a persistent hook's code reads that are not defined yet:
+        python_code, or a function hook defined again from its stored source (in a
+        kernel; elsewhere such a hook does not load)."""
+        code = hook.code if hook.function is None else None  # a live function: its own globals
+        if self.role != KERNEL or code is None or self.engine.config.strict_names:
             return ()
-        return tuple(missing_names(hook.arg, self.engine.namespace))
+        return tuple(missing_names(code, self.engine.namespace))
 
     def notebook_changed(self) -> None:
         """After a cell ran: start the hooks whose names are now defined."""
@@ -283,6 +286,26 @@ class PersistentHooks:
                 except StoreError as exc:
                     log.warning("%s", exc)
 
+    def _new_code(self, runner: HookRunner, record: dict[str, Any]) -> bool:
+        """Run the code another process stored for a hook installed here (its cell was
+        run again with other code): same hook, new code. A version that does not load
+        leaves the previous one running, with the reason logged."""
+        hook = runner.hook
+        if record.get("arg") == hook.arg and record.get("source") == hook.source:
+            return False
+        try:
+            new = Hook.from_record(record)
+            prepare(new)
+            new.func = self.engine.load(new)
+        except (KeyError, TypeError, ValueError, HookError) as exc:
+            log.warning("hook %s: the code stored by another process does not load, the previous version runs: %s",
+                        hook.id, exc)
+            return False
+        runner.replace_code(new)
+        log.info("hook %s: its code was changed in another process (a cell run again): the new code runs here",
+                 hook.id)
+        return True
+
     async def _apply_store(self) -> bool:
         """Install, remove, pause or resume what another process changed in the store."""
         engine = self.engine
@@ -309,6 +332,8 @@ class PersistentHooks:
             runner = engine.index.get(hook_id)
             if runner is not None:
                 if runner.mode.set_paused(bool(record.get("paused"))):
+                    changed = True
+                if self._new_code(runner, record):
                     changed = True
                 continue
             try:

@@ -40,7 +40,7 @@ from .live import HeldEvent, HeldItem
 
 if TYPE_CHECKING:
     from .runner import HookRunner
-    from .session import XmppSession
+    from .xmpp_session import XmppSession
 
 __all__ = ["resume_from_pushed"]
 

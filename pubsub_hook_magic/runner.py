@@ -147,6 +147,16 @@ class HookRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
 
+    def replace_code(self, new: Hook) -> None:
+        """Run ``new``'s code from its next item on (a cell run again with other code):
+        the same hook, with its id, position, statistics and triggers. ``new`` is
+        loaded and checked (``new.func`` set) and has this hook's definition but its
+        code."""
+        hook = self.hook
+        hook.arg, hook.source, hook.function, hook.func = new.arg, new.source, new.function, new.func
+        hook.load_error = None
+        hook.notes = list(new.notes)
+
     def add_listener(self, listener: Callable[[HookRunner, Trigger], None]) -> None:
         """Call ``listener(runner, trigger)`` after each run (on the session loop)."""
         self._listeners.append(listener)

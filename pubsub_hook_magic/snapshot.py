@@ -30,13 +30,15 @@ class HookView:
     state: HookState
     #: The process that runs it, for a persistent hook ("kernel, pid 4243").
     owner: str | None = None
+    #: The notebook cell that made it (see :mod:`.cells`).
+    origin: str | None = None
 
     @classmethod
     def of(cls, runner: Any) -> HookView:
         hook = runner.hook
         return cls(
             hook.id, hook.service, hook.node, hook.type.value, hook.arg, hook.persistent,
-            runner.state, runner.owner,
+            runner.state, runner.owner, hook.origin,
         )
 
 

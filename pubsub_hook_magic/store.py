@@ -29,7 +29,7 @@ from typing import Any
 from collections.abc import Callable, Iterable, Iterator
 
 from .accountfiles import AccountFiles, default_data_dir
-from .hooks import HookError
+from .hooks import RECORD_FORMAT, HookError
 
 __all__ = ["HookStore", "PositionStore", "StoreDamaged", "StoreError", "StoreTooNew", "default_data_dir"]
 
@@ -70,11 +70,12 @@ class StoreTooNew(StoreError):
 
 
 def _newer(record: Any) -> bool:
-    """Whether a hook record says it needs a newer store format than this one."""
+    """Whether a hook record says it needs a newer format than this version reads
+    (:data:`~.hooks.RECORD_FORMAT`: python_function hooks, format 2, are read here)."""
     if not isinstance(record, dict) or "format" not in record:
         return False
     needs = record["format"]
-    return not (type(needs) is int and needs <= FORMAT_VERSION)
+    return not (type(needs) is int and needs <= max(FORMAT_VERSION, RECORD_FORMAT))
 
 
 def make_private_dir(path: Path) -> None:
@@ -207,6 +208,14 @@ class HookStore:
 
     def add_hook(self, record: dict[str, Any]) -> None:
         self.update(lambda data: data["hooks"].append(record))
+
+    def replace_hook(self, record: dict[str, Any]) -> None:
+        """Store ``record`` in place of the stored hook with its id (its code changed)."""
+
+        def change(data: dict[str, Any]) -> None:
+            data["hooks"] = [record if h.get("id") == record["id"] else h for h in data["hooks"]]
+
+        self.update(change)
 
     def remove_hooks(self, ids: set[str]) -> int:
         def change(data: dict[str, Any]) -> int:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 
 from .events import Event
 from .hooks import HookError
-from .session import RequestError, XmppSession
+from .xmpp_session import RequestError, XmppSession
 from .store import HookStore, StoreError
 
 __all__ = ["NodeGone", "SubscriptionPending", "SubscriptionRemoved", "Subscriptions", "is_pep"]

@@ -16,8 +16,9 @@ LANE="not kernel and not browser"
 CORE="pubsub_hook_magic/engine.py,pubsub_hook_magic/admission.py,pubsub_hook_magic/live.py,\
 pubsub_hook_magic/catchup.py,pubsub_hook_magic/positions.py,pubsub_hook_magic/runner.py,\
 pubsub_hook_magic/registry.py,pubsub_hook_magic/summary.py,pubsub_hook_magic/manager.py,\
-pubsub_hook_magic/persistence.py,pubsub_hook_magic/session.py,pubsub_hook_magic/subscriptions.py,\
-pubsub_hook_magic/commands/*,pubsub_hook_magic/table/*,pubsub_hook_magic/store.py"
+pubsub_hook_magic/persistence.py,pubsub_hook_magic/xmpp_session.py,pubsub_hook_magic/subscriptions.py,\
+pubsub_hook_magic/commands/*,pubsub_hook_magic/table/*,pubsub_hook_magic/store.py,\
+pubsub_hook_magic/cells.py,pubsub_hook_magic/client.py,pubsub_hook_magic/api.py"
 
 failed=()
 

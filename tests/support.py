@@ -416,6 +416,8 @@ class CellResult:
     stderr: str = ""
     error: tuple[str, str] | None = None  # (ename, evalue)
     data: list[dict[str, Any]] = field(default_factory=list)
+    #: The error's traceback as the front end shows it (ANSI colours removed).
+    traceback: list[str] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -435,8 +437,10 @@ class Kernel:
         self.kc.wait_for_ready(timeout=60)
         self.iopub: list[dict[str, Any]] = []
 
-    def run(self, code: str, timeout: float = 60, allow_error: bool = False) -> CellResult:
+    def run(self, code: str, timeout: float = 60, allow_error: bool = False, cell_id: str | None = None) -> CellResult:
         """Execute a cell; return its outputs. Raises if it errors, unless allowed.
+        ``cell_id``: the cell's id, sent as JupyterLab does (the request's
+        ``cellId`` metadata).
 
         Every iopub message seen meanwhile (widget updates sent from background
         threads included) is appended to ``self.iopub``."""
@@ -451,10 +455,20 @@ class Kernel:
                     result.stderr += content["text"]
             elif kind == "error":
                 result.error = (content["ename"], content["evalue"])
+                result.traceback = [ANSI.sub("", line) for line in content["traceback"]]
             elif kind in ("execute_result", "display_data"):
                 result.data.append(content["data"])
 
-        msg_id = self.kc.execute(code, allow_stdin=False)
+        if cell_id is None:
+            msg_id = self.kc.execute(code, allow_stdin=False)
+        else:
+            content = {
+                "code": code, "silent": False, "store_history": True, "user_expressions": {},
+                "allow_stdin": False, "stop_on_error": True,
+            }
+            request = self.kc.session.msg("execute_request", content, metadata={"cellId": cell_id})
+            self.kc.shell_channel.send(request)
+            msg_id = request["header"]["msg_id"]
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()

@@ -84,3 +84,22 @@ def test_micro_benchmark_runs_every_variant_and_suspect():
         assert re.search(rf"^\s+[0-9.]+ us  {re.escape(name)}", proc.stdout, re.M), f"{name!r} missing:\n{output[-4000:]}"
     assert "DROPPED" not in proc.stdout, output[-4000:]
     assert "Single suspects" in proc.stdout
+
+
+@pytest.mark.timeout(120)
+def test_function_hooks_benchmark_runs_and_prints_the_ratios():
+    """``python -m benchmarks.function_hooks --quick``: every hook prints its figure and
+    each function hook its ratio to the python hook (no time asserted)."""
+    if shutil.which("prosody") is None:
+        pytest.fail("Prosody is not installed: run scripts/setup.sh")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "JPY_"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.function_hooks", "--quick"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=100,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-6000:]
+    for label in ("python_function", "python_function, from its source"):
+        assert re.search(rf"^\s+{re.escape(label)}\s+\d+ items/s, .*; ratio to python [0-9.]+ ", proc.stdout, re.M), (
+            f"{label!r} missing:\n{output[-4000:]}"
+        )

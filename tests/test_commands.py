@@ -10,6 +10,8 @@ import types
 import pytest
 
 from pubsub_hook_magic import commands
+from pubsub_hook_magic.api import Session
+from pubsub_hook_magic.hooks import HookError
 from pubsub_hook_magic.commands import CommandError, HelpShown, parse_command, tokenize
 from pubsub_hook_magic.commands.parsing import parts
 
@@ -171,6 +173,15 @@ class FakeContext:
     def show_table(self, text):
         return False
 
+    # What the Python API's Session needs of its client (the handlers call it).
+    error_class = HookError
+
+    def account(self, profile=None, hook_id=None):
+        return self.manager
+
+    def session(self, profile=None):
+        return Session(self, profile)
+
 
 def run_line(line, capsys=None):
     ctx = FakeContext()
@@ -263,13 +274,14 @@ def test_cli_shares_the_registry_flags():
 def shell_with_fake_session():
     from IPython.core.interactiveshell import InteractiveShell
 
+    from pubsub_hook_magic.accounts import Accounts
     from pubsub_hook_magic.loopthread import LoopThread
 
     InteractiveShell.clear_instance()
     ip = InteractiveShell.instance(history_length=0)
     ip.extension_manager.load_extension("pubsub_hook_magic")
     magics = ip._pubsub_hook_magics  # noqa: SLF001 - where the extension keeps them
-    magics._loop_thread, magics._manager = LoopThread(), FakeManager()  # noqa: SLF001 - the first %hook's session
+    magics.client.adopt(LoopThread(), FakeManager(), Accounts())  # the first %hook's session
     yield ip, magics
     ip.extension_manager.unload_extension("pubsub_hook_magic")
     InteractiveShell.clear_instance()

@@ -9,6 +9,7 @@ from IPython.core.extensions import ExtensionManager
 from IPython.core.interactiveshell import InteractiveShell
 
 from pubsub_hook_magic.extension import ConfigMagic, ReloadWatch
+from pubsub_hook_magic.accounts import Accounts
 from pubsub_hook_magic.loopthread import LoopThread
 
 
@@ -28,8 +29,9 @@ class Engine:
 
 def start_session(magics):
     """What the first %hook does (without the engine: not what these tests are about)."""
-    magics._loop_thread, magics._manager = LoopThread(), Engine()
-    return magics._manager
+    manager = Engine()
+    magics.client.adopt(LoopThread(), manager, Accounts())
+    return manager
 
 
 @pytest.fixture

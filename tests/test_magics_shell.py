@@ -42,8 +42,8 @@ def test_terminal_list_prints_text(shell, capsys):
 def test_completion_of_sub_commands_options_types_and_hooks():
     hooks = [("ab12cd", "pubsub.example.org", "news", "python_code", "print(item)")]
     assert complete("%hook cr", hooks) == ["create"]
-    assert complete("%hook create -t ", hooks) == ["python", "python_file", "python_code"]
-    assert complete("%hook create -t python_f", hooks) == ["python_file"]
+    assert complete("%hook create -t ", hooks) == ["python", "python_file", "python_code", "python_function"]
+    assert complete("%hook create -t python_fi", hooks) == ["python_file"]
     assert complete("%hook delete -s ", hooks, "me@example.org") == ["me@example.org", "pubsub.example.org"]
     assert complete("%hook delete -s pubsub.example.org -n n", hooks) == ["news"]
     assert complete("%hook pause ", hooks) == ["ab12cd"]

@@ -167,7 +167,7 @@ def test_a_code_hook_waits_for_the_notebook_names_after_a_restart(
     created = kernel.run(
         f"%hook create -s pubsub.localhost -n {node} -t python_code -P seen.append(item['id'])"
     ).stdout
-    assert "After a kernel restart it waits for seen until a cell defines them" in created
+    assert "After a kernel restart it waits for seen until a cell defines it" in created
     publisher.publish(node, item_id="before")
     kernel.wait_for("seen", lambda v: v == ["before"])
     kernel.close()  # a kernel restart

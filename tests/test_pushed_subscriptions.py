@@ -21,7 +21,7 @@ from pubsub_hook_magic.live import LivePath
 from pubsub_hook_magic.positions import PositionKeeper
 from pubsub_hook_magic.registry import HookIndex
 from pubsub_hook_magic.runner import HookRunner
-from pubsub_hook_magic.session import XmppSession
+from pubsub_hook_magic.xmpp_session import XmppSession
 from pubsub_hook_magic.subscriptions import SubscriptionRemoved, Subscriptions
 
 from .conftest import PASSWORDS

@@ -33,7 +33,7 @@ import pytest
 from pubsub_hook_magic import xmpp_smacks
 from pubsub_hook_magic.hooks import HookError
 from pubsub_hook_magic.manager import HookManager
-from pubsub_hook_magic.session import SessionError, XmppSession
+from pubsub_hook_magic.xmpp_session import SessionError, XmppSession
 from pubsub_hook_magic.states import SessionState
 from pubsub_hook_magic.testing import certs
 from pubsub_hook_magic.testing.server import TestServer

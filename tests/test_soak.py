@@ -156,8 +156,8 @@ def test_the_checker_excuses_a_kernels_tail_only_for_what_it_could_not_run(tmp_p
     (tmp_path / "b" / "run" / "logs").mkdir(parents=True)
     log = tmp_path / "b" / "run" / "logs" / "kernel-01.log"
     stamp = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) + f",{int(t % 1 * 1000):03d}"  # noqa: E731
-    log.write_text(f"{stamp(1002.0)} WARNING pubsub_hook_magic.session: session of alice@localhost lost (x): "
-                   f"reconnecting\n{stamp(1008.0)} INFO pubsub_hook_magic.session: session of alice@localhost "
+    log.write_text(f"{stamp(1002.0)} WARNING pubsub_hook_magic.xmpp_session: session of alice@localhost lost (x): "
+                   f"reconnecting\n{stamp(1008.0)} INFO pubsub_hook_magic.xmpp_session: session of alice@localhost "
                    "restored (reconnection 1)\n")
     events = [{"t": 990.0, "event": "start", "role": "kernel", "pid": 1, "n": 1}] + ended
     (_p, t) = checker.check(_synthetic_run(tmp_path / "b", lines, events))["hooks"]

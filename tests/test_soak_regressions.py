@@ -76,7 +76,7 @@ def test_a_lost_session_says_why_this_time_not_why_last_time(tmp_path, caplog):
         try:
             thread.run(manager.connect("alice@localhost", PASSWORDS["alice"], host="127.0.0.1", port=proxy.port,
                                        tls=False), 30)
-            with caplog.at_level(logging.WARNING, logger="pubsub_hook_magic.session"):
+            with caplog.at_level(logging.WARNING, logger="pubsub_hook_magic.xmpp_session"):
                 srv.stop()  # graceful: the server sends <system-shutdown/>
                 wait_until(lambda: not manager.session.connected, 10, "lost")
                 time.sleep(1.5)  # a reconnection attempt fails meanwhile ("Connect call failed")
@@ -146,7 +146,7 @@ def test_a_catch_up_that_fails_does_not_skip_the_missed_items(server, publisher,
     import asyncio
     import threading
 
-    from pubsub_hook_magic.session import RequestError
+    from pubsub_hook_magic.xmpp_session import RequestError
 
     proxy = TcpProxy(server.host, server.port)
     thread = LoopThread()

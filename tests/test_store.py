@@ -219,13 +219,14 @@ def test_hooks_that_need_a_newer_format_are_told_apart_and_kept(tmp_path):
     older process that rewrites the file keeps it as it was."""
     store = HookStore("alice@localhost", tmp_path)
     store.add_hook(record(1))
-    future = record(2) | {"format": 2, "type": "a_type_of_the_future", "extra": [1, 2]}
+    future = record(2) | {"format": 3, "type": "a_type_of_the_future", "extra": [1, 2]}
     odd = record(3) | {"format": "2.1"}
     store.update(lambda data: data["hooks"].extend([future, odd]))
     assert [h["id"] for h in store.hooks()] == ["h1"]
     assert store.newer_hooks() == [future, odd]
     store.add_hook(record(4) | {"format": 1})
-    assert [h["id"] for h in store.hooks()] == ["h1", "h4"]
+    store.add_hook(record(5) | {"format": 2})  # python_function hooks: read by this version
+    assert [h["id"] for h in store.hooks()] == ["h1", "h4", "h5"]
     on_disk = json.loads(store.path.read_text())
     assert on_disk["version"] == 1 and future in on_disk["hooks"] and odd in on_disk["hooks"]
     assert store.remove_hooks({"h2"}) == 1  # deleting one by id works

@@ -19,7 +19,7 @@ import pytest
 import slixmpp
 
 from pubsub_hook_magic.loopthread import LoopThread
-from pubsub_hook_magic.session import SessionError, XmppSession
+from pubsub_hook_magic.xmpp_session import SessionError, XmppSession
 from pubsub_hook_magic.testing import certs
 from pubsub_hook_magic.testing.server import TestServer
 

@@ -13,7 +13,7 @@ pytest.importorskip("slixmpp")
 from slixmpp import ClientXMPP
 from slixmpp.stanza import Message
 
-from pubsub_hook_magic.session import XmppSession
+from pubsub_hook_magic.xmpp_session import XmppSession
 from pubsub_hook_magic.xmpp_plugin import PLUGIN, close_client
 
 EVENT = (

@@ -12,10 +12,6 @@ Directives (used in ``docs/reference/*.md``):
 ``config-traits`` (argument ``module:Class``): a table of the class's configurable
     traits (``%config Class.name = value``) from their ``help``; a trait without help is
     a warning.
-``automodule-if-present`` (argument a module name; content: the section's title):
-    a section with ``automodule`` of the module, members included, only if the module
-    exists when the docs are built; nothing otherwise.
-
 The model (:func:`commands_of`, :func:`problems`) and the rendering
 (:func:`render_commands`) are plain functions, so the tests read the same entries the
 pages show.
@@ -29,15 +25,12 @@ import importlib.util
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from docutils import nodes
-from docutils.statemachine import StringList
 from sphinx.application import Sphinx
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
-from sphinx.util.nodes import nested_parse_with_titles
 
 from pubsub_hook_magic.commands.parsing import parts
 
@@ -332,48 +325,7 @@ class ConfigTraits(SphinxDirective):
         return [_table(["name", "type", "default", "what it sets"], out, [22, 8, 10, 60])]
 
 
-def module_present(name: str) -> bool:
-    """Whether module ``name`` exists, in its own package's directory (an editable
-    install of another checkout on the path does not count)."""
-    try:
-        spec = importlib.util.find_spec(name)
-    except ModuleNotFoundError:
-        return False
-    if spec is None or spec.origin is None:
-        return False
-    parent = name.rpartition(".")[0]
-    if not parent:
-        return True
-    package = importlib.import_module(parent)
-    folders = [str(Path(p).resolve()) for p in getattr(package, "__path__", [])]
-    return str(Path(spec.origin).resolve().parent) in folders
-
-
-class AutomoduleIfPresent(SphinxDirective):
-    """``.. automodule-if-present:: package.module`` with the section's title as content:
-    that section, documenting the module with its members, only if it exists."""
-
-    required_arguments = 1
-    has_content = True
-
-    def run(self) -> list[nodes.Node]:
-        name = self.arguments[0]
-        if not module_present(name):
-            return []
-        title = " ".join(self.content).strip() or f"``{name}``"
-        anchor = re.sub(r"[^a-z0-9]+", "-", title.replace("`", "").lower()).strip("-")
-        section = nodes.section(ids=[anchor], names=[anchor])
-        text_nodes, messages = self.state.inline_text(title, self.lineno)
-        section += nodes.title(title, "", *text_nodes)
-        section += messages
-        rst = StringList([f".. automodule:: {name}", "   :members:", "   :undoc-members:", ""], source=name)
-        nested_parse_with_titles(self.state, rst, section)
-        self.state.document.note_explicit_target(section)
-        return [section]
-
-
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("argparse-commands", ArgparseCommands)
     app.add_directive("config-traits", ConfigTraits)
-    app.add_directive("automodule-if-present", AutomoduleIfPresent)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -14,8 +14,19 @@ from typing import Any
 from .. import formatting
 from ..hooks import HookError, HookType, missing_names
 from ..states import HookState
-from .parsing import CommandError, Token, option_value, parts, split_verbatim, tokenize
-from .registry import Context, account_for, command, connected_managers, parser, subparser
+from .parsing import (
+    CommandError,
+    Expand,
+    Token,
+    expand_options,
+    expand_word,
+    expand_words,
+    option_value,
+    parts,
+    split_verbatim,
+    tokenize,
+)
+from .registry import Context, account_for, command, connected_managers, parser, session_for, subparser
 
 __all__ = [
     "FORMATS",
@@ -45,6 +56,11 @@ def add_create_arguments(p: argparse.ArgumentParser) -> None:
         help="hook type (default: python; python_code for %%%%hook)",
     )
     p.add_argument("-P", "--persistent", action="store_true", help="store the hook: installed again at every connect")
+    p.add_argument(
+        "--again",
+        action="store_true",
+        help="add the hook even if an identical one is installed (it would run every item twice)",
+    )
     p.add_argument(
         "--no-catch-up",
         dest="catch_up",
@@ -129,21 +145,32 @@ def default_type_hint(args: argparse.Namespace, message: str) -> str:
 # ---------------------------------------------------------------------- create
 
 
-def parse_create(line: str, tokens: Iterator[Token], cell: str | None) -> argparse.Namespace:
+def parse_create(
+    line: str, tokens: Iterator[Token], cell: str | None, expand: Expand | None = None
+) -> argparse.Namespace:
     """``create``: options, then the hook's argument; for ``python_code`` the rest of
-    the line (or the cell) verbatim."""
+    the line (or the cell) verbatim.
+
+    ``expand`` applies to the options before the code and their values, and to the
+    argument of a ``-t python`` / ``-t python_file`` hook (a module name, a file path);
+    never to code. Without ``-t`` the argument is kept as typed (it may be code meant
+    for ``-t python_code``)."""
     options = parts(subparser("create")).options
-    words, code_start = split_verbatim(tokens, options, stop_at_dashes=True)
+    raw_words, code_start = split_verbatim(tokens, options, stop_at_dashes=True)
+    words = expand_words(raw_words, expand)  # options and their values: no code
     hook_type = option_value(words, options, "--type")
+    late_type = False
     if hook_type is None and cell is None and code_start is not None:
-        # -t may follow the argument of a module or file hook: look at the whole line.
+        # -t may follow the argument of a module or file hook: look at the whole line,
+        # as typed (it may be code: nothing of it is expanded here).
         hook_type = option_value([t.text for t in tokenize(line)][1:], options, "--type")
+        late_type = hook_type is not None
     type_given = hook_type is not None
     hook_type = hook_type or ("python_code" if cell is not None else "python")
     if cell is not None or hook_type == "python_code":
         args = _code_hook(line, words, code_start, cell, hook_type)
     else:
-        args = _one_argument_hook(line, hook_type)
+        args = _one_argument_hook(line, hook_type, expand, type_given, late_type)
     if not args.arg.strip():
         raise CommandError("a python_code hook needs code: give it after the options, or use %%hook create")
     args.type_given = type_given
@@ -153,6 +180,8 @@ def parse_create(line: str, tokens: Iterator[Token], cell: str | None) -> argpar
 def _code_hook(
     line: str, words: list[str], code_start: int | None, cell: str | None, hook_type: str
 ) -> argparse.Namespace:
+    """``words``: the options before the code, expanded already; the code is the
+    verbatim rest of ``line`` (or ``cell``)."""
     args = parser().parse_args(["create", *words])
     args.type = hook_type
     if cell is None:
@@ -166,15 +195,32 @@ def _code_hook(
     return args
 
 
-def _one_argument_hook(line: str, hook_type: str) -> argparse.Namespace:
-    """Other types take one argument; options may also follow it, as in argparse."""
-    args = parser().parse_args([t.text for t in tokenize(line)])
-    args.type = hook_type
+def _one_argument_hook(
+    line: str, hook_type: str, expand: Expand | None = None, type_given: bool = True, late_type: bool = False
+) -> argparse.Namespace:
+    """Other types take one argument; options may also follow it, as in argparse.
+
+    ``late_type``: ``-t`` came after the argument, as typed (``-t $kind``): its value
+    alone is expanded first, and a ``python_code`` there is refused before anything
+    else of the line is expanded (the argument would be code)."""
+    options = parts(subparser("create")).options
+    raw = [t.text for t in tokenize(line)]
+    if late_type and expand is not None:
+        hook_type = expand_word(hook_type, expand)
+        if hook_type == "python_code":
+            raise CommandError(
+                "-t python_code goes before the code: %hook create -n NODE -t python_code CODE"
+            )
+    words = [raw[0], *expand_options(raw[1:], options, expand, positionals=type_given)]
+    args = parser().parse_args(words)
+    args.type = args.type or hook_type
     if len(args.arg) != 1:
-        what = "a module name" if hook_type == "python" else "a file path"
+        what = {"python": "a module name", "python_function": "the name of a notebook function"}.get(
+            args.type, "a file path"
+        )
         if not args.arg:
-            raise CommandError(f"a {hook_type} hook needs {what} after the options")
-        raise CommandError(f"a {hook_type} hook takes one argument, got {len(args.arg)}: quote a path with spaces")
+            raise CommandError(f"a {args.type} hook needs {what} after the options")
+        raise CommandError(f"a {args.type} hook takes one argument, got {len(args.arg)}: quote a path with spaces")
     args.arg = args.arg[0]
     return args
 
@@ -192,6 +238,9 @@ def _one_argument_hook(line: str, hook_type: str) -> argparse.Namespace:
           python_file  ARG is a Python file defining hook (path made absolute)
           python_code  the rest of the line (or the cell) is code, run with host,
                        client and item set, in the notebook's namespace; may await
+          python_function
+                       ARG names a function of the notebook, f(host, client, item),
+                       sync or async def; with -P its source is stored
         """
     ),
     arguments=add_create_arguments,
@@ -200,33 +249,58 @@ def _one_argument_hook(line: str, hook_type: str) -> argparse.Namespace:
 def create(ctx: Context, args: argparse.Namespace) -> None:
     ctx.apply_config()
     manager = account_for(ctx, args)
+    options = create_options(args)
+    if args.type == HookType.PYTHON_FUNCTION:
+        args.arg = args.arg.strip().removesuffix("()")
+        options["func"] = notebook_function(ctx.user_ns, args.arg)
+    cell = getattr(ctx, "client", None)  # the notebook cell being run (see .cells)
     try:
-        hook = ctx.run(
-            manager.create_hook(
-                args.service or None, args.node, args.type, args.arg, persistent=args.persistent, **create_options(args)
+        made = ctx.run(
+            manager.place_hook(
+                args.service or None, args.node, args.type, args.arg, persistent=args.persistent,
+                again=args.again, cell=cell.cell_run() if cell is not None else None, **options,
             )
         )
     except HookError as exc:
         raise CommandError(default_type_hint(args, str(exc))) from None
-    print(f"Created {hook.describe()}.")
-    for note in hook.notes:
-        print(f"Note: {note}")
+    for line in made.lines():
+        print(line)
+    hook = made.hook
+    if made.outcome == "kept":
+        return
     view = manager.snapshot().hook(hook.id)
     if view is not None and view.state == HookState.STANDBY:
         print(f"It runs in {view.owner or 'the account service'}; standby here.")
-    if hook.type is HookType.PYTHON_CODE:
+    if hook.code is not None:
         _print_missing_names(hook, ctx.user_ns)
 
 
+def notebook_function(user_ns: dict[str, Any], name: str) -> Any:
+    """The function ``name`` (``on_news``, ``handlers.on_news``; ``on_news()`` too) of
+    the notebook, for ``-t python_function``; a CommandError when there is none."""
+    name = name.strip().removesuffix("()")
+    first, *attributes = name.split(".")
+    value = user_ns.get(first)
+    for attribute in attributes:
+        value = getattr(value, attribute, None)
+    if value is None or not callable(value):
+        raise CommandError(f"no function {name} in the notebook: define it in a cell first")
+    return value
+
+
 def _print_missing_names(hook: Any, user_ns: dict[str, Any]) -> None:
-    names = missing_names(hook.arg, user_ns)
+    code = hook.code
+    # A live function reads its own globals (the notebook's, for a function of a cell).
+    namespace = getattr(hook.function, "__globals__", user_ns) if hook.function is not None else user_ns
+    names = missing_names(code, namespace)
     if names:
         print(f"Note: the code uses {', '.join(names)}, not defined in the notebook yet.")
-    notebook_names = missing_names(hook.arg, {})
+    notebook_names = missing_names(code, {})
     if hook.persistent and notebook_names:
+        them = "them" if len(notebook_names) > 1 else "it"
         print(
             f"After a kernel restart it waits for {', '.join(notebook_names)} until a "
-            "cell defines them; its items run then."
+            f"cell defines {them}; its items run then."
         )
 
 
@@ -301,9 +375,10 @@ def delete_selection(args: argparse.Namespace) -> tuple[tuple[Any, ...], dict[st
     arguments=add_delete_arguments,
 )
 def delete(ctx: Context, args: argparse.Namespace) -> None:
-    positional, keywords = delete_selection(args)
-    manager = account_for(ctx, args, args.id)
-    count = ctx.run(manager.delete_hooks(*positional, **keywords))
+    (service, node, hook_type, arg), keywords = delete_selection(args)
+    count = session_for(ctx, args).delete(
+        keywords["hook_id"], node=node, service=service, type=hook_type, arg=arg, events=keywords["events"]
+    )
     print(f"{count} hook(s) have been deleted")
 
 
@@ -312,7 +387,7 @@ def delete(ctx: Context, args: argparse.Namespace) -> None:
 
 @command("pause", help="pause a hook: the items it skips are counted", arguments=hook_id_argument)
 def pause(ctx: Context, args: argparse.Namespace) -> None:
-    hook = ctx.run(account_for(ctx, args, args.id).set_paused(args.id, True))
+    hook = session_for(ctx, args).pause(args.id)
     print(f"Paused hook {hook.id}.")
 
 
@@ -323,5 +398,5 @@ def pause(ctx: Context, args: argparse.Namespace) -> None:
     arguments=hook_id_argument,
 )
 def resume(ctx: Context, args: argparse.Namespace) -> None:
-    for line in ctx.run(account_for(ctx, args, args.id).resume(args.id)):
+    for line in session_for(ctx, args).resume(args.id):
         print(line)

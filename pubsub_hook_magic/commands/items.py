@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 
-from .parsing import Token
-from .registry import Context, SubCommand, account_for, command, register
+from .parsing import Expand, Token
+from .registry import Context, SubCommand, command, register, session_for
 from .runs import parse_with_payload
 
 __all__ = ["ACCESS_MODELS", "PUBLISH_MODELS", "node_config"]
@@ -28,8 +28,10 @@ def _publish_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("payload", nargs="*", metavar="XML", help="the item's payload")
 
 
-def _parse_publish(line: str, tokens: Iterator[Token], cell: str | None) -> argparse.Namespace:
-    return parse_with_payload("publish", line, tokens, cell)
+def _parse_publish(
+    line: str, tokens: Iterator[Token], cell: str | None, expand: Expand | None = None
+) -> argparse.Namespace:
+    return parse_with_payload("publish", line, tokens, cell, expand)
 
 
 @command(
@@ -41,7 +43,7 @@ def _parse_publish(line: str, tokens: Iterator[Token], cell: str | None) -> argp
     parse=_parse_publish,
 )
 def publish(ctx: Context, args: argparse.Namespace) -> None:
-    item_id = ctx.run(account_for(ctx, args).publish(args.service or None, args.node, args.payload, args.id or None))
+    item_id = session_for(ctx, args).publish(args.node, args.payload, service=args.service or None, id=args.id or None)
     print(f"Published item {item_id} to {args.node}.")
 
 
@@ -58,7 +60,7 @@ def _retract_arguments(p: argparse.ArgumentParser) -> None:
     arguments=_retract_arguments,
 )
 def retract(ctx: Context, args: argparse.Namespace) -> None:
-    ctx.run(account_for(ctx, args).retract(args.service or None, args.node, args.item))
+    session_for(ctx, args).retract(args.node, args.item, service=args.service or None)
     print(f"Retracted item {args.item} from {args.node}.")
 
 
@@ -68,7 +70,7 @@ def _nodes_arguments(p: argparse.ArgumentParser) -> None:
 
 @command("nodes", help="list the nodes a service offers (service discovery)", arguments=_nodes_arguments)
 def nodes(ctx: Context, args: argparse.Namespace) -> None:
-    found = ctx.run(account_for(ctx, args).nodes(args.service or None))
+    found = session_for(ctx, args).nodes(args.service or None)
     if not found:
         print("No node found.")
     for node, name in found:
@@ -118,7 +120,8 @@ def node_config(args: argparse.Namespace) -> dict[str, str]:
 
 
 def node_create(ctx: Context, args: argparse.Namespace) -> None:
-    service, node = ctx.run(account_for(ctx, args).create_node(args.service or None, args.node, node_config(args)))
+    session = session_for(ctx, args)
+    service, node = session.create_node(args.node, service=args.service or None, fields=node_config(args))
     print(f"Created node {node} on {service}.")
 
 

@@ -4,6 +4,12 @@ Lines are tokenized POSIX-style (quotes removed), except the code of a ``python_
 hook and the XML of ``publish`` / ``test``: everything after the options is taken
 verbatim, quotes, ``$`` and ``{}`` included (:func:`split_verbatim`).
 
+Variables: the magic gives the parsers an :data:`Expand` (``{expr}`` and ``$name``, as
+IPython expands other magics' lines); they apply it to the text of each token that is
+an option, an option's value or a plain positional word (:func:`expand_word`), never
+to the verbatim rest of a line nor to a cell. ``pubsub-hook`` gives none: nothing is
+expanded.
+
 :func:`parts` is the one place that reads argparse's private attributes (argparse
 has no public lookup of a parser's options, positionals or sub-parsers).
 """
@@ -11,12 +17,29 @@ has no public lookup of a parser's options, positionals or sub-parsers).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..hooks import HookError
 
-__all__ = ["CommandError", "HelpShown", "Parser", "ParserParts", "Token", "parts", "split_verbatim", "tokenize"]
+__all__ = [
+    "CommandError",
+    "Expand",
+    "HelpShown",
+    "Parser",
+    "ParserParts",
+    "Token",
+    "expand_options",
+    "expand_word",
+    "expand_words",
+    "parts",
+    "split_verbatim",
+    "tokenize",
+]
+
+#: Expands ``{expr}`` and ``$name`` in one word of a line (the magic's, built on
+#: IPython's ``DollarFormatter`` over the caller's namespace). None: no expansion.
+Expand = Callable[[str], str]
 
 
 class CommandError(HookError):
@@ -84,7 +107,11 @@ class Token:
 
 
 def tokenize(line: str) -> Iterator[Token]:
-    """Split ``line`` like a POSIX shell (quotes and backslashes), with offsets."""
+    """Split ``line`` like a POSIX shell (quotes and backslashes), with offsets.
+
+    A balanced ``{...}`` is kept whole and as typed (spaces and quotes in it are its
+    expression's: ``-i n{i + 1}``, ``-n {cfg['node']}``); ``{{`` is a literal brace,
+    and a ``{`` without its ``}`` an ordinary character."""
     i, n = 0, len(line)
     while i < n:
         while i < n and line[i].isspace():
@@ -104,6 +131,13 @@ def tokenize(line: str) -> Iterator[Token]:
             elif c == "\\" and i + 1 < n:
                 chars.append(line[i + 1])
                 i += 2
+            elif c == "{":
+                escaped = line.startswith("{{", i)
+                end = -1 if escaped else _closing_brace(line, i)
+                if end == -1:  # {{ (an escape) or a { without its }: plain characters
+                    end = i + 1 if escaped else i
+                chars.append(line[i : end + 1])
+                i = end + 1
             else:
                 chars.append(c)
                 i += 1
@@ -117,6 +151,28 @@ def _closing_quote(line: str, quote: str, i: int) -> int:
         while end != -1 and line[end - 1] == "\\":
             end = line.find(quote, end + 1)
     return end
+
+
+def _closing_brace(line: str, i: int) -> int:
+    """The offset of the ``}`` closing the ``{`` at ``i`` (nested braces and Python
+    strings skipped), or -1."""
+    depth, j, n = 0, i, len(line)
+    while j < n:
+        c = line[j]
+        if c in "'\"":
+            j += 1
+            while j < n and line[j] != c:
+                j += 2 if line[j] == "\\" else 1
+            if j >= n:
+                return -1
+        elif c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return j
+        j += 1
+    return -1
 
 
 def split_verbatim(
@@ -157,3 +213,59 @@ def option_value(words: list[str], options: dict[str, argparse.Action], dest_opt
         if options.get(name) is wanted:
             value = inline if eq else (words[i + 1] if i + 1 < len(words) else None)
     return value
+
+
+# ---------------------------------------------------------------------- expansion
+
+
+def expand_word(text: str, expand: Expand | None) -> str:
+    """``text`` with its ``{expr}`` and ``$name`` expanded by ``expand``; unchanged
+    without an expander, without any ``$``, ``{`` or ``}`` (nothing is evaluated), or
+    when the expansion fails (an undefined name, ``{urn:x}author``), as IPython's
+    ``var_expand`` leaves a line it cannot expand."""
+    if expand is None or not any(c in text for c in "${}"):
+        return text
+    try:
+        return expand(text)
+    except Exception:  # any failure of the user's expression: keep the text
+        return text
+
+
+def expand_words(words: list[str], expand: Expand | None) -> list[str]:
+    """Each of ``words`` (options, their values, plain words: no code) expanded."""
+    return [expand_word(w, expand) for w in words]
+
+
+def expand_options(
+    words: list[str], options: dict[str, argparse.Action], expand: Expand | None, positionals: bool = True
+) -> list[str]:
+    """``words`` (a whole line's, for argparse) with the options' values expanded, and
+    the positional words too unless ``positionals`` is False (then they are kept as
+    typed: ``create`` without ``-t``, whose argument may be code meant for
+    ``-t python_code``). Option names are never expanded."""
+    if expand is None:
+        return list(words)
+    out: list[str] = []
+    values = 0  # how many words after an option are its values
+    dashes = False  # after "--": positional words only
+    for word in words:
+        if values:
+            out.append(expand_word(word, expand))
+            values -= 1
+            continue
+        if word == "--" and not dashes:
+            dashes = True
+            out.append(word)
+            continue
+        name, eq, _ = word.partition("=")
+        action = options.get(name) if word.startswith("-") and not dashes else None
+        if action is not None:
+            if eq:
+                out.append(f"{name}={expand_word(word[len(name) + 1 :], expand)}")
+            else:
+                out.append(word)
+                if action.nargs != 0:
+                    values = action.nargs if isinstance(action.nargs, int) else 1
+            continue
+        out.append(expand_word(word, expand) if positionals else word)
+    return out

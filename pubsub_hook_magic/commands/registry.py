@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .parsing import CommandError, Parser, Token, parts, tokenize
+from .parsing import CommandError, Expand, Parser, Token, expand_words, parts, tokenize
 
 __all__ = [
     "COMMANDS",
@@ -38,6 +38,7 @@ __all__ = [
     "parse_command",
     "parser",
     "register",
+    "session_for",
 ]
 
 
@@ -88,6 +89,10 @@ class Context(Protocol):
         """A manager for an account not connected yet (it joins ``accounts`` once
         connected)."""
 
+    def session(self, profile: str | None = None) -> Any:
+        """The Python API's session of ``profile`` (None: the default account), whose
+        methods the sub-commands call (see :func:`session_for`)."""
+
 
 def account_for(ctx: Context, args: argparse.Namespace, hook_id: str | None = None) -> Any:
     """The manager the command ``args`` is for: its ``-p`` account, else the account
@@ -97,6 +102,13 @@ def account_for(ctx: Context, args: argparse.Namespace, hook_id: str | None = No
     if choose is None:
         return ctx.manager
     return choose(getattr(args, "profile", None) or None, hook_id or None)
+
+
+def session_for(ctx: Context, args: argparse.Namespace) -> Any:
+    """The Python API's :class:`~..api.Session` the command ``args`` is for (its ``-p``
+    account, else the default one; a hook id picks its own account): the sub-commands
+    are its methods, printed."""
+    return ctx.session(getattr(args, "profile", None) or None)
 
 
 def connected_managers(ctx: Context) -> list[Any]:
@@ -119,8 +131,9 @@ def add_profile_argument(p: argparse.ArgumentParser) -> None:
 
 
 Handler = Callable[[Context, argparse.Namespace], None]
-#: A parser of a line whose rest is verbatim: (line, tokens after the sub-command, cell).
-VerbatimParser = Callable[[str, Iterator[Token], "str | None"], argparse.Namespace]
+#: A parser of a line whose rest is verbatim: (line, tokens after the sub-command, cell,
+#: the expander of the words that are not verbatim, or None).
+VerbatimParser = Callable[[str, Iterator[Token], "str | None", "Expand | None"], argparse.Namespace]
 
 
 @dataclass(frozen=True)
@@ -212,11 +225,16 @@ def subparser(name: str) -> argparse.ArgumentParser:
     return parts(parser()).subparsers[name]
 
 
-def parse_command(line: str, cell: str | None = None) -> argparse.Namespace:
+def parse_command(line: str, cell: str | None = None, expand: Expand | None = None) -> argparse.Namespace:
     """Parse a ``%hook`` line (and the cell of ``%%hook``) into a namespace.
 
+    ``expand`` (the magic's; None: nothing is expanded, as in ``pubsub-hook``) expands
+    ``{expr}`` and ``$name`` in the options, their values and the plain positional
+    words; never in the code of a ``python_code`` hook, a cell, or an XML payload.
     Raises :class:`CommandError` on bad input and :class:`HelpShown` after ``-h``.
     """
+    if expand is not None:
+        expand = _once_each(expand)
     tokens = tokenize(line)
     first = next(tokens, None)
     if first is None:
@@ -224,11 +242,23 @@ def parse_command(line: str, cell: str | None = None) -> argparse.Namespace:
         raise CommandError(f"%hook needs a sub-command: {', '.join(head)} or {last} (see %hook -h)")
     spec = COMMANDS.get(first.text)
     if spec is not None and spec.parse is not None:
-        return spec.parse(line, tokens, cell)
-    args = parser().parse_args([first.text, *(t.text for t in tokens)])
+        return spec.parse(line, tokens, cell, expand)
+    args = parser().parse_args([first.text, *expand_words([t.text for t in tokens], expand)])
     if cell is not None and cell.strip():
         raise CommandError(f"%%hook {args.command} takes no cell body; only %%hook create does")
     return args
+
+
+def _once_each(expand: Expand) -> Expand:
+    """``expand`` evaluating each text once per line (a parser may read a word twice)."""
+    done: dict[str, str] = {}
+
+    def once(text: str) -> str:
+        if text not in done:
+            done[text] = expand(text)
+        return done[text]
+
+    return once
 
 
 def dispatch(ctx: Context, args: argparse.Namespace) -> None:

@@ -10,19 +10,22 @@ from typing import Any
 from .. import formatting
 from ..states import HookState
 from .hooks import hook_id_argument
-from .parsing import CommandError, Token, parts, split_verbatim
-from .registry import Context, account_for, command, parser, subparser
+from .parsing import CommandError, Expand, Token, expand_words, parts, split_verbatim
+from .registry import Context, account_for, command, parser, session_for, subparser
 
 __all__ = ["add_failed_arguments", "add_retry_arguments", "parse_with_payload"]
 
 
-def parse_with_payload(command: str, line: str, tokens: Iterator[Token], cell: str | None) -> argparse.Namespace:
+def parse_with_payload(
+    command: str, line: str, tokens: Iterator[Token], cell: str | None, expand: Expand | None = None
+) -> argparse.Namespace:
     """``publish`` and ``test``: options (and the hook id), then the XML payload
-    verbatim, or the cell."""
+    verbatim, or the cell. ``expand`` applies to the options, their values and the
+    hook id, never to the payload."""
     options = parts(subparser(command)).options
     positional = 1 if command == "test" else 0  # the hook id comes before the payload
     words, payload_start = split_verbatim(tokens, options, positional=positional)
-    args = parser().parse_args([command, *words])
+    args = parser().parse_args([command, *expand_words(words, expand)])
     payload = line[payload_start:].strip() if payload_start is not None else ""
     if cell is not None and cell.strip():
         if payload:
@@ -70,9 +73,8 @@ def _replay_arguments(p: argparse.ArgumentParser) -> None:
 def replay(ctx: Context, args: argparse.Namespace) -> None:
     if args.item and args.last:
         raise CommandError("give --item or --last, not both")
-    manager = account_for(ctx, args, args.id)
-    triggers = ctx.run(manager.replay(args.id, args.item or None, args.last or None))
-    reload_error = ctx.call(_reload_error, manager, args.id)
+    triggers = session_for(ctx, args).replay(args.id, args.item or None, last=args.last or None)
+    reload_error = ctx.call(_reload_error, account_for(ctx, args, args.id), args.id)
     for trigger in triggers:
         print_run("replay", trigger, reload_error)
 
@@ -83,8 +85,10 @@ def _test_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("payload", nargs="*", metavar="XML", help="the item's payload")
 
 
-def _parse_test(line: str, tokens: Iterator[Token], cell: str | None) -> argparse.Namespace:
-    return parse_with_payload("test", line, tokens, cell)
+def _parse_test(
+    line: str, tokens: Iterator[Token], cell: str | None, expand: Expand | None = None
+) -> argparse.Namespace:
+    return parse_with_payload("test", line, tokens, cell, expand)
 
 
 @command(
@@ -95,9 +99,8 @@ def _parse_test(line: str, tokens: Iterator[Token], cell: str | None) -> argpars
     parse=_parse_test,
 )
 def test(ctx: Context, args: argparse.Namespace) -> None:
-    manager = account_for(ctx, args, args.id)
-    trigger = ctx.run(manager.test(args.id, args.payload, args.item_id or None))
-    print_run("test", trigger, ctx.call(_reload_error, manager, args.id))
+    trigger = session_for(ctx, args).test(args.id, args.payload, item_id=args.item_id or None)
+    print_run("test", trigger, ctx.call(_reload_error, account_for(ctx, args, args.id), args.id))
 
 
 # ---------------------------------------------------------------------- failed, retry
@@ -118,7 +121,7 @@ def add_failed_arguments(p: argparse.ArgumentParser) -> None:
     arguments=add_failed_arguments,
 )
 def failed(ctx: Context, args: argparse.Namespace) -> None:
-    letters = ctx.call(account_for(ctx, args, args.id).failed, args.id)
+    letters = session_for(ctx, args).failed(args.id)
     if args.output == "json":
         print(formatting.hooks_json(letters))
     else:
@@ -142,8 +145,9 @@ def add_retry_arguments(p: argparse.ArgumentParser) -> None:
 )
 def retry(ctx: Context, args: argparse.Namespace) -> None:
     manager = account_for(ctx, args, args.id)
+    session = session_for(ctx, args)
     if args.discard:
-        count = ctx.run(manager.discard_failed(args.id, args.item or None))
+        count = session.retry(args.id, args.item or None, discard=True)
         print(f"Discarded {count} failed item(s) of hook {args.id}.")
         return
     view = manager.snapshot().hook(args.id)
@@ -154,9 +158,7 @@ def retry(ctx: Context, args: argparse.Namespace) -> None:
             f"the failed item(s); %hook failed {args.id} shows what is left."
         )
         return
-    waiting = len(ctx.call(manager.failed, args.id))
-    # each item may take up to the time limit
-    triggers = ctx.run(manager.retry_failed(args.id, args.item or None), ctx.timeout + waiting * ctx.time_limit)
+    triggers = session.retry(args.id, args.item or None)  # (each item may take up to the time limit)
     if not triggers:
         print(f"Hook {args.id} has no failed item.")
         return

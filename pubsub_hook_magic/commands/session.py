@@ -16,7 +16,7 @@ from ..hooks import HookError
 from .parsing import CommandError
 from .registry import Context, account_for, command, connected_managers
 
-__all__ = ["add_connect_arguments"]
+__all__ = ["add_connect_arguments", "connect_account"]
 
 
 def add_connect_arguments(p: argparse.ArgumentParser) -> None:
@@ -70,17 +70,24 @@ def _jid(manager: Any) -> str | None:
     arguments=_connect_arguments,
 )
 def connect(ctx: Context, args: argparse.Namespace) -> None:
+    for line in connect_account(ctx, args, getpass.getpass):  # the kernel's getpass: asks the front end
+        print(line)
+
+
+def connect_account(ctx: Context, args: argparse.Namespace, prompt: Any = None) -> list[str]:
+    """Log in to the account of ``args`` (``connect``'s flags; ``args.password``, when
+    set, is the password) and return what to tell the user, a line each. ``prompt``
+    asks for a password (None: this front end cannot). Shared by ``%hook connect``
+    and the Python API's ``connect()``."""
     manager = _connecting(ctx, args)
     jid, _count = ctx.call(_account, manager)
     failed = jid is not None and ctx.call(_failed, manager)
     if jid is not None and not failed:
         if args.default:  # connected already: only made the default
             _make_default(ctx, jid)
-            print(f"Already connected as {jid}; it is now the default account.")
-            return
+            return [f"Already connected as {jid}; it is now the default account."]
         raise CommandError(f"already connected as {jid}: %hook disconnect first")
-    # the kernel's getpass: asks the front end where it can
-    account = account_from_args(args, getpass.getpass, "%hook connect user@domain")
+    account = account_from_args(args, prompt, "%hook connect user@domain")
     ctx.apply_config()
     timeout = args.timeout or ctx.timeout
     options = connect_options(account, args, timeout)
@@ -89,18 +96,17 @@ def connect(ctx: Context, args: argparse.Namespace) -> None:
     if args.default and jid is not None:
         _make_default(ctx, jid)
     if failed:  # logged in again: the hooks stayed installed
-        print(f"Reconnected as {jid}" + (f"; its {count} hook(s) go on running." if count else "."))
-        return
-    print(f"Connected as {jid}" + (f"; {count} persistent hook(s) installed." if count else "."))
-    for warning in warnings:
-        print(f"Warning: {warning}")
+        return [f"Reconnected as {jid}" + (f"; its {count} hook(s) go on running." if count else ".")]
+    lines = [f"Connected as {jid}" + (f"; {count} persistent hook(s) installed." if count else ".")]
+    lines.extend(f"Warning: {warning}" for warning in warnings)
     others = [a for a in _connected(ctx) if a != jid]
     if others:
         default = _connected(ctx)[0]
-        print(
+        lines.append(
             f"Accounts: {', '.join([jid or '', *others])}; commands without -p are for {default}"
             + ("." if default == jid else f" (%hook connect {jid} --default to change).")
         )
+    return lines
 
 
 def _make_default(ctx: Context, jid: str) -> None:

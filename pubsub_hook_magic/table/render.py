@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..formatting import ago, seconds, shorten
+from ..formatting import ago, arg_text, seconds, shorten
 from ..logs import LogEntry, printable
 from ..states import Outcome, SessionState
 from ..trigger import payload_text as trigger_payload_text
@@ -48,7 +48,7 @@ Summary = Mapping[str, Any]
 WARNING_SHOWN = 600.0
 #: The message line of a table without hooks.
 NO_HOOK = "<i>No hook found.</i>"
-_TYPE_NAMES = {"python": "module", "python_file": "file", "python_code": "code"}
+_TYPE_NAMES = {"python": "module", "python_file": "file", "python_code": "code", "python_function": "function"}
 #: Outcomes of a trigger that did not run the hook (the "last" column skips them).
 _NOT_RUN = {Outcome.SKIPPED, Outcome.DROPPED, Outcome.GAP}
 _TAGS = re.compile(r"<[^>]*>")
@@ -191,9 +191,16 @@ def static_cells(summary: Summary, account: str | None = None) -> list[tuple[str
         (cell(summary["id"], f"hook {summary['id']} of {account}" if account else None), "phm-id"),
         (cell(where, f"node {summary['node']} of {summary['service']}"), "phm-node"),
         (cell(_TYPE_NAMES.get(hook_type, hook_type), hook_type), "phm-type"),
-        (cell(shorten(summary["arg"], 200), summary["arg"]), "phm-arg"),
+        (cell(shorten(arg_text(summary), 200), _arg_title(summary)), "phm-arg"),
         (cell("yes" if summary["persistent"] else "no", stored), "phm-lifetime"),
     ]
+
+
+def _arg_title(summary: Summary) -> str:
+    """The argument's hover text: in full (a function hook: which function)."""
+    if summary["type"] == "python_function":
+        return f"the function {summary['arg']}, called as {summary['arg']}(host, client, item)"
+    return str(summary["arg"])
 
 
 def state_detail(summary: Summary) -> str:
