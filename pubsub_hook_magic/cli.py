@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list the account's persistent hooks (no connection)")
     account(p)
-    p.add_argument("-O", "--output", choices=("text", "json"), default="text")
+    p.add_argument("-O", "--output", choices=("text", "json"), default="text", help="output format")
 
     shared("failed", False, help="list the items a persistent hook could not run (no connection)")
     shared(
@@ -365,7 +365,7 @@ async def _retry(args: Any) -> int:
         if trigger.error:
             print(f"  {trigger.error}")
     ok = sum(1 for t in triggers if t.outcome == Outcome.OK)
-    print(f"{ok} of {len(triggers)} failed item(s) ran and were removed.")
+    print(formatting.retry_summary(args.id, [t.outcome for t in triggers], "pubsub-hook failed") + ".")
     return 0 if ok == len(triggers) else 1
 
 
