@@ -252,9 +252,11 @@ class HookMagics(Magics):
     @completion_matcher(identifier="pubsub_hook_magic", priority=100, api_version=2)
     def matcher(self, context: Any) -> dict[str, Any]:
         """Tab completion of a ``%hook`` line (IPython's matcher API v2, registered by
-        the extension): our candidates, typed (sub-command, option, hook id with its
-        type and node…), in our order, and only them (``suppress``: no Python keywords
-        or names after ``%hook``)."""
+        the extension): our candidates, typed (``command``, ``option``, a hook id's
+        ``python_code · news``…: hints of at most 20 characters that cannot wrap in
+        JupyterLab's narrow hint column, distinct per hook; see
+        :mod:`.commands.complete`), in our order, and only them (``suppress``: no
+        Python keywords or names after ``%hook``)."""
         line = context.text_until_cursor
         stripped = line.lstrip()
         first = stripped.split(None, 1)[0] if stripped else ""
@@ -358,5 +360,7 @@ HookMagics.hook.__doc__ = (
     "JID, or its local part); without it, the default account (the first connected,\n"
     "%config HookMagics.default_profile, or %hook connect JID --default). In a hook,\n"
     "host and client are its own account's; host.accounts['bot@example.org'] another's.\n\n"
+    "One sub-command's help: %hook create -h, %hook node create -h. Every\n"
+    "sub-command's follows.\n\n"
     + commands.full_help()
 )

@@ -134,7 +134,7 @@ def free_port() -> int:
 def test_unknown_sub_command(connected, publisher, node, data_dir):
     hooks = make_hooks(connected, node)
     msg = bad(connected, "%hook frobnicate -n x", data_dir)
-    check_message(msg, "invalid choice", "frobnicate", "connect", "create", "%hook -h")
+    check_message(msg, "unknown sub-command", "frobnicate", "connect", "create", "%hook -h")
     assert_intact(connected, publisher, node, data_dir, hooks)
 
 

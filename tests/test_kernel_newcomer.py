@@ -51,11 +51,11 @@ def test_completion_after_hook_offers_our_typed_candidates_and_no_python(connect
     assert matches and matches[0] in SUB_COMMANDS, matches
     assert set(matches) == SUB_COMMANDS, matches  # ours only: no keywords, no names
     assert not {"and", "if", "in", "import", "print"} & set(matches)
-    assert set(types.values()) == {"sub-command"}, types
+    assert set(types.values()) == {"command"}, types
 
     reply = complete(connected, "%hook pause ")
     [meta] = reply["metadata"]["_jupyter_types_experimental"]
-    assert meta["text"] == hook_id and meta["type"] == f"hook: python_code on {node} @ pubsub.localhost"
+    assert meta["text"] == hook_id and meta["type"] == f"python_code\u00a0·\u00a0{node}"
 
     reply = complete(connected, "%hook create -")
     types = {m["text"]: m["type"] for m in reply["metadata"]["_jupyter_types_experimental"]}

@@ -11,7 +11,7 @@ from .. import formatting
 from ..states import HookState
 from .hooks import hook_id_argument
 from .parsing import CommandError, Expand, Token, expand_words, parts, split_verbatim
-from .registry import Context, account_for, command, parser, session_for, subparser
+from .registry import Context, account_for, command, parse_words, session_for, subparser
 
 __all__ = ["add_failed_arguments", "add_retry_arguments", "parse_with_payload"]
 
@@ -20,12 +20,15 @@ def parse_with_payload(
     command: str, line: str, tokens: Iterator[Token], cell: str | None, expand: Expand | None = None
 ) -> argparse.Namespace:
     """``publish`` and ``test``: options (and the hook id), then the XML payload
-    verbatim, or the cell. ``expand`` applies to the options, their values and the
-    hook id, never to the payload."""
+    verbatim (after ``--`` too), or the cell. A misspelled option before it is
+    refused, never taken for the payload. ``expand`` applies to the options, their
+    values and the hook id, never to the payload."""
     options = parts(subparser(command)).options
     positional = 1 if command == "test" else 0  # the hook id comes before the payload
-    words, payload_start = split_verbatim(tokens, options, positional=positional)
-    args = parser().parse_args([command, *expand_words(words, expand)])
+    words, payload_start = split_verbatim(
+        tokens, options, positional=positional, stop_at_dashes=True, prog=subparser(command).prog
+    )
+    args = parse_words([command, *expand_words(words, expand)])
     payload = line[payload_start:].strip() if payload_start is not None else ""
     if cell is not None and cell.strip():
         if payload:

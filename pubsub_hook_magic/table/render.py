@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 __all__ = [
     "AccountLine",
     "Header",
+    "OwnerRuns",
+    "arg_cell",
     "cell",
     "group_html",
     "head_cells",
@@ -38,20 +40,28 @@ __all__ = [
     "static_cells",
     "stats_html",
     "trigger_detail_html",
-    "trigger_options",
+    "trigger_row_html",
+    "trigger_row_title",
+    "triggers_head_html",
     "triggers_html",
+    "warning_shown",
 ]
 
 #: A hook's summary (:class:`~pubsub_hook_magic.summary.HookSummary`), read as a mapping.
 Summary = Mapping[str, Any]
-#: Seconds the header shows the last warning the extension or slixmpp logged.
-WARNING_SHOWN = 600.0
+#: Seconds the header shows the last warning the extension or slixmpp logged (unless
+#: dismissed, or about a hook that is gone).
+WARNING_SHOWN = 300.0
+#: Seconds the message line shows what a button's command said (unless dismissed).
+MESSAGE_SHOWN = 60.0
 #: The message line of a table without hooks.
 NO_HOOK = "<i>No hook found.</i>"
 _TYPE_NAMES = {"python": "module", "python_file": "file", "python_code": "code", "python_function": "function"}
 #: Outcomes of a trigger that did not run the hook (the "last" column skips them).
 _NOT_RUN = {Outcome.SKIPPED, Outcome.DROPPED, Outcome.GAP}
 _TAGS = re.compile(r"<[^>]*>")
+#: A log message about one hook starts "hook ID …" (runner, engine, catch-up).
+_ABOUT_HOOK = re.compile(r"^hook ([0-9A-Za-z_-]+)\b")
 _esc = html.escape
 
 
@@ -97,6 +107,24 @@ class Header:
     #: Every account, when the table shows several: the header then gives each one's
     #: state instead of ``state``, ``jid`` and ``error``.
     accounts: tuple[AccountLine, ...] = ()
+    #: The installed hooks' ids (None: not known): a warning about another hook (one
+    #: deleted since, a temporary hook of an old session) is not shown.
+    hook_ids: frozenset[str] | None = None
+
+
+def warning_shown(header: Header, now: float, dismissed: float = float("-inf")) -> LogEntry | None:
+    """The warning the header shows: the last one, if logged less than
+    :data:`WARNING_SHOWN` seconds ago, after the table's messages were last dismissed
+    (``dismissed``), and not about a hook that is gone."""
+    last = header.warning
+    if last is None or last.level < logging.WARNING:
+        return None
+    if now - last.created >= WARNING_SHOWN or last.created <= dismissed:
+        return None
+    about = _ABOUT_HOOK.match(last.message)
+    if about and header.hook_ids is not None and about.group(1) not in header.hook_ids:
+        return None
+    return last
 
 
 def _session_html(header: Header) -> str:
@@ -124,9 +152,10 @@ def _account_html(account: AccountLine) -> str:
     return f"<b>{_esc(str(state))}</b> {jid}"
 
 
-def header_html(header: Header, now: float) -> str:
+def header_html(header: Header, now: float, dismissed: float = float("-inf")) -> str:
     """The header: the session's state (each account's, when several) and totals, and
-    the last recent warning."""
+    the last recent warning (:func:`warning_shown`), each one line cut with an ellipsis
+    and whole on hover."""
     errors = header.errors
     if len(header.accounts) > 1:
         sessions = " · ".join(_account_html(a) for a in header.accounts)
@@ -139,12 +168,18 @@ def header_html(header: Header, now: float) -> str:
     )
     plain = html.unescape(_TAGS.sub("", totals))
     lines = [f"<span class='phm-c' title='{_esc(plain, quote=True)}'>{totals}</span>"]
-    last = header.warning
-    if last is not None and last.level >= logging.WARNING and now - last.created < WARNING_SHOWN:
+    last = warning_shown(header, now, dismissed)
+    if last is not None:
         first_line = (last.message.splitlines() or [""])[0]
         text = printable(f"⚠ {_clock(last.created)} {first_line} (%hook log)")
         lines.append(cell(text, printable(last.line()), "phm-warn phm-last-log"))
     return "".join(lines)
+
+
+def message_html(markup: str, shown: float, now: float) -> str:
+    """The message line: ``markup`` (what a button's command said) while less than
+    :data:`MESSAGE_SHOWN` seconds old, else nothing."""
+    return markup if markup and now - shown < MESSAGE_SHOWN else ""
 
 
 _SESSION_CLASSES: dict[str, str] = {
@@ -172,15 +207,15 @@ def group_html(account: AccountLine) -> str:
 
 
 def head_cells() -> list[str]:
-    """The column headers, each with its hover text."""
-    return [cell(name, title) for name, title, _width in COLUMNS]
+    """The column headers, each with its hover text (in :data:`.style.COLUMNS`' order)."""
+    return [cell(name, title) for _key, name, title, _width, _min in COLUMNS]
 
 
 def static_cells(summary: Summary, account: str | None = None) -> list[tuple[str, str]]:
-    """The cells of a row that do not change (id, node, type, argument, stored), as
-    ``(html, class)`` pairs; ``account``: the hook's account, said on the id's hover
-    (a table of several accounts)."""
-    where = f"{summary['node']} @ {summary['service']}"
+    """The cells of a row (id, node, type, argument, stored) as ``(html, class)``
+    pairs; ``account``: the hook's account, said on the id's hover (a table of several
+    accounts). Only the argument's cell changes later (:func:`arg_cell`: its
+    ``--where`` tag counts the filtered items)."""
     hook_type = str(summary["type"])
     stored = (
         "persistent: stored, installed again at every connect"
@@ -189,11 +224,63 @@ def static_cells(summary: Summary, account: str | None = None) -> list[tuple[str
     )
     return [
         (cell(summary["id"], f"hook {summary['id']} of {account}" if account else None), "phm-id"),
-        (cell(where, f"node {summary['node']} of {summary['service']}"), "phm-node"),
+        (node_cell(summary), "phm-node"),
         (cell(_TYPE_NAMES.get(hook_type, hook_type), hook_type), "phm-type"),
-        (cell(shorten(arg_text(summary), 200), _arg_title(summary)), "phm-arg"),
+        (arg_cell(summary), "phm-arg"),
         (cell("yes" if summary["persistent"] else "no", stored), "phm-lifetime"),
     ]
+
+
+def node_cell(summary: Summary) -> str:
+    """``node @ service``: when cut, the service's part first (then the node's name)."""
+    node, service = str(summary["node"]), str(summary["service"])
+    title = _esc(f"node {node} of {service}", quote=True)
+    return (
+        f"<span class='phm-c phm-split' title='{title}'>"
+        f"<span class='phm-c' title='{title}'>{_esc(node)}</span>"
+        f"<span class='phm-c phm-muted' title='{title}'>&nbsp;@ {_esc(service)}</span></span>"
+    )
+
+
+def hook_tags(summary: Summary) -> list[tuple[str, str]]:
+    """What makes the hook other than "runs every publication once", as ``(tag,
+    hover text)``: the events it runs on, ``--where`` (with the items it filtered out)
+    and ``--retry``."""
+    tags = []
+    events = [str(e) for e in summary.get("events") or ("publish",)]
+    if events != ["publish"]:
+        tags.append(("+".join(events), f"-e {','.join(events)}: runs on {', '.join(events)}"))
+    where = summary.get("where")
+    if where:
+        filtered = int(summary.get("filtered") or 0)
+        tags.append(
+            (f"where·{filtered}", f"--where {where}: runs on the publications it matches; {filtered} filtered out")
+        )
+    retry = int(summary.get("retry") or 0)
+    if retry:
+        delay = seconds(float(summary.get("retry_delay") or 0))
+        tags.append(
+            (f"retry {retry}", f"--retry {retry}: a failed item runs again up to {retry} time(s), "
+             f"first after {delay}, then doubling; then it is a failed item")
+        )
+    return tags
+
+
+def arg_cell(summary: Summary) -> str:
+    """The argument, after the hook's tags (:func:`hook_tags`); cut first, whole on hover
+    with what the tags say."""
+    tags = hook_tags(summary)
+    text = shorten(arg_text(summary), 200)
+    title = _arg_title(summary)
+    if not tags:
+        return cell(text, title)
+    full = "; ".join([title, *(t for _, t in tags)])
+    badges = "".join(f"<span class='phm-tag' title='{_esc(t, quote=True)}'>{_esc(tag)}</span>" for tag, t in tags)
+    return (
+        f"<span class='phm-c phm-split' title='{_esc(full, quote=True)}'>"
+        f"<span class='phm-c phm-tags' title='{_esc(full, quote=True)}'>{badges}</span>"
+        f"<span class='phm-c' title='{_esc(full, quote=True)}'>{_esc(text)}</span></span>"
+    )
 
 
 def _arg_title(summary: Summary) -> str:
@@ -201,6 +288,18 @@ def _arg_title(summary: Summary) -> str:
     if summary["type"] == "python_function":
         return f"the function {summary['arg']}, called as {summary['arg']}(host, client, item)"
     return str(summary["arg"])
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerRuns:
+    """What the process that runs a standby hook wrote of its runs (its position files)."""
+
+    #: Items it ran (or skipped), as its files count them.
+    runs: int
+    #: When it last wrote one (None: never).
+    last: float | None
+    #: The last item's id.
+    item_id: str | None = None
 
 
 def state_detail(summary: Summary) -> str:
@@ -238,7 +337,11 @@ def _state_cell(summary: Summary) -> str:
     return cell(str(state), detail, STATE_CLASSES.get(state, ""))
 
 
-def _triggers_cell(summary: Summary) -> str:
+def _triggers_cell(summary: Summary, owner: OwnerRuns | None = None) -> str:
+    if owner is not None:
+        who = summary.get("owner") or "another process of this account"
+        count = f"{owner.runs} item(s) run by {who} (its position journal): this process stands by"
+        return f"<span class='phm-c phm-num phm-owners' title='{_esc(count, quote=True)}'>{owner.runs}</span>"
     triggers = summary["triggers"]
     extra = [
         f"{summary[k]} {k}" + (" (paused)" if k == "skipped" else " (queue full)")
@@ -254,7 +357,13 @@ def _triggers_cell(summary: Summary) -> str:
     )
 
 
-def _last_cell(summary: Summary, now: float, last: Trigger | None) -> str:
+def _last_cell(summary: Summary, now: float, last: Trigger | None, owner: OwnerRuns | None = None) -> str:
+    if owner is not None:
+        who = summary.get("owner") or "another process of this account"
+        if owner.last is None:
+            return cell("never", f"{who} has run no item yet", "phm-owners")
+        item = f" (item {owner.item_id})" if owner.item_id else ""
+        return cell(ago(owner.last, now), f"{who} ran its last item{item} at {_clock(owner.last)}", "phm-owners")
     if last is None:
         return cell("never", "no run yet")
     title = (
@@ -264,16 +373,21 @@ def _last_cell(summary: Summary, now: float, last: Trigger | None) -> str:
     return cell(ago(last.received, now), title)
 
 
-def stats_html(summary: Summary, now: float, last: Trigger | None = None) -> str:
+def stats_html(summary: Summary, now: float, last: Trigger | None = None, owner: OwnerRuns | None = None) -> str:
     """The live cells of a row (state, triggers, errors, last), as one HTML value (one
-    message when any changes). ``last``: the last trigger that ran the hook."""
+    message when any changes). ``last``: the last trigger that ran the hook; ``owner``:
+    for a hook in standby here, what its owner ran (its counts, in italics)."""
     errors = summary["errors"]
     return (
         "<div class='phm-stats-row'>"
         + _state_cell(summary)
-        + _triggers_cell(summary)
-        + cell(str(errors), f"{errors} failed run(s)", "phm-num" + (" phm-err" if errors else ""))
-        + _last_cell(summary, now, last)
+        + _triggers_cell(summary, owner)
+        + (
+            cell("-", "its owner's errors are in the owner's log", "phm-num phm-owners")
+            if owner is not None
+            else cell(str(errors), f"{errors} failed run(s)", "phm-num" + (" phm-err" if errors else ""))
+        )
+        + _last_cell(summary, now, last, owner)
         + "</div>"
     )
 
@@ -306,43 +420,80 @@ def payload_text(item: Any, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _trigger_row(t: Trigger) -> str:
+_PANEL_COLUMNS = (
+    ("time", "when the item arrived (hover: how it ran: live, catch-up, replay, retry)"),
+    ("item", "the item's id"),
+    ("publisher", "who published it, as the server said (some servers do not say)"),
+    ("duration", "how long the hook ran"),
+    ("outcome", "ok, error, timeout, skipped…; a retried run shows its attempt"),
+    ("payload", "the item's payload, as XML"),
+)
+
+
+def _attempt(t: Trigger, retry: int) -> tuple[str, str]:
+    """A retried run's mark and what it means ("" for a first run not retried)."""
+    if t.attempt <= 1 and not t.retried:
+        return "", ""
+    of = f" of {retry + 1}" if retry else ""
+    then = "; it failed and runs again" if t.retried else ""
+    return f"#{t.attempt}", f"attempt {t.attempt}{of}{then}"
+
+
+def _trigger_cells(t: Trigger, retry: int = 0) -> list[tuple[str, str, str]]:
     when = _clock(t.received)
     outcome = str(t.outcome) + (f": {t.error}" if t.error else "")
+    mark, attempt = _attempt(t, retry)
     payload = payload_text(t.payload, 400)
     cls = "phm-err" if t.outcome in (Outcome.ERROR, Outcome.TIMEOUT) else ""
-    cells = (
+    return [
         (when, f"{t.kind} at {when}", ""),
         (t.item_id or "-", t.item_id or "no item id", ""),
-        (t.publisher or "-", t.publisher or "the server did not say", ""),
+        (t.publisher or "-", t.publisher or "the server did not say who published it", ""),
         (seconds(t.duration), seconds(t.duration), ""),
-        (outcome, outcome, cls),
+        (f"{mark} {outcome}" if mark else outcome, f"{attempt}: {outcome}" if mark else outcome, cls),
         (payload, payload, ""),
+    ]
+
+
+def triggers_head_html(summary: Summary) -> str:
+    """The triggers panel's title and column headers."""
+    title = (
+        f"Recent triggers of hook {_esc(summary['id'])} "
+        f"({_esc(summary['node'])} @ {_esc(summary['service'])}): click one to see it whole"
     )
-    return "<tr>" + "".join(f"<td>{cell(text, full, c)}</td>" for text, full, c in cells) + "</tr>"
+    head = "".join(cell(h, t) for h, t in _PANEL_COLUMNS)
+    return f"<b>{title}</b><div class='phm-tr phm-tr-head'>{head}</div>"
+
+
+def trigger_row_html(t: Trigger, retry: int = 0) -> str:
+    """One trigger as a row of the panel (its cells cut, whole on hover); ``retry``: the
+    hook's ``--retry`` (a retried run says "attempt 2 of 4")."""
+    cells = "".join(cell(text, full, c) for text, full, c in _trigger_cells(t, retry))
+    return f"<div class='phm-tr'>{cells}</div>"
+
+
+def trigger_row_title(t: Trigger, retry: int = 0) -> str:
+    """The row's hover text (plain): what it shows, in full."""
+    when, item, publisher, duration, outcome, _payload = _trigger_cells(t, retry)
+    return f"{when[1]}: item {item[0]} from {publisher[0]}, {duration[0]}, {outcome[1]} (click: see it whole)"
 
 
 def triggers_html(summary: Summary, triggers: Sequence[Trigger]) -> str:
-    """The recent triggers of one hook as an escaped HTML table (newest first), as wide
-    as the table: long cells cut, whole on hover."""
-    title = (
-        f"Recent triggers of hook {_esc(summary['id'])} "
-        f"({_esc(summary['node'])} @ {_esc(summary['service'])})"
-    )
+    """The recent triggers of one hook as escaped HTML (newest first): long cells cut,
+    whole on hover. (The table shows the same rows, each clickable.)"""
     if not triggers:
-        return f"<b>{title}</b><div>No trigger yet.</div>"
-    rows = "".join(_trigger_row(t) for t in reversed(triggers))
-    head = "".join(f"<th>{cell(h)}</th>" for h in ("time", "item", "publisher", "duration", "outcome", "payload"))
-    cols = "".join(f"<col style='width:{w}'>" for w in ("70px", "17%", "17%", "70px", "24%", "auto"))
-    return (
-        f"<b>{title}</b><table class='phm-triggers'><colgroup>{cols}</colgroup>"
-        f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
-    )
+        return f"{triggers_head_html(summary)}<div>No trigger yet.</div>"
+    retry = int(summary.get("retry") or 0)
+    return triggers_head_html(summary) + "".join(trigger_row_html(t, retry) for t in reversed(triggers))
+
+
+def trigger_order(triggers: Sequence[Trigger]) -> list[int]:
+    """The panel's rows, newest first, as indexes into ``triggers``."""
+    return list(range(len(triggers) - 1, -1, -1))
 
 
 def trigger_options(triggers: Sequence[Trigger]) -> list[tuple[str, int]]:
-    """The trigger picker's ``(label, index)`` options, newest first (labels are
-    plain text: the dropdown shows them as text)."""
+    """The triggers as ``(label, index)``, newest first (plain-text labels)."""
     return [
         (f"{_clock(t.received)} {shorten(t.item_id or '-', 30)} {t.outcome}", i)
         for i, t in reversed(list(enumerate(triggers)))
@@ -361,7 +512,12 @@ def trigger_detail_html(trigger: Trigger | None) -> str:
     """One trigger in full: its payload and, for an error, its traceback (escaped)."""
     if trigger is None:
         return ""
-    parts = [f"<b>item</b> <code>{_esc(trigger.item_id or '-')}</code> — {_esc(trigger.outcome)}"]
+    attempt = f" (attempt {trigger.attempt})" if trigger.attempt > 1 else ""
+    publisher = f" from <code>{_esc(trigger.publisher)}</code>" if trigger.publisher else ""
+    parts = [
+        f"<b>item</b> <code>{_esc(trigger.item_id or '-')}</code>{publisher} — "
+        f"{_esc(trigger.outcome)}{attempt}"
+    ]
     payload = payload_text(trigger.payload, 4000)
     if payload:
         parts.append(f"<div><b>payload</b></div><pre class='phm-payload'>{_esc(payload)}</pre>")

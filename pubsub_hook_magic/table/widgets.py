@@ -26,7 +26,7 @@ from ipywidgets.widgets import widget_string
 
 from . import render
 from .render import Summary
-from .style import CSS, GRID_COLUMNS
+from .style import COLUMNS, CSS
 
 if TYPE_CHECKING:
     import threading
@@ -43,12 +43,15 @@ class Frame:
     """What every table shows at one refresh (plain data, gathered on the loop)."""
 
     now: float
-    #: The header's markup (:func:`.render.header_html`).
-    header: str
+    #: What the header says (each table renders it: :func:`.render.header_html`,
+    #: without the warnings it dismissed).
+    header: render.Header
     #: Every installed hook's summary, in the table's order.
     summaries: Mapping[str, Summary]
     #: The last trigger that ran each hook.
     last_runs: Mapping[str, Trigger | None] = field(default_factory=dict)
+    #: What the owner of each hook in standby here ran (read from its position files).
+    owner_runs: Mapping[str, render.OwnerRuns] = field(default_factory=dict)
     #: A table of several accounts: each account's group row markup
     #: (:func:`.render.group_html`), in the table's order; empty for one account (no
     #: group rows, the table as it always was).
@@ -80,9 +83,8 @@ class Styles:
         self.actions = widgets.Layout(overflow="hidden", margin="0")
         self.html = widget_string.HTMLStyle()
         self.button_style = widgets.ButtonStyle()
-        self.grid = widgets.Layout(
-            grid_template_columns=GRID_COLUMNS, grid_gap="2px 0", align_items="center", overflow="hidden"
-        )
+        # (The columns are the CSS's: they change with the table's width.)
+        self.grid = widgets.Layout(grid_gap="2px 0", align_items="center")
         self.box = widgets.Layout(width="100%", max_width="100%", overflow="hidden")
         self._all = (
             self.cell, self.button, self.failed, self.actions, self.html, self.button_style, self.grid, self.box
@@ -141,6 +143,7 @@ class HookRow(WidgetOwner):
         now: float | None = None,
         last: Trigger | None = None,
         account: str | None = None,
+        owner: render.OwnerRuns | None = None,
     ):
         super().__init__(styles)
         self.hook_id: str = summary["id"]
@@ -169,7 +172,7 @@ class HookRow(WidgetOwner):
         for action in ("pause", "delete", "details", "failed"):
             button: widgets.Button = getattr(self, action)
             button.on_click(lambda _b, action=action: on_click(action, hook_id))
-        self.update(summary, time.time() if now is None else now, last)
+        self.update(summary, time.time() if now is None else now, last, owner)
 
     def _button(self, cls: str, icon: str = "", tooltip: str | None = None) -> widgets.Button:
         s = self.styles
@@ -180,8 +183,11 @@ class HookRow(WidgetOwner):
         """The row's cells, in the grid's order."""
         return [*self.cells, self.stats, self.failed, self.actions]
 
-    def update(self, summary: Summary, now: float, last: Trigger | None = None) -> None:
-        self.stats.value = render.stats_html(summary, now, last)
+    def update(
+        self, summary: Summary, now: float, last: Trigger | None = None, owner: render.OwnerRuns | None = None
+    ) -> None:
+        self.cells[3].value = render.arg_cell(summary)  # its --where tag counts
+        self.stats.value = render.stats_html(summary, now, last, owner)
         self.paused = bool(summary["paused"])
         self.pause.icon, self.pause.tooltip = render.pause_button(self.paused)
         failed = int(summary.get("failed") or 0)
