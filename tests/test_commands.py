@@ -234,7 +234,7 @@ def test_dispatch_calls_the_facade(capsys):
     "line, message",
     [
         ("node", "give an action: %hook node create -n NODE"),
-        ("delete", "give the node of the hooks to delete (-n NODE), or --id ID"),
+        ("delete", "give the node of the hooks to delete (-n NODE, or a pattern: -n 'news/*'), --id ID, or --all"),
         ("replay h1 --item i1 --last 2", "give --item or --last, not both"),
         ("node create", "the following arguments are required: -n/--node"),
         ("publish -n news", "give the item's payload"),
