@@ -235,6 +235,44 @@ class HookMagics(Magics):
         display(data, metadata=metadata, raw=True)
         return True
 
+    def show_catch_up(self) -> None:
+        """After a connect: a progress bar of the persistent hooks still catching up
+        (hundreds of them take seconds), updated from the session's loop as they catch
+        up, until every one has; nothing without a front end or for a few hooks."""
+        if getattr(self.shell, "kernel", None) is None:
+            return
+        from .progress import SHOW_FROM, progress_of
+
+        for manager in self.client.accounts.managers():
+            progress = progress_of(manager.snapshot())
+            if progress.total >= SHOW_FROM and not progress.finished:
+                self._follow_catch_up(manager, progress)
+
+    def _follow_catch_up(self, manager: HookManager, progress: Any) -> None:
+        import ipywidgets
+        from IPython.display import display
+
+        from .progress import CatchUpProgress, Progress
+
+        bar = ipywidgets.IntProgress(value=progress.done, max=progress.total, description=manager.jid or "")
+        label = ipywidgets.Label(progress.line(0.0))
+        display(ipywidgets.HBox([bar, label]))
+
+        def report(now: Progress, seconds: float) -> None:  # (on the session's loop)
+            bar.value, label.value = now.done, now.line(seconds)
+            if now.finished:
+                bar.bar_style = "success"
+
+        follower = CatchUpProgress(manager.snapshot, report, interval=self.table_refresh)
+
+        def on_change() -> None:
+            follower.changed()
+            if follower.done:
+                manager.remove_change_listener(on_change)
+
+        self.call(manager.add_change_listener, on_change)
+        self.client.loop_thread.call_soon(on_change)  # (it may have caught up meanwhile)
+
     # ------------------------------------------------------------------ completion
 
     def complete(self, event: Any) -> list[str]:
