@@ -41,7 +41,7 @@ from typing import Any
 
 from .accountfiles import stored_accounts
 from . import __version__, formatting
-from .account import Account, account_from_args, connect_options, resolve_accounts, resolve_jid
+from .account import Account, account_from_args, connect_options, refused_password, resolve_accounts, resolve_jid
 from .accounts import Accounts
 from .commands import COMMANDS, add_connect_arguments, create_options
 from .commands.hooks import delete_selection
@@ -51,6 +51,7 @@ from .hooks import Hook, HookError, HookType, compile_code
 from .manager import HookManager
 from .persistence import SERVICE, TOOL
 from .runner import HookRunner, Trigger
+from .xmpp_requests import AuthFailed
 from .xmpp_session import bare_jid
 from .states import HookState, Outcome
 from .store import HookStore, default_data_dir
@@ -240,7 +241,10 @@ async def _connect(args: Any) -> tuple[HookManager, list[str]]:
     role = SERVICE if args.command == "run" else TOOL
     manager = HookManager({}, strict_names=True, role=role)
     options = connect_options(account, args, args.timeout or 30.0)
-    warnings = await manager.connect(account.jid, account.password, **options)
+    try:
+        warnings = await manager.connect(account.jid, account.password, **options)
+    except AuthFailed as exc:
+        raise HookError(refused_password(account, str(exc))) from None
     return manager, warnings
 
 
@@ -441,9 +445,12 @@ async def _start(
             log.warning("%s", what)
 
     try:
-        warnings = await manager.connect(
-            account.jid, account.password, **connect_options(account, args, args.timeout or 30.0)
-        )
+        try:
+            warnings = await manager.connect(
+                account.jid, account.password, **connect_options(account, args, args.timeout or 30.0)
+            )
+        except AuthFailed as exc:
+            raise HookError(refused_password(account, str(exc))) from None
     except (HookError, OSError) as exc:
         if several:
             log.error("%snot running: %s", prefix, exc)

@@ -69,14 +69,14 @@ def missing_node_hint(service: str, node: str, create_refused: str | None = None
         return f"{service} has no PEP node {node!r} (never published to, or deleted): check the name"
     if create_refused:
         return (
-            f"node {node!r} does not exist on {service} (never created, or deleted), and {service} "
-            f"does not let you create nodes ({create_refused}): ask its admin to create it, check the "
-            f"name (%hook nodes {service}), or use a node of your own PEP (leave out -s)"
+            f"node {node!r} does not exist on {service} (never created, or deleted), and it does not "
+            f"let you create nodes ({create_refused}): ask its admin, check the name (%hook nodes "
+            f"{service}), or use your own PEP (leave out -s)"
         )
     return (
-        f"node {node!r} does not exist on {service} (never created, or deleted): create it "
-        f"(%hook node create -s {service} -n {node}, where the service lets you), or check the "
-        f"name (%hook nodes {service} lists its nodes)"
+        f"node {node!r} does not exist on {service} (never created, or deleted): create it with "
+        f"%hook node create -s {service} -n {node} if the service lets you, or check the name "
+        f"(%hook nodes {service})"
     )
 
 

@@ -281,3 +281,33 @@ def test_the_state_hover_says_why_a_node_does_not_deliver_or_runs_live_only():
     live = summary(live_only="node 'n' keeps no items")
     assert render.state_detail(live) == "active, live items only: node 'n' keeps no items"
     assert render.state_detail(summary()) == "active"
+
+
+def test_a_hooks_tags_say_its_events_where_and_retry_escaped():
+    s = summary(events=["publish", "retract"], where=EVIL, filtered=3, retry=2, retry_delay=0.5)
+    markup = render.arg_cell(s)
+    parsed = assert_safe(markup)
+    assert [t for t in parsed.text if t] == ["+retract", "where 3", "retry 2", "print(item)"]
+    assert f"--where {html.escape(EVIL, quote=True)}: runs on the publications it matches; 3 filtered out" in markup
+    assert "up to 2 time(s), first after 500 ms" in markup
+    assert render.arg_cell(summary()) == render.cell("print(item)")  # a plain hook: no tag
+    assert [t for t, _ in render.hook_tags(summary(events=["retract"]))] == ["retract"]
+
+
+def test_the_node_cell_cuts_the_service_first_and_is_whole_on_hover():
+    markup = render.node_cell(summary(node=EVIL, service=QUOTES))
+    parsed = assert_safe(markup)
+    assert parsed.text[0] == EVIL and parsed.text[1] == f"\xa0@ {QUOTES}"
+    assert "phm-split" in markup and markup.count("title=") == 3
+
+
+def test_a_retried_run_is_marked_with_its_attempt_and_the_publisher_shown():
+    first = trigger("y", Outcome.ERROR, error="E: x", retried=True)
+    second = trigger("y", Outcome.OK, attempt=2, publisher=EVIL)
+    assert "#1 error: E: x" in render.trigger_row_html(first, 3)
+    assert "attempt 1 of 4; it failed and runs again" in render.trigger_row_html(first, 3)
+    row = render.trigger_row_html(second, 3)
+    assert_safe(row)
+    assert "#2 ok" in row and html.escape(EVIL) in row
+    assert "the server did not say" in render.trigger_row_html(trigger("z", publisher=None))
+    assert "(attempt 2)" in render.trigger_detail_html(second)

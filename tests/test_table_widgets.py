@@ -14,8 +14,12 @@ from ipywidgets.widgets import widget
 from pubsub_hook_magic.accounts import Accounts
 from pubsub_hook_magic.loopthread import LoopThread
 from pubsub_hook_magic.manager import HookManager
-from pubsub_hook_magic.states import HookState
-from pubsub_hook_magic.table import TableHub
+import logging
+
+from pubsub_hook_magic.logs import LogEntry
+from pubsub_hook_magic.states import HookState, Outcome, SessionState
+from pubsub_hook_magic.table import TableHub, render
+from pubsub_hook_magic.table.style import COLUMNS
 from pubsub_hook_magic.table.widgets import Frame, HookTable
 
 from .conftest import PASSWORDS
@@ -52,8 +56,11 @@ def active() -> int:
     return len(widget._instances)  # noqa: SLF001 - the widget models alive (ipywidgets 8 has no public count)
 
 
-def frame(*summaries) -> Frame:
-    return Frame(NOW, "<b>header</b>", {s["id"]: s for s in summaries})
+HEADER = render.Header(state=SessionState.CONNECTED, jid="alice@localhost")
+
+
+def frame(*summaries, now: float = NOW, header: render.Header = HEADER, **values) -> Frame:
+    return Frame(now, header, {s["id"]: s for s in summaries}, **values)
 
 
 def test_rows_follow_the_frames_and_leave_no_widget_behind():
@@ -85,20 +92,104 @@ def test_buttons_ask_the_hub_and_the_details_show_on_the_loop():
     assert hub.asked == [("paused", "a", True), ("delete", "a"), ("retry", "a"), ("mark", "a")]
     assert table.selected == "a" and table.detail_box.layout.display is None
     table.render_details(summary(id="a"), [trigger("x"), trigger("y")])
-    assert table.trigger_pick.value == 1 and "y" in table.trigger_detail.value
+    assert table.picked == 1 and "y" in table.trigger_detail.value
     table.replay_button.click()
     assert hub.asked[-1] == ("replay", "a", "y")
     row.details.click()  # again: hidden
     assert table.selected is None and table.detail_box.layout.display == "none"
+    assert table.trigger_rows.children == ()
     table.close()
     row.pause.click()  # a closed table's button does nothing harmful
+
+
+def test_trigger_rows_are_clicked_and_the_picked_one_is_highlighted():
+    hub = FakeHub()
+    table = HookTable(hub)
+    s = summary(id="a", retry=2)
+    table.render(frame(s))
+    table.rows["a"].details.click()
+    triggers = [
+        trigger("x"),
+        trigger("y", Outcome.ERROR, error="E: first", retried=True),
+        trigger("y", Outcome.OK, attempt=2),
+    ]
+    table.render_details(s, triggers)
+    rows = [r.box for r in table._trigger_rows[:3]]  # noqa: SLF001 - the panel's rows, newest first
+    assert table.trigger_rows.children == tuple(rows)
+    # Newest first; the last error is picked first, and highlighted.
+    picked = [("phm-picked" in r._dom_classes) for r in rows]
+    assert picked == [False, True, False] and table.picked == 1
+    assert "#2 ok" in rows[0].children[0].value and "attempt 2 of 3" in rows[0].children[0].value
+    assert "#1 error" in rows[1].children[0].value and "it failed and runs again" in rows[1].children[0].value
+    assert "#" not in render.trigger_row_html(triggers[0], 2).split("phm-c")[5].split("</span>")[0]
+    rows[2].children[1].click()  # a click on the oldest row (its overlaid button)
+    assert table.picked == 0 and [("phm-picked" in r._dom_classes) for r in rows] == [False, False, True]
+    assert "<code>x</code>" in table.trigger_detail.value
+    # A new trigger: the rows shift, the pick stays on its trigger.
+    table.render_details(s, [*triggers, trigger("z")])
+    rows = [r.box for r in table._trigger_rows[:4]]  # noqa: SLF001
+    assert [("phm-picked" in r._dom_classes) for r in rows] == [False, False, False, True]
+    table.close()
+
+
+def test_messages_expire_and_can_be_dismissed():
+    table = HookTable(FakeHub())
+    warning = LogEntry(NOW - 5, logging.WARNING, "WARNING", "pubsub_hook_magic.runner", "hook a failed on item i: E")
+    header = render.Header(state=SessionState.CONNECTED, jid="alice@localhost", warning=warning,
+                           hook_ids=frozenset({"a"}))
+    table.render(frame(summary(id="a"), header=header))
+    assert "failed on item i" in table.header.value and table.dismiss.layout.display is None
+    table.show_message("hook a: 1 failed item(s) ran again")
+    assert "ran again" in table.message.value and table.expiring(time.time())
+    # Later, both are gone by themselves…
+    later = time.time() + render.MESSAGE_SHOWN
+    table.render(frame(summary(id="a"), now=later, header=header))
+    assert table.message.value == "" and "⚠" not in table.header.value
+    assert table.dismiss.layout.display == "none" and not table.expiring(later)
+    # …or at once, by the dismiss button; a newer warning shows again.
+    table.render(frame(summary(id="a"), header=header))
+    table.show_message("said")
+    table.dismiss.click()
+    assert table.message.value == "" and "⚠" not in table.header.value and table.dismiss.layout.display == "none"
+    newer = LogEntry(time.time() + 1, logging.WARNING, "WARNING", "slixmpp", "slow")
+    table.render(frame(summary(id="a"), now=time.time() + 2, header=render.Header(state="connected", warning=newer)))
+    assert "slow" in table.header.value
+    # A warning about a hook that is gone (deleted) is not shown.
+    table.render(frame(summary(id="b"), header=header.__class__(state="connected", warning=warning,
+                                                               hook_ids=frozenset({"b"}))))
+    assert "⚠" not in table.header.value
+    table.close()
+
+
+def test_head_cells_and_row_cells_carry_their_column_class():
+    table = HookTable(FakeHub())
+    table.render(frame(summary(id="a")))
+    heads = table.grid.children[: len(COLUMNS)]
+    assert [f"phm-h-{c[0]}" in h._dom_classes for c, h in zip(COLUMNS, heads, strict=True)] == [True] * len(COLUMNS)
+    row = table.rows["a"]
+    assert [w._dom_classes[1] for w in row.cells] == ["phm-id", "phm-node", "phm-type", "phm-arg", "phm-lifetime"]
+    assert "phm-stats" in row.stats._dom_classes and "phm-actions" in row.actions._dom_classes
+    table.close()
+
+
+def test_a_standby_row_shows_its_owners_runs():
+    table = HookTable(FakeHub())
+    s = summary(HookState.STANDBY, id="a", owner="pubsub-hook run, pid 7")
+    table.render(frame(s))
+    assert ">0<" in table.rows["a"].stats.value and ">never<" in table.rows["a"].stats.value
+    owner = render.OwnerRuns(12, NOW - 70, "i12")
+    table.render(frame(s, owner_runs={"a": owner}))
+    stats = table.rows["a"].stats.value
+    assert "phm-owners" in stats and ">12<" in stats and ">1 min ago<" in stats
+    assert "12 item(s) run by pubsub-hook run, pid 7" in stats and "item i12" in stats
+    table.close()
 
 
 def test_several_accounts_each_have_a_group_row_above_their_hooks():
     before = active()
     table = HookTable(FakeHub())
     two = Frame(
-        NOW, "<b>header</b>", {s["id"]: s for s in (summary(id="a"), summary(id="b"), summary(id="c"))},
+        NOW, HEADER, {s["id"]: s for s in (summary(id="a"), summary(id="b"), summary(id="c"))},
         groups={"alice@localhost": "<b>alice</b>", "bob@localhost": "<b>bob</b>"},
         accounts={"a": "bob@localhost", "b": "alice@localhost", "c": "bob@localhost"},
     )
@@ -110,7 +201,7 @@ def test_several_accounts_each_have_a_group_row_above_their_hooks():
     assert list(table.rows) == ["b", "a", "c"] and table.rows["a"].account == "bob@localhost"
     assert "phm-group" in children[0]._dom_classes and "of bob@localhost" in table.rows["a"].cells[0].value
     # bob's account removed: its group and rows go, and their widgets with them.
-    alone = Frame(NOW, "<b>header</b>", {"b": summary(id="b")})
+    alone = Frame(NOW, HEADER, {"b": summary(id="b")})
     table.render(alone)
     assert not table.groups and list(table.rows) == ["b"] and len(table.grid.children) == 11 + 8
     table.render(frame())
@@ -213,3 +304,21 @@ def test_one_table_shows_every_account_and_acts_on_each_rows_own(two_accounts, p
     finally:
         hub.close()
     assert active() == before
+
+
+def test_the_owners_runs_are_read_from_its_position_files(tmp_path):
+    from pubsub_hook_magic.store import PositionStore
+
+    owner = PositionStore("alice@localhost", tmp_path)  # the process that runs the hook
+    reader = PositionStore("alice@localhost", tmp_path)  # the one that stands by
+    assert reader.activity("h1") == (0, None, None)
+    owner.save("h1", [("", "")])  # created: from the node's start
+    assert reader.activity("h1")[0] == 0
+    for n in range(5):
+        owner.append("h1", (f"i{n}", "d"), lambda: [])
+    runs, last, item_id = reader.activity("h1")
+    assert (runs, item_id) == (5, "i4") and last is not None
+    owner.save("h1", [("i4", "d")])  # folded: the count is kept in the file
+    owner.append("h1", ("i5", "d"), lambda: [])
+    assert reader.activity("h1")[:3:2] == (6, "i5")
+    owner.close()

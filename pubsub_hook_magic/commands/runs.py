@@ -40,10 +40,17 @@ def parse_with_payload(
     return args
 
 
-def print_run(what: str, trigger: Any, reload_error: str | None = None) -> None:
-    print(f"{what} of item {trigger.item_id}: {trigger.outcome} ({formatting.seconds(trigger.duration)})")
+def print_previous_version(reload_error: str | None) -> None:
+    """Before the runs' results: they ran the previous version of the code, because
+    its last edit does not load (a warning, first, so that "ok" is not read alone)."""
     if reload_error:
-        print(f"ran the previous version: {reload_error}")
+        print(f"Warning: {reload_error}: ran the previous version instead")
+
+
+def print_run(what: str, trigger: Any, reload_error: str | None = None) -> None:
+    """One run's result (``reload_error``: warned first, see :func:`print_previous_version`)."""
+    print_previous_version(reload_error)
+    print(f"{what} of item {trigger.item_id}: {trigger.outcome} ({formatting.seconds(trigger.duration)})")
     if trigger.traceback:
         print(trigger.traceback.rstrip())
     elif trigger.error:
@@ -78,8 +85,9 @@ def replay(ctx: Context, args: argparse.Namespace) -> None:
         raise CommandError("give --item or --last, not both")
     triggers = session_for(ctx, args).replay(args.id, args.item or None, last=args.last or None)
     reload_error = ctx.call(_reload_error, account_for(ctx, args, args.id), args.id)
+    print_previous_version(reload_error)
     for trigger in triggers:
-        print_run("replay", trigger, reload_error)
+        print_run("replay", trigger)
 
 
 def _test_arguments(p: argparse.ArgumentParser) -> None:
@@ -167,8 +175,4 @@ def retry(ctx: Context, args: argparse.Namespace) -> None:
         return
     for trigger in triggers:
         print_run("retry", trigger)
-    ok = sum(1 for t in triggers if t.outcome == "ok")
-    print(
-        f"{ok} of {len(triggers)} failed item(s) ran and were removed"
-        + (f"; {len(triggers) - ok} still fail (%hook failed {args.id})." if ok < len(triggers) else ".")
-    )
+    print(formatting.retry_summary(args.id, [t.outcome for t in triggers]) + ".")

@@ -30,9 +30,10 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ..accounts import Accounts
+from ..formatting import retry_summary
 from ..hooks import HookError
 from ..logs import LogEntry, RecentRecords
-from ..states import Outcome, SessionState, TriggerKind
+from ..states import HookState, SessionState, TriggerKind
 from . import render
 from .widgets import Frame, HookTable
 
@@ -95,6 +96,8 @@ class TableHub:
         self._last_event_flush = float("-inf")  # …and of the last one that showed an event
         self._event_pending = False
         self._ticker: Any = None
+        # Hook id -> (its position files' stamps, what its owner ran): hooks in standby.
+        self._owner_files: dict[str, tuple[list[tuple[int, int] | None], render.OwnerRuns]] = {}
         self._on_loop_now(self._attach)
 
     # -------------------------------------------------------------- the accounts
@@ -170,8 +173,7 @@ class TableHub:
 
     def retry_failed(self, table: HookTable, hook_id: str) -> None:
         def said(triggers: list[Trigger]) -> str:
-            ok = sum(1 for t in triggers if t.outcome == Outcome.OK)
-            return f"hook {hook_id}: {ok} of {len(triggers)} failed item(s) ran again and were removed"
+            return retry_summary(hook_id, [t.outcome for t in triggers])
 
         self._submit(self._for_hook(hook_id, lambda m: m.retry_failed(hook_id)), table, said)
 
@@ -209,6 +211,8 @@ class TableHub:
                 return
             with self.lock:
                 table.show_message(markup)
+            if self.loop_thread.alive:
+                self.on_loop(self._schedule)  # (its refreshes make it expire)
 
         self.loop_thread.submit(coro).add_done_callback(done)
 
@@ -353,6 +357,7 @@ class TableHub:
             lines.append(render.AccountLine(state, account, error, len(theirs)))
         summaries = {hook_id: runner.summary(recent=False) for hook_id, runner in runners.items()}
         last_runs = {hook_id: render.last_run(runner.triggers) for hook_id, runner in runners.items()}
+        owner_runs = self._owner_runs(shown, summaries)
         first = lines[0] if lines else render.AccountLine(SessionState.DISCONNECTED)
         header = render.Header(
             state=first.state,
@@ -364,10 +369,43 @@ class TableHub:
             failed=sum(len(r.dead_letters) for r in runners.values()),
             warning=self.log_records.last(logging.WARNING) if self.log_records is not None else None,
             accounts=tuple(lines) if several else (),
+            hook_ids=frozenset(runners),
         )
         groups = {line.jid: render.group_html(line) for line in lines if line.jid is not None} if several else {}
-        frame = Frame(now, render.header_html(header, now), summaries, last_runs, groups, hook_accounts)
+        frame = Frame(now, header, summaries, last_runs, owner_runs, groups, hook_accounts)
         return frame, runners
+
+    def _owner_runs(
+        self, shown: list[tuple[str | None, HookManager]], summaries: dict[str, Any]
+    ) -> dict[str, render.OwnerRuns]:
+        """What the owners of the hooks in standby here ran, from their position files:
+        two ``stat`` calls per such hook and refresh, the files read only when they
+        changed (``_owner_files``)."""
+        found: dict[str, render.OwnerRuns] = {}
+        for _account, manager in shown:
+            store = manager.engine.positions.store
+            if store is None:
+                continue
+            for hook_id in manager.runners:
+                summary = summaries.get(hook_id)
+                if summary is None or summary["state"] != HookState.STANDBY:
+                    continue
+                stamp: list[tuple[int, int] | None] = []
+                for path in store.files_of(hook_id):
+                    try:
+                        st = path.stat()
+                        stamp.append((st.st_mtime_ns, st.st_size))
+                    except OSError:
+                        stamp.append(None)
+                cached = self._owner_files.get(hook_id)
+                if cached is None or cached[0] != stamp:
+                    runs, last, item_id = store.activity(hook_id)
+                    cached = (stamp, render.OwnerRuns(runs, last if runs else None, item_id if runs else None))
+                    self._owner_files[hook_id] = cached
+                found[hook_id] = cached[1]
+        for gone in set(self._owner_files) - set(found):
+            del self._owner_files[gone]
+        return found
 
     def _render(self, tables: list[HookTable], full: bool, dirty: set[str]) -> None:
         """Render ``tables``; the selected hook's triggers when it changed (``dirty``)."""
@@ -395,12 +433,13 @@ class TableHub:
 
     def _tick(self) -> None:
         self._ticker = None
-        hour_ago = time.time() - 3600
+        now = time.time()
+        hour_ago = now - 3600
         recent = any(
-            r.last_trigger and r.last_trigger.received > hour_ago
+            (r.last_trigger and r.last_trigger.received > hour_ago) or r.standby
             for manager in self.managers()
             for r in manager.runners.values()
-        )
+        ) or any(t.expiring(now) for t in self.tables)
         if not self.tables or not recent:
             return  # the next flush ticks again
         since = self.loop_thread.loop.time() - self._last_flush

@@ -249,12 +249,14 @@ def hook_tags(summary: Summary) -> list[tuple[str, str]]:
     tags = []
     events = [str(e) for e in summary.get("events") or ("publish",)]
     if events != ["publish"]:
-        tags.append(("+".join(events), f"-e {','.join(events)}: runs on {', '.join(events)}"))
+        others = "+".join(e for e in events if e != "publish")
+        label = f"+{others}" if "publish" in events else others
+        tags.append((label, f"-e {','.join(events)}: runs on {', '.join(events)}"))
     where = summary.get("where")
     if where:
         filtered = int(summary.get("filtered") or 0)
         tags.append(
-            (f"where·{filtered}", f"--where {where}: runs on the publications it matches; {filtered} filtered out")
+            (f"where {filtered}", f"--where {where}: runs on the publications it matches; {filtered} filtered out")
         )
     retry = int(summary.get("retry") or 0)
     if retry:

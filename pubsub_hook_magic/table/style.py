@@ -42,7 +42,7 @@ COLUMNS: tuple[tuple[str, str, str, str, int], ...] = (
     ("node", "node", "node @ service (the service is cut first)", "minmax(72px, max-content)", 72),
     ("type", "type", "module (python), file (python_file), code (python_code) or function", "62px", 62),
     ("arg", "argument", "the module, file, code or function; tags: the events it runs on (when not "
-     "only publications), --where and how many items it filtered out, --retry", "minmax(76px, 1fr)", 76),
+     "only publications), --where and how many items it filtered out, --retry", "minmax(84px, 1fr)", 84),
     ("lifetime", "stored", "persistent: stored, installed again at every connect", "54px", 54),
     ("state", "state", "active, catching up, paused, retrying, waiting, standby, broken, node deleted, "
      "unsubscribed or pending", "98px", 98),
@@ -121,8 +121,8 @@ CSS = (
     ".phm-table .phm-c.phm-split{display:flex;align-items:baseline}"
     ".phm-table .phm-split>.phm-c{padding-right:0;flex:0 1 auto}"
     ".phm-table .phm-split>.phm-c+.phm-c{flex-shrink:1000}"
-    ".phm-table .phm-split>.phm-tags{flex:0 0 auto;display:flex;gap:3px;margin-right:4px;overflow:visible}"
-    ".phm-table .phm-node{max-width:280px}"
+    ".phm-table .phm-split>.phm-tags{flex:0 1 auto;display:flex;gap:3px;margin-right:4px}"
+    ".phm-table .phm-node{max-width:220px}"
     ".phm-table .phm-tag{font-size:85%;padding:0 3px;border-radius:3px;line-height:1.35;"
     "border:1px solid var(--jp-border-color1, #bdbdbd);white-space:nowrap}"
     ".phm-table .phm-head-cell .phm-c{font-weight:bold}"
@@ -156,7 +156,7 @@ CSS = (
     ".phm-table .phm-trigger-row>.phm-trigger-cells{flex:1 1 auto;min-width:0;margin:0}"
     ".phm-table .phm-trigger-row>.phm-row-pick{position:absolute;inset:0;width:100%;height:100%;margin:0;"
     "padding:0;opacity:0;cursor:pointer}"
-    ".phm-table .phm-tr{display:grid;grid-template-columns:64px minmax(40px,1fr) minmax(40px,1fr) 64px "
+    ".phm-table .phm-tr{display:grid;grid-template-columns:72px minmax(40px,1fr) minmax(40px,1fr) 76px "
     "minmax(60px,1.4fr) minmax(40px,1.6fr);padding:1px 0}"
     ".phm-table .phm-tr-head .phm-c{font-weight:bold}"
     ".phm-table .phm-trigger-detail pre{white-space:pre-wrap;overflow-wrap:anywhere}"

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from ..trigger import Trigger
 
-__all__ = ["Frame", "GroupRow", "HookRow", "HookTable", "Styles", "TableCommands", "WidgetOwner"]
+__all__ = ["Frame", "GroupRow", "HookRow", "HookTable", "Styles", "TableCommands", "TriggerRow", "WidgetOwner"]
 
 W = TypeVar("W", bound=widgets.Widget)
 
@@ -206,10 +206,38 @@ class GroupRow(WidgetOwner):
         self.cell = self.html("phm-cell", "phm-group", f"phm-group-{account}", value=markup, cell=True)
 
 
+class TriggerRow(WidgetOwner):
+    """One row of the triggers panel: its cells (HTML), and a transparent button laid
+    over them (a click anywhere in the row picks it). Rows are reused: ``index`` is the
+    trigger it shows (an index into the table's trigger list)."""
+
+    def __init__(self, styles: Styles, on_pick: Callable[[TriggerRow], None]):
+        super().__init__(styles)
+        self.index: int | None = None
+        self.cells = self.html("phm-trigger-cells")
+        self.pick = self.own(
+            widgets.Button(description="", layout=widgets.Layout(), style=styles.button_style), "phm-row-pick"
+        )
+        self.pick.on_click(lambda _b: on_pick(self))
+        self.box = self.own(widgets.HBox([self.cells, self.pick]), "phm-trigger-row")
+
+    def show(self, index: int, trigger: Trigger, retry: int, picked: bool) -> None:
+        self.index = index
+        self.cells.value = render.trigger_row_html(trigger, retry)
+        self.pick.tooltip = render.trigger_row_title(trigger, retry)
+        self.set_picked(picked)
+
+    def set_picked(self, picked: bool) -> None:
+        if picked:
+            self.box.add_class("phm-picked")
+        else:
+            self.box.remove_class("phm-picked")
+
+
 class HookTable(WidgetOwner):
-    """One displayed table: a header, a message line, a grid of rows (one
-    :class:`HookRow` per hook) and the details panel of the selected hook. Display
-    :attr:`box`."""
+    """One displayed table: a header, a message line (dismissable), a grid of rows (one
+    :class:`HookRow` per hook) and the details panel of the selected hook (one
+    clickable :class:`TriggerRow` per recent trigger). Display :attr:`box`."""
 
     def __init__(self, hub: TableCommands):
         super().__init__(Styles())
@@ -218,49 +246,65 @@ class HookTable(WidgetOwner):
         #: The group row of each account, in a table of several accounts.
         self.groups: dict[str, GroupRow] = {}
         self.selected: str | None = None
+        #: The picked trigger of the shown hook (an index into its trigger list).
+        self.picked: int | None = None
         # The grid's order: ("group", account) and ("hook", id) (None: not laid out yet).
         self._laid_out: list[tuple[str, str]] | None = None
         self._trigger_list: list[Trigger] = []
+        self._trigger_rows: list[TriggerRow] = []
+        self._retry = 0
+        # What the message line and the header show, and since when (see expiring()).
+        self._header: render.Header | None = None
+        self._message = ""
+        self._message_at = 0.0
+        #: Warnings logged before this (time.time()) are not shown: dismissed.
+        self.dismissed = float("-inf")
         self.css = self.html("phm-css", value=f"<style>{CSS}</style>")
         self.header = self.html("phm-header")
         self.message = self.html("phm-message")
-        self._head_cells = [self.html("phm-cell", "phm-head-cell", value=v, cell=True) for v in render.head_cells()]
+        self.dismiss = self.own(
+            widgets.Button(
+                icon="times",
+                tooltip="dismiss these messages",
+                layout=widgets.Layout(display="none"),
+                style=self.styles.button_style,
+            ),
+            "phm-dismiss",
+        )
+        self.dismiss.on_click(lambda _b: self.hub.on_loop(self._dismiss))
+        self.notice = self.own(widgets.HBox([self.message, self.dismiss]), "phm-notice")
+        self._head_cells = [
+            self.html("phm-cell", "phm-head-cell", f"phm-h-{key}", value=v, cell=True)
+            for (key, *_), v in zip(COLUMNS, render.head_cells(), strict=True)
+        ]
         self.grid = self.own(widgets.GridBox(layout=self.styles.grid), "phm-grid")
         self.detail_box = self._build_details()
         self.box = self.own(
-            widgets.VBox([self.css, self.header, self.message, self.grid, self.detail_box], layout=self.styles.box),
+            widgets.VBox([self.css, self.header, self.notice, self.grid, self.detail_box], layout=self.styles.box),
             "phm-table",
         )
 
     def _build_details(self) -> widgets.VBox:
         self.details = self.html("phm-triggers-panel")
-        self.trigger_pick = self.own(
-            widgets.Dropdown(options=[], description="trigger", style={"description_width": "60px"}),
-            "phm-trigger-pick",
-        )
-        self.trigger_pick.layout.width = "auto"
-        self.trigger_pick.layout.max_width = "100%"
-        self.trigger_pick.observe(self._on_pick, names="value")
+        self.trigger_rows = self.own(widgets.VBox([]), "phm-trigger-rows")
         self.trigger_detail = self.html("phm-trigger-detail")
         self.replay_button = self.own(
             widgets.Button(
                 description="replay",
                 icon="redo",
-                tooltip="run the hook again on this trigger's item",
+                tooltip="run the hook again on the picked trigger's item",
                 layout=widgets.Layout(width="auto"),
                 style=self.styles.button_style,
             ),
             "phm-replay",
         )
         self.replay_button.on_click(lambda _b: self.hub.on_loop(self._replay))
-        self.pick_box = self.own(
-            widgets.HBox([self.trigger_pick, self.replay_button], layout=widgets.Layout(flex_flow="row wrap"))
-        )
         return self.own(
             widgets.VBox(
-                [self.details, self.pick_box, self.trigger_detail],
+                [self.details, self.trigger_rows, self.replay_button, self.trigger_detail],
                 layout=widgets.Layout(display="none", overflow="auto"),
-            )
+            ),
+            "phm-details-panel",
         )
 
     # -------------------------------------------------------------- rendering (on the loop, under the hub lock)
@@ -268,7 +312,7 @@ class HookTable(WidgetOwner):
     def render(self, frame: Frame) -> None:
         """Show ``frame``: rows added, updated (unchanged cells send nothing), removed;
         with several accounts, each account's hooks under its group row."""
-        self.header.value = frame.header
+        self._header = frame.header
         summaries = frame.summaries
         gone = [h for h in self.rows if h not in summaries or self.rows[h].account != frame.accounts.get(h)]
         for hook_id in gone:
@@ -290,12 +334,13 @@ class HookTable(WidgetOwner):
         for hook_id, summary in summaries.items():
             row = self.rows.get(hook_id)
             last = frame.last_runs.get(hook_id)
+            owner = frame.owner_runs.get(hook_id)
             if row is None:
                 hook_account = frame.accounts.get(hook_id)
-                self.rows[hook_id] = HookRow(self.styles, summary, on_click, frame.now, last, hook_account)
+                self.rows[hook_id] = HookRow(self.styles, summary, on_click, frame.now, last, hook_account, owner)
                 added = True
             else:
-                row.update(summary, frame.now, last)
+                row.update(summary, frame.now, last, owner)
         order = _grid_order(frame)
         if gone or groups_gone or added or self._laid_out != order:
             self._laid_out = order
@@ -307,49 +352,90 @@ class HookTable(WidgetOwner):
                 else:
                     cells.extend(self.rows[key].widgets)
             self.grid.children = tuple(cells)
-            if not self.rows:
-                self.message.value = render.NO_HOOK
-            elif self.message.value == render.NO_HOOK:
-                self.message.value = ""
+        self._render_notices(frame.now)
+
+    def _render_notices(self, now: float) -> None:
+        """The header and the message line as of ``now``: old messages gone."""
+        if self._header is not None:
+            self.header.value = render.header_html(self._header, now, self.dismissed)
+        said = render.message_html(self._message, self._message_at, now)
+        if not said:
+            self._message = ""  # expired (or none): nothing more to refresh for
+        self.message.value = said or ("" if self.rows else render.NO_HOOK)
+        shown = bool(self._message and self.message.value) or self._warning_shown(now)
+        self.dismiss.layout.display = None if shown else "none"
+
+    def _warning_shown(self, now: float) -> bool:
+        header = self._header
+        return header is not None and render.warning_shown(header, now, self.dismissed) is not None
+
+    def expiring(self, now: float) -> bool:
+        """Whether something shown goes away with time (a message, a warning): the hub
+        then keeps refreshing."""
+        return bool(self._message) or self._warning_shown(now)
 
     def render_details(self, summary: Summary | None, triggers: list[Trigger]) -> None:
-        """Show the selected hook's recent triggers (``summary`` None: it is gone)."""
+        """Show the selected hook's recent triggers (``summary`` None: it is gone), one
+        clickable row each, newest first; the picked one highlighted and shown whole."""
         if summary is None:
             self._show_details(None)
             return
-        self.details.value = render.triggers_html(summary, triggers)
+        self.details.value = render.triggers_head_html(summary) + ("" if triggers else "<div>No trigger yet.</div>")
         self._trigger_list = list(triggers)
-        current = self.trigger_pick.value
-        self.trigger_pick.options = render.trigger_options(self._trigger_list)
-        if self._trigger_list and current is None:
-            self.trigger_pick.value = render.default_pick(self._trigger_list)
+        self._retry = int(summary.get("retry") or 0)
+        if self.picked is None or self.picked >= len(self._trigger_list):
+            self.picked = render.default_pick(self._trigger_list)
+        order = render.trigger_order(self._trigger_list)
+        while len(self._trigger_rows) < len(order):
+            self._trigger_rows.append(TriggerRow(self.styles, _weak_pick(self)))
+        for row, index in zip(self._trigger_rows, order, strict=False):
+            row.show(index, self._trigger_list[index], self._retry, index == self.picked)
+        self.trigger_rows.children = tuple(r.box for r in self._trigger_rows[: len(order)])
+        self.trigger_detail.value = render.trigger_detail_html(self._picked())
 
     def show_message(self, markup: str) -> None:
-        """Show what a button's command said (escaped markup)."""
+        """Show what a button's command said (escaped markup), for
+        :data:`.render.MESSAGE_SHOWN` seconds or until dismissed."""
         if not self.closed:
-            self.message.value = markup
+            self._message, self._message_at = markup, time.time()
+            self._render_notices(self._message_at)
+
+    def _dismiss(self) -> None:
+        """On the loop: the message and the warnings shown so far go away."""
+        with self.hub.lock:
+            if self.closed:
+                return
+            self.dismissed = time.time()
+            self._message = ""
+            self._render_notices(self.dismissed)
 
     def _show_details(self, hook_id: str | None) -> None:
         self.selected = hook_id
+        self.picked = None
         self.detail_box.layout.display = None if hook_id else "none"
         if hook_id is None:
             self.details.value = ""
-            self.trigger_pick.options = []
+            self._trigger_list = []
+            self.trigger_rows.children = ()
             self.trigger_detail.value = ""
 
     def _picked(self) -> Trigger | None:
-        index = self.trigger_pick.value
+        index = self.picked
         return self._trigger_list[index] if index is not None and index < len(self._trigger_list) else None
 
-    def _on_pick(self, _change: dict[str, Any]) -> None:
-        # A pick in the browser arrives on the kernel's thread: the trigger (the loop's)
+    def on_pick(self, row: TriggerRow) -> None:
+        # A click in the browser arrives on the kernel's thread: the trigger (the loop's)
         # is read and shown on the loop.
-        self.hub.on_loop(self._show_pick)
+        self.hub.on_loop(self._pick, row)
 
-    def _show_pick(self) -> None:
+    def _pick(self, row: TriggerRow) -> None:
         with self.hub.lock:
-            if not self.closed:
-                self.trigger_detail.value = render.trigger_detail_html(self._picked())
+            if self.closed or row.index is None:
+                return
+            self.picked = row.index
+            for other in self._trigger_rows:
+                other.set_picked(other.index == self.picked and other.box in self.trigger_rows.children)
+            self.trigger_detail.value = render.trigger_detail_html(self._picked())
 
     # -------------------------------------------------------------- buttons
 
@@ -377,7 +463,6 @@ class HookTable(WidgetOwner):
             if self.selected == hook_id:
                 self._show_details(None)
                 return
-            self.trigger_pick.options = []
             self._show_details(hook_id)
         self.hub.mark(hook_id)
 
@@ -388,7 +473,7 @@ class HookTable(WidgetOwner):
                 return
             trigger, hook_id = self._picked(), self.selected
             if hook_id is None or trigger is None or trigger.payload is None:
-                self.message.value = "<i>Pick a trigger that has an item to replay.</i>"
+                self.show_message("<i>Pick a trigger that has an item to replay.</i>")
                 return
         self.hub.replay(self, hook_id, trigger)
 
@@ -401,6 +486,9 @@ class HookTable(WidgetOwner):
         for group in self.groups.values():
             group.close()
         self.groups.clear()
+        for trigger_row in self._trigger_rows:
+            trigger_row.close()
+        self._trigger_rows.clear()
         super().close()
         self.styles.close()
 
@@ -420,6 +508,18 @@ def _grid_order(frame: Frame) -> list[tuple[str, str]]:
                 placed.add(hook_id)
     order.extend(("hook", h) for h in frame.summaries if h not in placed)
     return order
+
+
+def _weak_pick(table: HookTable) -> Callable[[TriggerRow], None]:
+    """``table.on_pick`` without a reference to the table."""
+    ref = weakref.ref(table)
+
+    def pick(row: TriggerRow) -> None:
+        target = ref()
+        if target is not None:
+            target.on_pick(row)
+
+    return pick
 
 
 def _weak_click(table: HookTable) -> Callable[[str, str], None]:

@@ -341,6 +341,8 @@ class TestServer:
             "",
             f"Component {_lua_str(self.pubsub)} \"pubsub\"",
             "    pubsub_max_items = 10000",
+            "    -- Say who published each item (Prosody's default hides it): the table shows it.",
+            "    expose_publisher = true",
             f"    autocreate_on_publish = {'true' if self.autocreate else 'false'}",
             f"    admins = {_lua_list(self._pubsub_admins())}",
             "",
