@@ -69,6 +69,11 @@ class HookMagics(Magics):
     table_refresh = Float(
         0.3, help="Seconds between two refreshes of a live hooks table (coalesced updates)."
     ).tag(config=True)
+    table_page_size = Integer(
+        50,
+        help="Rows on a page of a live hooks table (its pager and filter box show the "
+        "others): the widgets of a page, whatever the number of hooks.",
+    ).tag(config=True)
     dead_letters = Integer(
         1000,
         help="How many failed items (after their retries) each hook keeps for %hook "
@@ -106,7 +111,7 @@ class HookMagics(Magics):
             raise TraitError(f"list_format must be {', '.join(others)} or {last}")
         return proposal["value"]
 
-    @validate("history", "queue_size", "dead_letters")
+    @validate("history", "queue_size", "dead_letters", "table_page_size")
     def _positive_int(self, proposal: Any) -> int:
         if proposal["value"] < 1:
             raise TraitError(f"{proposal['trait'].name} must be at least 1")
@@ -226,9 +231,11 @@ class HookMagics(Magics):
 
         if self._tables is None:
             self._tables = TableHub(  # (one table of every account, following them)
-                self.client.accounts, self.loop_thread, interval=self.table_refresh, log_records=self.log_records
+                self.client.accounts, self.loop_thread, interval=self.table_refresh, log_records=self.log_records,
+                page_size=self.table_page_size,
             )
         self._tables.interval = self.table_refresh
+        self._tables.page_size = self.table_page_size
         table = self._tables.new_table()
         data, metadata = format_display_data(table.box)
         data["text/plain"] = text

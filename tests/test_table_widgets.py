@@ -51,6 +51,10 @@ class FakeHub:
     def replay(self, table, hook_id, trigger):
         self.asked.append(("replay", hook_id, trigger.item_id))
 
+    def refresh(self, table):
+        self.asked.append(("refresh",))
+        table.render(table.last_frame)
+
 
 def active() -> int:
     return len(widget._instances)  # noqa: SLF001 - the widget models alive (ipywidgets 8 has no public count)
@@ -209,6 +213,147 @@ def test_several_accounts_each_have_a_group_row_above_their_hooks():
     assert active() == before
 
 
+# ---------------------------------------------------------------------- pages and the filter box
+
+
+def many(n: int, **values) -> list[dict]:
+    return [summary(id=f"h{i:04d}", node=f"sensors/room{i}", **values) for i in range(n)]
+
+
+def ids_shown(table: HookTable) -> list[str]:
+    """The hooks in the grid, in order (read from the id cells' text)."""
+    return [text(c.value) for c in table.grid.children if "phm-id" in c._dom_classes]
+
+
+def count_text(table: HookTable) -> str:
+    return text(table.count.value)
+
+
+def test_a_page_of_rows_reused_from_page_to_page():
+    before = active()
+    hub = FakeHub()
+    table = HookTable(hub, page_size=50)
+    hooks = many(120)
+    table.render(frame(*hooks))
+    assert ids_shown(table) == [f"h{i:04d}" for i in range(50)]
+    assert len(table.grid.children) == 11 + 50 * 8 and len(table._pool) == 50  # noqa: SLF001 - the pool
+    assert table.pager.layout.display is None
+    assert count_text(table) == "showing 1\u201350 of 120" and text(table.page_text.value) == "page 1 of 3"
+    assert table.prev_button.disabled and not table.next_button.disabled
+    pool = list(table._pool)  # noqa: SLF001
+    widgets_of_a_page = active()
+    table.next_button.click()
+    assert ids_shown(table) == [f"h{i:04d}" for i in range(50, 100)]
+    assert count_text(table) == "showing 51\u2013100 of 120" and text(table.page_text.value) == "page 2 of 3"
+    assert table._pool == pool and active() == widgets_of_a_page  # noqa: SLF001 - the same rows, other hooks
+    assert set(table.rows) == {f"h{i:04d}" for i in range(50, 100)}
+    assert f"phm-row-h0050" in table.rows["h0050"].actions._dom_classes
+    assert "phm-row-h0000" not in table.rows["h0050"].actions._dom_classes
+    table.next_button.click()
+    assert ids_shown(table) == [f"h{i:04d}" for i in range(100, 120)] and table.next_button.disabled
+    assert len(table.grid.children) == 11 + 20 * 8 and active() == widgets_of_a_page
+    table.next_button.click()  # past the last page: nothing
+    assert text(table.page_text.value) == "page 3 of 3"
+    # A row's buttons act on the hook it shows now.
+    table.rows["h0110"].delete.click()
+    assert hub.asked[-1] == ("delete", "h0110")
+    table.prev_button.click()
+    table.prev_button.click()
+    assert ids_shown(table)[0] == "h0000" and table.prev_button.disabled
+    # Hooks deleted down to fewer than a page: the rows left over are closed.
+    table.render(frame(*hooks[:3]))
+    assert ids_shown(table) == ["h0000", "h0001", "h0002"] and len(table._pool) == 3  # noqa: SLF001
+    assert table.pager.layout.display == "none"  # (a few hooks: no pager)
+    table.render(frame())
+    table.close()
+    assert active() == before
+
+
+def test_the_page_is_kept_in_bounds_when_hooks_go():
+    table = HookTable(FakeHub(), page_size=10)
+    table.render(frame(*many(35)))
+    for _ in range(3):
+        table.next_button.click()
+    assert text(table.page_text.value) == "page 4 of 4" and ids_shown(table)[0] == "h0030"
+    table.render(frame(*many(15)))
+    assert text(table.page_text.value) == "page 2 of 2" and ids_shown(table) == [f"h{i:04d}" for i in range(10, 15)]
+    table.close()
+
+
+def test_the_filter_box_matches_node_service_state_type_argument_or_id():
+    table = HookTable(FakeHub(), page_size=20)
+    hooks = [
+        *many(40),
+        summary(id="p1", node="news", state=HookState.PAUSED, paused=True),
+        summary(id="x1", node="feeds", service="pubsub.example.org", arg="notify(item)"),
+    ]
+    table.render(frame(*hooks))
+    table.filter.value = "room1"  # room1, room10…room19
+    assert ids_shown(table) == ["h0001", *(f"h{i:04d}" for i in range(10, 20))]
+    assert count_text(table) == "showing 1\u201311 of 11 (filtered from 42)"
+    table.filter.value = "state:paused"
+    assert ids_shown(table) == ["p1"]
+    table.filter.value = "paused"  # any field: the state too
+    assert ids_shown(table) == ["p1"]
+    table.filter.value = "EXAMPLE.org"  # the service, in any case
+    assert ids_shown(table) == ["x1"]
+    table.filter.value = "notify"  # the argument
+    assert ids_shown(table) == ["x1"]
+    table.filter.value = "type:code id:h003"  # every term: the type as shown, the id
+    assert ids_shown(table) == [f"h{i:04d}" for i in range(30, 40)]
+    table.filter.value = "node:nothing-like-it"
+    assert ids_shown(table) == [] and table.message.value == render.NO_MATCH
+    assert count_text(table) == "no hook matches (of 42)" and table.pager.layout.display is None
+    # Cleared: every hook again, from the first page.
+    table.next_button.click()
+    table.filter.value = ""
+    assert ids_shown(table)[0] == "h0000" and count_text(table) == "showing 1\u201320 of 42"
+    # A filter narrowing to the second page's hooks starts at its first page.
+    table.next_button.click()
+    table.filter.value = "h00"
+    assert text(table.page_text.value) == "page 1 of 2"
+    table.close()
+
+
+def test_the_filter_terms_and_prefixes():
+    terms = render.filter_terms("State:Paused news a:b arg: ")
+    assert terms == ((render.FILTER_KEYS.index("state"), "paused"), (None, "news"), (None, "a:b"))
+    fields = render.search_fields("h1", "News", "pubsub.x", "python_code", "pass", None, "paused")
+    assert render.matches(terms[:2], fields) and not render.matches(terms, fields)
+    assert render.matches(render.filter_terms("type:code"), fields)
+    assert render.matches(render.filter_terms("argument:pass"), fields)
+    assert not render.matches(render.filter_terms("node:pubsub"), fields)
+
+
+def test_group_rows_of_several_accounts_with_pages():
+    alice, bob, carol = "alice@localhost", "bob@localhost", "carol@localhost"
+    hooks = [summary(id=f"a{i:02d}") for i in range(60)] + [summary(id=f"b{i:02d}") for i in range(10)]
+    accounts = {s["id"]: (alice if s["id"].startswith("a") else bob) for s in hooks}
+    groups = {alice: "<b>alice</b>", bob: "<b>bob</b>", carol: "<b>carol</b>"}
+    table = HookTable(FakeHub(), page_size=50)
+    table.render(Frame(NOW, HEADER, {s["id"]: s for s in hooks}, groups=groups, accounts=accounts))
+
+    def grid() -> list[str]:
+        out = []
+        for c in table.grid.children[11:]:
+            if "phm-group" in c._dom_classes:
+                out.append(f"[{text(c.value)}]")
+            elif "phm-id" in c._dom_classes:
+                out.append(text(c.value))
+        return out
+
+    assert grid() == ["[alice]", *(f"a{i:02d}" for i in range(50))]
+    table.next_button.click()
+    # The page goes on with alice's hooks (under her group row again), then bob's; carol
+    # has no hook: her group row where hers would be.
+    assert grid() == ["[alice]", *(f"a{i:02d}" for i in range(50, 60)), "[bob]",
+                      *(f"b{i:02d}" for i in range(10)), "[carol]"]
+    assert table.rows["b00"].account == bob and "of bob@localhost" in table.rows["b00"].cells[0].value
+    table.filter.value = "b0"
+    assert grid() == ["[alice]", "[bob]", *(f"b{i:02d}" for i in range(10)), "[carol]"]
+    table.close()
+
+
 # ---------------------------------------------------------------------- a real hub, two accounts
 
 
@@ -322,3 +467,49 @@ def test_the_owners_runs_are_read_from_its_position_files(tmp_path):
     owner.append("h1", ("i5", "d"), lambda: [])
     assert reader.activity("h1")[:3:2] == (6, "i5")
     owner.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_flush_gathers_the_page_only_and_the_header_sums_every_hook(two_accounts, publisher, node):
+    thread, accounts, (alice, bob) = two_accounts
+    other = f"{node}-bob"
+    publisher.create_node(other)
+    ours = [thread.run(alice.create_hook("pubsub.localhost", node, "python_code", f"x = {i}"), 30).id
+            for i in range(45)]
+    theirs = thread.run(bob.create_hook("pubsub.localhost", other, "python_code", "pass"), 30).id
+    hub = TableHub(accounts, thread, interval=0.05, page_size=20)
+    gathered: list[int] = []
+    frame_of = hub._frame  # noqa: SLF001 - recorded: how many hooks each flush gathers
+
+    def recording(hooks, wanted):
+        made = frame_of(hooks, wanted)
+        gathered.append(len(made.summaries))
+        return made
+
+    hub._frame = recording  # noqa: SLF001
+    try:
+        table = hub.new_table()
+        wait_for(hub, table, lambda t: list(t.rows) == ours[:20], "alice's first page")
+        with hub.lock:
+            assert text(table.header.value).startswith(
+                "connected as alice@localhost · connected as bob@localhost — 46 hook(s)")
+            assert text(table.count.value) == "showing 1\u201320 of 46" and text(table.page_text.value) == "page 1 of 3"
+        publisher.publish(node, "for alice")  # every hook of alice runs once
+        wait_for(hub, table, lambda t: "45 trigger(s)" in text(t.header.value), "the header's sums")
+        wait_for(hub, table, lambda t: all(">1<" in r.stats.value for r in t.rows.values()), "the page's runs")
+        table.next_button.click()
+        table.next_button.click()
+        wait_for(hub, table, lambda t: list(t.rows) == [*ours[40:], theirs], "the last page, bob's hook")
+        with hub.lock:
+            groups = [text(c.value).split()[0] for c in table.grid.children if "phm-group" in c._dom_classes]
+            assert groups == ["alice@localhost", "bob@localhost"]
+        table.filter.value = f"node:{other}"
+        wait_for(hub, table, lambda t: list(t.rows) == [theirs], "the filter: bob's node")
+        table.rows[theirs].pause.click()  # the button of a filtered row acts on its hook
+        wait_for(hub, table, lambda t: t.rows[theirs].paused, "bob's hook paused")
+        assert thread.call(lambda: bob.runners[theirs].paused)
+        table.filter.value = "state:paused"
+        wait_for(hub, table, lambda t: list(t.rows) == [theirs], "the paused hook, by its state")
+        assert gathered and max(gathered) <= 20, gathered  # never the 46 hooks' summaries
+    finally:
+        hub.close()

@@ -336,11 +336,19 @@ def list_hooks(ctx: Context, args: argparse.Namespace) -> None:
     several = len(every) > 1
     managers = every if several else [account_for(ctx, args)]
     summaries = ctx.call(_listed, managers)  # read on the session loop: no torn statistics
-    text = formatting.hooks_text(summaries, accounts=several)
     if output == "json":
         print(formatting.hooks_json(summaries))
-    elif output != "table" or not ctx.show_table(text):
-        print(text)
+        return
+    if output == "table":
+        # The text a plain front end (or nbconvert) shows instead of the widget: the
+        # first hooks, as the table's first page; the widget pages through the rest.
+        text = formatting.hooks_text(summaries[: formatting.TEXT_FALLBACK_ROWS], accounts=several)
+        left = len(summaries) - formatting.TEXT_FALLBACK_ROWS
+        if left > 0:
+            text += f"\n… and {left:,} more hook(s): %hook list -O text lists them all"
+        if ctx.show_table(text):
+            return
+    print(formatting.hooks_text(summaries, accounts=several))
 
 
 def _listed(managers: list[Any]) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import html
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,16 +27,22 @@ if TYPE_CHECKING:
     from ..trigger import Trigger
 
 __all__ = [
+    "FILTER_KEYS",
     "AccountLine",
     "Header",
     "OwnerRuns",
     "arg_cell",
     "cell",
+    "count_html",
+    "filter_terms",
     "group_html",
     "head_cells",
     "header_html",
     "last_run",
+    "matches",
+    "page_label",
     "payload_text",
+    "search_fields",
     "static_cells",
     "stats_html",
     "trigger_detail_html",
@@ -109,7 +115,7 @@ class Header:
     accounts: tuple[AccountLine, ...] = ()
     #: The installed hooks' ids (None: not known): a warning about another hook (one
     #: deleted since, a temporary hook of an old session) is not shown.
-    hook_ids: frozenset[str] | None = None
+    hook_ids: Collection[str] | None = None
 
 
 def warning_shown(header: Header, now: float, dismissed: float = float("-inf")) -> LogEntry | None:
@@ -411,6 +417,73 @@ def failed_tooltip(hook_id: str, failed: int) -> str:
 def last_run(triggers: Iterable[Trigger]) -> Trigger | None:
     """The last trigger that ran the hook (not one it skipped, dropped or a gap)."""
     return next((t for t in reversed(list(triggers)) if t.outcome not in _NOT_RUN), None)
+
+
+# ---------------------------------------------------------------------- the pager and the filter box
+
+#: What the filter box matches, in the order of :func:`search_fields`; ``key:text``
+#: matches one of them only (``state:paused``, ``node:sensors/``).
+FILTER_KEYS = ("id", "node", "service", "type", "arg", "account", "state")
+_FILTER_ALIASES = {"argument": "arg", "jid": "account", "profile": "account"}
+#: The message line of a table whose filter matches no hook.
+NO_MATCH = "<i>No hook matches the filter.</i>"
+
+
+def search_fields(
+    hook_id: str, node: str, service: str, hook_type: str, arg: str, account: str | None, state: str
+) -> tuple[str, ...]:
+    """A hook's texts the filter box matches (lower case, in :data:`FILTER_KEYS`'
+    order); the type both as stored (``python_code``) and as shown (``code``)."""
+    shown_type = _TYPE_NAMES.get(hook_type, hook_type)
+    return (
+        hook_id.lower(), node.lower(), service.lower(), f"{hook_type} {shown_type}".lower(), arg.lower(),
+        (account or "").lower(), state.lower(),
+    )
+
+
+def filter_terms(query: str) -> tuple[tuple[int | None, str], ...]:
+    """The filter box's text as terms, each ``(field index or None: any field, text)``:
+    words separated by spaces, all of which a hook must match (substrings, any case);
+    ``state:paused`` matches the state only. An unknown ``word:`` prefix is part of
+    the text (a node may be called ``a:b``)."""
+    terms: list[tuple[int | None, str]] = []
+    for word in query.lower().split():
+        key, colon, text = word.partition(":")
+        key = _FILTER_ALIASES.get(key, key)
+        if colon and key in FILTER_KEYS:
+            if text:
+                terms.append((FILTER_KEYS.index(key), text))
+        else:
+            terms.append((None, word))
+    return tuple(terms)
+
+
+def matches(terms: Sequence[tuple[int | None, str]], fields: Sequence[str]) -> bool:
+    """Whether a hook's :func:`search_fields` match every term of :func:`filter_terms`."""
+    for index, text in terms:
+        if index is None:
+            if not any(text in f for f in fields):
+                return False
+        elif text not in fields[index]:
+            return False
+    return True
+
+
+def count_html(first: int, shown: int, matched: int, total: int, filtered: bool) -> str:
+    """``showing 51-100 of 4,212 (filtered from 5,000)`` (an en dash): the hooks on the page (1-based,
+    ``first`` 0-based), of those the filter matches, of all."""
+    if matched == 0:
+        text = f"no hook matches (of {total:,})" if filtered else "no hook"
+    else:
+        text = f"showing {first + 1:,}\u2013{first + shown:,} of {matched:,}"
+        if filtered:
+            text += f" (filtered from {total:,})"
+    return cell(text, cls="phm-muted")
+
+
+def page_label(page: int, pages: int) -> str:
+    """``page 3 of 100`` (``page`` 0-based)."""
+    return cell(f"page {page + 1:,} of {max(pages, 1):,}")
 
 
 # ---------------------------------------------------------------------- the details panel
