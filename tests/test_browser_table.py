@@ -886,3 +886,108 @@ def test_a_table_of_two_accounts_in_jupyterlab(lab: Lab, publisher: Any, node: s
                 assert_fits(layout)
         finally:
             browser.close()
+
+
+def test_a_table_of_300_hooks_pages_and_filters_in_jupyterlab(lab: Lab, publisher: Any, node: str) -> None:
+    """305 hooks (installed at once on the kernel's session loop, in one bulk): the
+    first page shows at once, the page never holds more than ``table_page_size`` rows
+    in the DOM, the pager turns pages and the filter box narrows by argument and node;
+    it fits at 1280, 1000 and 800 px, light and dark."""
+    from playwright.sync_api import sync_playwright
+
+    other = f"{node}-b"
+    publisher.create_node(other)
+    install = (
+        "_m = get_ipython()._pubsub_hook_magics\n"
+        "async def _install():\n"
+        "    with _m.manager.engine.bulk():\n"
+        "        for i in range(300):\n"
+        f"            await _m.manager.create_hook('pubsub.localhost', {node!r}, 'python_code', f'room_{{i:03d}} = {{i}}')\n"
+        "        for i in range(5):\n"
+        f"            await _m.manager.create_hook('pubsub.localhost', {other!r}, 'python_code', f'other_{{i}} = 1')\n"
+        "_m.loop_thread.run(_install(), 120)"
+    )
+    (lab.root / "paged.ipynb").write_text(json.dumps(_notebook([
+        "%load_ext pubsub_hook_magic",
+        "%hook connect --no-tls",
+        install,
+        "%config HookMagics.table_page_size = 10",
+        "%hook list",
+    ])))
+    artifacts = REPO / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    docs = REPO / "docs"
+
+    def pager(page: Any) -> tuple[str, str]:
+        return page.inner_text(".phm-count").strip(), page.inner_text(".phm-page").strip()
+
+    def dom_rows(page: Any) -> int:
+        return page.locator(".phm-grid > [class*='phm-row-']").count()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(f"{lab.url}/lab/tree/paged.ipynb?token={lab.token}")
+            page.wait_for_function(KERNEL_READY, timeout=TIMEOUT_MS, polling=100)
+            page.evaluate("() => window.jupyterapp.shell.activateById('filebrowser')")
+            page.wait_for_selector(".jp-FileBrowser", state="visible")
+            page.evaluate("() => window.jupyterapp.commands.execute('runmenu:run-all')")
+            page.wait_for_selector(".phm-table", state="visible")
+            started = time.monotonic()
+            p = Page(page)
+            first = p.wait_rows(lambda r: len(r) == 10, "the first page of 10 rows")
+            print(f"\n305 hooks: first page shown {time.monotonic() - started:.2f} s after the table appeared")
+            assert all(r["stats"][0] == "active" for r in first.values()), first
+            assert dom_rows(page) == 10 and page.locator(".phm-stats").count() == 10
+            assert pager(page) == ("showing 1\u201310 of 305", "page 1 of 31"), pager(page)
+            page.wait_for_function("() => document.querySelector('.phm-header').innerText.includes('305 hook(s)')")
+
+            # The next page: other hooks in the same rows, never more rows in the DOM.
+            page.click(".phm-next")
+            second = p.wait_rows(lambda r: len(r) == 10 and not set(r) & set(first), "the second page")
+            assert pager(page) == ("showing 11\u201320 of 305", "page 2 of 31"), pager(page)
+            assert dom_rows(page) == 10
+            page.click(".phm-prev")
+            p.wait_rows(lambda r: set(r) == set(first), "the first page again")
+
+            # The filter box: by the argument, then by node (a prefix).
+            page.fill(".phm-filter input", "room_12")
+            rows = p.wait_rows(lambda r: len(r) == 10, "the hooks of room_120…room_129")
+            page.wait_for_function("() => document.querySelector('.phm-count').innerText.includes('filtered from 305')")
+            assert pager(page) == ("showing 1\u201310 of 10 (filtered from 305)", "page 1 of 1"), pager(page)
+            args = page.eval_on_selector_all(".phm-grid > .phm-arg", "els => els.map(e => e.innerText.trim())")
+            assert sorted(args) == [f"room_12{i} = 12{i}" for i in range(10)], args
+            page.fill(".phm-filter input", f"node:{other}")
+            rows = p.wait_rows(lambda r: len(r) == 5, "the other node's 5 hooks")
+            assert dom_rows(page) == 5
+            page.fill(".phm-filter input", "nothing-matches-this")
+            page.wait_for_function("() => document.querySelector('.phm-message').innerText.includes('No hook matches')")
+            assert dom_rows(page) == 0
+            page.fill(".phm-filter input", "")
+            p.wait_rows(lambda r: set(r) == set(first), "every hook again, the first page")
+            assert second  # (seen)
+
+            # What a person sees, light and dark, at 1280 and 1000 px.
+            p.show_table()
+            assert_fits(page.evaluate(LAYOUT))
+            _screenshot(page, docs / "hooks-table-paged.png")
+            for width, collapse in ((1000, False), (800, True)):
+                _at_width(page, width, collapse)
+                p.show_table()
+                assert_fits(page.evaluate(LAYOUT))
+                _screenshot(page, artifacts / f"hooks-table-paged-{width}.png")
+            page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
+            page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+            page.wait_for_timeout(500)
+            for width, collapse in ((800, True), (1000, False), (1280, False)):
+                _at_width(page, width, collapse)
+                p.show_table()
+                assert_fits(page.evaluate(LAYOUT))
+                contrast = page.evaluate(CONTRAST)
+                assert contrast and all(c[2] >= 4.5 for c in contrast), contrast
+                _screenshot(page, (docs if width == 1280 else artifacts) / f"hooks-table-paged-dark-{width}.png")
+            assert p.stderr() == [], p.stderr()
+        finally:
+            browser.close()

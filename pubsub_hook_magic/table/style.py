@@ -143,6 +143,16 @@ CSS = (
     ".phm-table .phm-notice{min-width:0;max-width:100%;align-items:center}"
     ".phm-table .phm-notice>.phm-message{flex:1 1 auto}"
     ".phm-table .phm-dismiss{width:24px;min-width:24px;height:20px;padding:0;margin:0 0 0 4px;flex:none}"
+    # The pager: the filter box, the count, prev, "page 3 of 100", next; on a narrow
+    # table they wrap to a second line rather than scroll.
+    ".phm-table .phm-pager{flex-wrap:wrap;align-items:center;gap:2px 6px;min-width:0;max-width:100%;"
+    "margin:2px 0 4px}"
+    ".phm-table .phm-pager>.phm-filter{flex:1 1 220px;min-width:150px;max-width:340px;width:auto;margin:0}"
+    ".phm-table .phm-pager>.phm-filter input{min-width:0}"
+    ".phm-table .phm-pager>.phm-count{flex:0 1 auto;min-width:0;width:auto;margin:0}"
+    ".phm-table .phm-pager>.phm-page{flex:none;width:auto;margin:0}"
+    ".phm-table .phm-pager>.phm-page .phm-c{padding-right:0}"
+    ".phm-table .phm-pager>.jupyter-button{flex:none;width:28px;padding:0;margin:0}"
     ".phm-table .phm-group{grid-column:1 / -1;margin-top:4px;"
     "border-bottom:1px solid var(--jp-border-color2, #e0e0e0)}"
     # The triggers panel: a head and one row per trigger, each a button laid over its

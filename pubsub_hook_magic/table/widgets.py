@@ -410,7 +410,7 @@ class HookTable(WidgetOwner):
     def _build_pager(self) -> widgets.HBox:
         self.filter = self.own(
             widgets.Text(
-                placeholder="filter: node, service, state, type, argument or id (state:paused)",
+                placeholder="filter: node, state, id, argument… (state:paused)",
                 continuous_update=True,
                 layout=widgets.Layout(),
             ),
