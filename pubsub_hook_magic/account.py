@@ -31,7 +31,8 @@ from collections.abc import Callable, Mapping
 from .hooks import HookError
 
 __all__ = [
-    "Account", "account_from_args", "connect_options", "resolve_account", "resolve_accounts", "resolve_jid",
+    "Account", "account_from_args", "connect_options", "refused_password", "resolve_account", "resolve_accounts",
+    "resolve_jid",
 ]
 
 _PORT = re.compile(r"\s*[0-9]{1,5}\s*")
@@ -45,6 +46,9 @@ class Account:
     host: str | None
     port: int | None
     password: str = field(repr=False)
+    #: Where the password came from, as the user gave it: ``--password-env VAR``,
+    #: ``$XMPP_PASSWORD``, ``the prompt`` or ``password=`` (the Python API).
+    password_source: str = field(default="", compare=False)
 
 
 def resolve_jid(
@@ -99,8 +103,28 @@ def resolve_account(
     if password is not None:  # given by a caller (the Python API): it wins
         if not password:
             raise HookError("the password given is empty: pass the account's password")
-        return Account(account, host, port, password)
-    return Account(account, host, port, _password(account, password_env, prompt, env))
+        return Account(account, host, port, password, "password=")
+    return Account(account, host, port, *_password(account, password_env, prompt, env))
+
+
+def refused_password(account: Account, message: str) -> str:
+    """What to say when the server refused ``account``'s password: where it came from
+    and what to do about it (``message``: the session's own words, when the source is
+    unknown)."""
+    jid, source = account.jid, account.password_source
+    if source.startswith("--password-env "):
+        var = source.split(" ", 1)[1]
+        return f"the password from {source} was refused for {jid}: check ${var} (and the JID)"
+    if source == "$XMPP_PASSWORD":
+        return (
+            f"the password from $XMPP_PASSWORD was refused for {jid} (is it another account's?): "
+            "use --password-env VAR, or unset XMPP_PASSWORD to be asked for it"
+        )
+    if source == "the prompt":
+        return f"the password typed at the prompt was refused for {jid}: connect again and retype it (check the JID)"
+    if source == "password=":
+        return f"the password given (password=) was refused for {jid}: check it (and the JID)"
+    return message
 
 
 def resolve_accounts(
@@ -212,7 +236,8 @@ def _env_port(value: str) -> int:
 
 def _password(
     jid: str, password_env: str | None, prompt: Callable[[str], str] | None, env: Mapping[str, str]
-) -> str:
+) -> tuple[str, str]:
+    """The password and where it came from (see :attr:`Account.password_source`)."""
     if password_env:
         password = env.get(password_env)
         if not password:
@@ -221,10 +246,10 @@ def _password(
                 f"the environment variable {password_env} {state}: set it, or leave out "
                 "--password-env to use $XMPP_PASSWORD or a prompt"
             )
-        return password
+        return password, f"--password-env {password_env}"
     password = env.get("XMPP_PASSWORD")
     if password:
-        return password
+        return password, "$XMPP_PASSWORD"
     if prompt is not None:
         try:
             password = prompt(f"Password for {jid}: ")
@@ -239,4 +264,4 @@ def _password(
         raise HookError(
             "no password: type it at the prompt, or use --password-env VAR or set XMPP_PASSWORD"
         )
-    return password
+    return password, "the prompt"

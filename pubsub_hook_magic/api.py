@@ -24,9 +24,11 @@ name as keywords, with the same checks and the same error texts: a one-line
 Running a cell again replaces the hooks it made instead of adding more (:mod:`.cells`).
 
 The async twin is :class:`~.manager.HookManager` (``session.manager``), whose
-coroutines run on the session's loop: ``session.run(session.manager.hooks_coroutine())``
-from a cell, ``await`` inside a hook; or ``await session.aio.publish(...)`` from async
-code on another loop.
+coroutines run on the session's loop: awaited inside a hook (``await host.publish(...)``:
+a hook runs on that loop, where these synchronous calls are refused), or run from a cell
+with ``session.run(session.manager.publish(None, "news", xml))``. From async code on
+another loop (a cell's top-level ``await``), ``await session.aio.publish(...)`` and the
+other calls wait in a worker thread, never blocking that loop.
 """
 
 from __future__ import annotations
@@ -239,15 +241,18 @@ class Session:
         type: str | None = None,
         arg: str | None = None,
         events: str | None = None,
+        every: bool = False,
     ) -> int:
         """Delete a hook (its id, the :class:`~.hooks.Hook`, its summary, or a function
-        made a hook), or, as ``%hook delete``, every hook on ``node`` narrowed by
-        ``type`` and ``arg``. Returns how many were deleted."""
+        made a hook), or, as ``%hook delete``, every hook on ``node`` (or a pattern of
+        nodes, ``"sensors/*"``) narrowed by ``type`` and ``arg``; ``every=True``: every
+        hook of the account. Returns how many were deleted."""
         hook_id = self._hook_id(hook_or_id) if hook_or_id is not None else None
-        if hook_id is None and not node:
-            raise HookError("give the hook (its id) or node=...: delete() deletes nothing by itself")
+        if hook_id is None and not node and not every:
+            raise HookError("give the hook (its id), node=... or every=True: delete() deletes nothing by itself")
+        manager = self._manager(hook_id)
         return self.client.run(
-            self._manager(hook_id).delete_hooks(service, node, type, arg, hook_id=hook_id, events=events)
+            manager.delete_hooks(service, node, type, arg, hook_id=hook_id, events=events, every=every)
         )
 
     @_user_errors

@@ -41,15 +41,17 @@ from typing import Any
 
 from .accountfiles import stored_accounts
 from . import __version__, formatting
-from .account import Account, account_from_args, connect_options, resolve_accounts, resolve_jid
+from .account import Account, account_from_args, connect_options, refused_password, resolve_accounts, resolve_jid
 from .accounts import Accounts
 from .commands import COMMANDS, add_connect_arguments, create_options
 from .commands.hooks import delete_selection
+from .commands.parsing import parts, unknown_command, unrecognized
 from .deadletters import DeadLetters
 from .hooks import Hook, HookError, HookType, compile_code
 from .manager import HookManager
 from .persistence import SERVICE, TOOL
 from .runner import HookRunner, Trigger
+from .xmpp_requests import AuthFailed
 from .xmpp_session import bare_jid
 from .states import HookState, Outcome
 from .store import HookStore, default_data_dir
@@ -98,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list the account's persistent hooks (no connection)")
     account(p)
-    p.add_argument("-O", "--output", choices=("text", "json"), default="text")
+    p.add_argument("-O", "--output", choices=("text", "json"), default="text", help="output format")
 
     shared("failed", False, help="list the items a persistent hook could not run (no connection)")
     shared(
@@ -143,8 +145,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command line. A typo is refused in one line naming the sub-command that
+    refuses it, what was meant and that sub-command's ``-h`` (argparse would name
+    ``pubsub-hook`` itself); other errors are argparse's."""
+    parser = build_parser()
+    words = sys.argv[1:] if argv is None else list(argv)
+    subs = parts(parser).subparsers
+    if words and not words[0].startswith("-") and words[0] not in subs:
+        raise _Fail(unknown_command(parser.prog, words[0], list(subs)))
+    args, extras = parser.parse_known_args(words)
+    if extras:
+        chosen = subs.get(args.command, parser)
+        raise _Fail(unrecognized(chosen.prog, extras, parts(chosen).options))
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = _parse(argv)
+    except _Fail as exc:
+        print(exc, file=sys.stderr)  # (it names pubsub-hook and the sub-command)
+        return 2
     logging.basicConfig(
         level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
         format="%(asctime)s %(levelname)s %(message)s",
@@ -219,7 +241,10 @@ async def _connect(args: Any) -> tuple[HookManager, list[str]]:
     role = SERVICE if args.command == "run" else TOOL
     manager = HookManager({}, strict_names=True, role=role)
     options = connect_options(account, args, args.timeout or 30.0)
-    warnings = await manager.connect(account.jid, account.password, **options)
+    try:
+        warnings = await manager.connect(account.jid, account.password, **options)
+    except AuthFailed as exc:
+        raise HookError(refused_password(account, str(exc))) from None
     return manager, warnings
 
 
@@ -344,7 +369,7 @@ async def _retry(args: Any) -> int:
         if trigger.error:
             print(f"  {trigger.error}")
     ok = sum(1 for t in triggers if t.outcome == Outcome.OK)
-    print(f"{ok} of {len(triggers)} failed item(s) ran and were removed.")
+    print(formatting.retry_summary(args.id, [t.outcome for t in triggers], "pubsub-hook failed") + ".")
     return 0 if ok == len(triggers) else 1
 
 
@@ -411,13 +436,21 @@ async def _start(
         what = f"{prefix}hook {runner.hook.id} ({runner.hook.node}) item {trigger.item_id}: {trigger.outcome}"
         if trigger.outcome == Outcome.OK:
             log.info("%s in %s", what, formatting.seconds(trigger.duration))
-        else:
+        elif trigger.outcome == Outcome.SKIPPED:
+            # Not run, on purpose (the hook is paused): no error, a count at DEBUG.
+            log.debug("%s (paused; %d skipped so far)", what, runner.skipped)
+        elif trigger.error:
             log.error("%s: %s", what, trigger.error)
+        else:
+            log.warning("%s", what)
 
     try:
-        warnings = await manager.connect(
-            account.jid, account.password, **connect_options(account, args, args.timeout or 30.0)
-        )
+        try:
+            warnings = await manager.connect(
+                account.jid, account.password, **connect_options(account, args, args.timeout or 30.0)
+            )
+        except AuthFailed as exc:
+            raise HookError(refused_password(account, str(exc))) from None
     except (HookError, OSError) as exc:
         if several:
             log.error("%snot running: %s", prefix, exc)
@@ -435,7 +468,9 @@ async def _start(
 
 
 def _started_line(manager: HookManager) -> str:
-    """What this process runs of the account, and what it leaves to another process."""
+    """What this process runs of the account, and what it leaves to another process:
+    ``connected as JID: running 2 persistent hook(s) (a1, b2), 1 waits for the kernel
+    (pid 4242) to let go (c3); stop with SIGTERM or Ctrl-C``."""
     views = [h for h in manager.snapshot().hooks if h.persistent]
     standby = [h for h in views if h.state == HookState.STANDBY]
     broken = [h for h in views if h.state == HookState.BROKEN]
@@ -443,12 +478,27 @@ def _started_line(manager: HookManager) -> str:
     line = f"connected as {manager.jid}: running {len(running)} persistent hook(s)"
     if running:
         line += f" ({', '.join(h.id for h in running)})"
-    if standby:
-        owners = ", ".join(f"{h.id} by {h.owner or 'another process'}" for h in standby)
-        line += f", {len(standby)} in standby (run by another process until it lets go: {owners})"
+    by_owner: dict[str, list[str]] = {}
+    for h in standby:
+        by_owner.setdefault(_process_name(h.owner), []).append(h.id)
+    for owner, ids in by_owner.items():
+        verb = "waits" if len(ids) == 1 else "wait"
+        line += f", {len(ids)} {verb} for {owner} to let go ({', '.join(ids)}): it runs here then"
+    elsewhere = [h for h in broken if h.owner]  # (a hook that does not load is never run here)
+    broken = [h for h in broken if not h.owner]
+    for h in elsewhere:
+        line += f", 1 runs in {_process_name(h.owner)} and does not load here ({h.id})"
     if broken:
         line += f", {len(broken)} broken ({', '.join(h.id for h in broken)})"
     return line + "; stop with SIGTERM or Ctrl-C"
+
+
+def _process_name(owner: str | None) -> str:
+    """``"kernel, pid 4242"`` as ``"the kernel (pid 4242)"``."""
+    if not owner:
+        return "another process"
+    role, sep, pid = owner.partition(", ")
+    return f"the {role} ({pid})" if sep else owner
 
 
 async def _finish_in_flight(manager: HookManager, grace: float) -> None:

@@ -30,7 +30,6 @@ import enum
 import functools
 import importlib
 import inspect
-import itertools
 import linecache
 import math
 import os
@@ -600,7 +599,9 @@ def _load_function_hook(hook: Hook, namespace: dict[str, Any]) -> Callable[..., 
 
 #: Names a python_code hook sees as its own, whatever the shared namespace holds.
 CODE_HOOK_NAMES = frozenset({"host", "client", "item"})
-_code_ids = itertools.count(1)
+#: How often each hook's python_code was compiled in this process (its tracebacks'
+#: file name says which version: linecache keeps each version's lines apart).
+_code_versions: dict[str, int] = {}
 
 
 class CodeNamespace(dict):
@@ -664,7 +665,10 @@ def compile_code(code: str, filename: str) -> types.CodeType:
 
 
 def _load_code_hook(code: str, namespace: dict[str, Any], name: str) -> Callable[..., Any]:
-    filename = f"{name[:-1]}#{next(_code_ids)}>"
+    # Tracebacks show File "<hook 32dbe1, python_code>" (", version 2" once its code
+    # was compiled again: another cell, a reconnect), with the code's lines.
+    version = _code_versions[name] = _code_versions.get(name, 0) + 1
+    filename = f"{name[:-1]}, python_code{f', version {version}' if version > 1 else ''}>"
     compiled = compile_code(code, filename)
     is_async = bool(compiled.co_flags & inspect.CO_COROUTINE)
     scope = CodeNamespace(namespace)

@@ -69,6 +69,11 @@ class HookMagics(Magics):
     table_refresh = Float(
         0.3, help="Seconds between two refreshes of a live hooks table (coalesced updates)."
     ).tag(config=True)
+    table_page_size = Integer(
+        50,
+        help="Rows on a page of a live hooks table (its pager and filter box show the "
+        "others): the widgets of a page, whatever the number of hooks.",
+    ).tag(config=True)
     dead_letters = Integer(
         1000,
         help="How many failed items (after their retries) each hook keeps for %hook "
@@ -106,7 +111,7 @@ class HookMagics(Magics):
             raise TraitError(f"list_format must be {', '.join(others)} or {last}")
         return proposal["value"]
 
-    @validate("history", "queue_size", "dead_letters")
+    @validate("history", "queue_size", "dead_letters", "table_page_size")
     def _positive_int(self, proposal: Any) -> int:
         if proposal["value"] < 1:
             raise TraitError(f"{proposal['trait'].name} must be at least 1")
@@ -226,14 +231,54 @@ class HookMagics(Magics):
 
         if self._tables is None:
             self._tables = TableHub(  # (one table of every account, following them)
-                self.client.accounts, self.loop_thread, interval=self.table_refresh, log_records=self.log_records
+                self.client.accounts, self.loop_thread, interval=self.table_refresh, log_records=self.log_records,
+                page_size=self.table_page_size,
             )
         self._tables.interval = self.table_refresh
+        self._tables.page_size = self.table_page_size
         table = self._tables.new_table()
         data, metadata = format_display_data(table.box)
         data["text/plain"] = text
         display(data, metadata=metadata, raw=True)
         return True
+
+    def show_catch_up(self) -> None:
+        """After a connect: a progress bar of the persistent hooks still catching up
+        (hundreds of them take seconds), updated from the session's loop as they catch
+        up, until every one has; nothing without a front end or for a few hooks."""
+        if getattr(self.shell, "kernel", None) is None:
+            return
+        from .progress import SHOW_FROM, progress_of
+
+        for manager in self.client.accounts.managers():
+            progress = progress_of(manager.snapshot())
+            if progress.total >= SHOW_FROM and not progress.finished:
+                self._follow_catch_up(manager, progress)
+
+    def _follow_catch_up(self, manager: HookManager, progress: Any) -> None:
+        import ipywidgets
+        from IPython.display import display
+
+        from .progress import CatchUpProgress, Progress
+
+        bar = ipywidgets.IntProgress(value=progress.done, max=progress.total, description=manager.jid or "")
+        label = ipywidgets.Label(progress.line(0.0))
+        display(ipywidgets.HBox([bar, label]))
+
+        def report(now: Progress, seconds: float) -> None:  # (on the session's loop)
+            bar.value, label.value = now.done, now.line(seconds)
+            if now.finished:
+                bar.bar_style = "success"
+
+        follower = CatchUpProgress(manager.snapshot, report, interval=self.table_refresh)
+
+        def on_change() -> None:
+            follower.changed()
+            if follower.done:
+                manager.remove_change_listener(on_change)
+
+        self.call(manager.add_change_listener, on_change)
+        self.client.loop_thread.call_soon(on_change)  # (it may have caught up meanwhile)
 
     # ------------------------------------------------------------------ completion
 
@@ -252,9 +297,11 @@ class HookMagics(Magics):
     @completion_matcher(identifier="pubsub_hook_magic", priority=100, api_version=2)
     def matcher(self, context: Any) -> dict[str, Any]:
         """Tab completion of a ``%hook`` line (IPython's matcher API v2, registered by
-        the extension): our candidates, typed (sub-command, option, hook id with its
-        type and node…), in our order, and only them (``suppress``: no Python keywords
-        or names after ``%hook``)."""
+        the extension): our candidates, typed (``command``, ``option``, a hook id's
+        ``python_code · news``…: hints of at most 20 characters that cannot wrap in
+        JupyterLab's narrow hint column, distinct per hook; see
+        :mod:`.commands.complete`), in our order, and only them (``suppress``: no
+        Python keywords or names after ``%hook``)."""
         line = context.text_until_cursor
         stripped = line.lstrip()
         first = stripped.split(None, 1)[0] if stripped else ""
@@ -358,5 +405,7 @@ HookMagics.hook.__doc__ = (
     "JID, or its local part); without it, the default account (the first connected,\n"
     "%config HookMagics.default_profile, or %hook connect JID --default). In a hook,\n"
     "host and client are its own account's; host.accounts['bot@example.org'] another's.\n\n"
+    "One sub-command's help: %hook create -h, %hook node create -h. Every\n"
+    "sub-command's follows.\n\n"
     + commands.full_help()
 )

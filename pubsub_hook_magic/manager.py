@@ -44,10 +44,10 @@ from .cells import CellRun, Created, duplicate_of
 from .hooks import Hook, HookError, HookType, function_name, function_source, new_hook_id, normalize_arg
 from .peers import PeerWatch, machine_tag
 from .persistence import KERNEL, TOOL, PersistentHooks, read_store
-from .registry import HookIndex
+from .registry import HookIndex, is_pattern
 from .actions import OneOffRuns
 from .runner import HookRunner, needs_newer_summary
-from .xmpp_session import XmppSession, bare_jid
+from .xmpp_session import RequestError, XmppSession, bare_jid
 from .snapshot import Snapshot
 from .states import SessionState
 from .store import HookStore, PositionStore
@@ -463,6 +463,8 @@ class HookManager(OneOffRuns):
         new_node = not engine.index.for_node(service, node)
         if new_node:
             hook.notes.extend(await engine.listen_new(service, node, is_pep(service)))
+            if is_pep(service) and hook.key not in engine.live.node_position:
+                hook.notes.extend(await self._pep_node_note(service, node))
         if set(hook.events) & {Event.RETRACT, Event.DELETE} and not is_pep(service):
             hook.notes.extend(await self.subscriptions.unsent_events(service, node, hook.events))
         runner = engine.install(hook)
@@ -473,6 +475,23 @@ class HookManager(OneOffRuns):
         if hook.persistent:
             await self._store_new(runner, new_node)
         log.info("created %s", hook.describe())
+
+    async def _pep_node_note(self, service: str, node: str) -> list[str]:
+        """A hook on a PEP node that holds no item: say so if the node does not exist
+        yet (a forgotten ``-s SERVICE``, or a node nobody published to)."""
+        session = self.session
+        if session is None:
+            return []
+        try:
+            if await session.node_exists(service, node):
+                return []
+        except RequestError:
+            return []  # (the account does not say: nothing to note)
+        whose = "your PEP" if service == session.bare else f"the PEP of {service}"
+        return [
+            f"{whose} has no node {node!r} yet: the hook runs once something publishes to it "
+            f"(a node of a PubSub service needs -s SERVICE)"
+        ]
 
     async def _store_new(self, runner: HookRunner, new_node: bool) -> None:
         """Store a new persistent hook and its starting position (or undo its install),
@@ -498,9 +517,14 @@ class HookManager(OneOffRuns):
         *,
         hook_id: str | None = None,
         events: str | None = None,
+        every: bool = False,
     ) -> int:
         """Delete hooks as Libervia does: every hook on ``(service, node)``, narrowed
-        by type and argument when given; or the one hook ``hook_id``. Returns how many."""
+        by type and argument when given; or the one hook ``hook_id``. Returns how many.
+
+        Ours: ``node`` (and ``service``) may be a shell-style pattern (``sensors/*``);
+        ``every=True`` without a node: every hook of the account (of ``service`` when
+        given), narrowed the same way. One store write for all of them."""
         engine = self.engine
         async with engine.lock:
             if hook_id:
@@ -512,12 +536,17 @@ class HookManager(OneOffRuns):
                         f"hook {hook_id} is on node {hook.node!r}, not {node!r}: give --id alone"
                     )
             else:
-                if not node:
-                    raise HookError("give the node of the hooks to delete with -n NODE")
-                service = bare_jid(service, "service JID") if service else self._require_session().bare
+                if not node and not every:
+                    raise HookError("give the node of the hooks to delete with -n NODE (or a pattern, -n 'news/*')")
+                if every and not node:
+                    node, service = "*", service or "*"
+                if service and is_pattern(service):
+                    pass  # matched against the services of the installed hooks
+                else:
+                    service = bare_jid(service, "service JID") if service else self._require_session().bare
                 kind = HookType.parse(hook_type) if hook_type else None
                 wanted = tuple(e.value for e in parse_events(events)) if events else ()
-                doomed = engine.index.select(service, node, kind, arg or None, wanted)
+                doomed = engine.index.select(service, node or "*", kind, arg or None, wanted)
             await self._remove(doomed)
             return len(doomed)
 

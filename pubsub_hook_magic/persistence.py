@@ -140,6 +140,10 @@ class PersistentHooks:
                 self._stand_by(runner)
             else:
                 runner.mode.read_position_later()  # read when its node catches up
+        elif self._owner_of(hook.id) is not None:
+            # It does not load here, but another process runs it: take none of its
+            # items (they would only fail here).
+            self._stand_by(runner)
         return runner
 
     def adopt(self, runner: HookRunner) -> None:

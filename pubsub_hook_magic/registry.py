@@ -3,6 +3,8 @@ rules for delete."""
 
 from __future__ import annotations
 
+import fnmatch
+
 import bisect
 from collections.abc import Iterator, Mapping
 from typing import Generic, Protocol, TypeVar
@@ -125,11 +127,16 @@ class HookIndex(Mapping[str, R], Generic[R]):
         arg: str | None = None,
         events: tuple[str, ...] = (),
     ) -> list[Hook]:
-        """The hooks Libervia's ``delete`` would remove: on ``(service, node)``, and of
+        """The hooks Libervia's ``delete`` would remove: on ``(service, node)`` (ours:
+        either may be a shell-style pattern, ``sensors/*``, see :func:`is_pattern`), and of
         ``hook_type`` / with ``arg`` when given (empty or None matches all), and, our
         addition, that run for every event of ``events``. A ``python_file`` argument is
         made absolute before matching."""
-        matched = [e.hook for e in self.for_node(service, node)]
+        if is_pattern(node) or is_pattern(service):
+            keys = [k for k in self._by_node if fnmatch.fnmatchcase(k[0], service) and fnmatch.fnmatchcase(k[1], node)]
+            matched = [e.hook for key in sorted(keys) for e in self._by_node[key]]
+        else:
+            matched = [e.hook for e in self.for_node(service, node)]
         if hook_type is not None:
             matched = [h for h in matched if h.type is hook_type]
         if arg:
@@ -137,6 +144,12 @@ class HookIndex(Mapping[str, R], Generic[R]):
         if events:  # (ours: hooks that run for all of these events)
             matched = [h for h in matched if set(events) <= set(h.events)]
         return matched
+
+
+def is_pattern(text: str) -> bool:
+    """Whether a node or service given to ``delete`` is a shell-style pattern
+    (``*``, ``?`` or ``[...]``, as :mod:`fnmatch` reads them) rather than a name."""
+    return any(c in text for c in "*?[")
 
 
 #: The former name.

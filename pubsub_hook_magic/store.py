@@ -746,9 +746,45 @@ class PositionStore:
         make_private_dir(self.dir)
         positions = positions[-self.KEEP:]
         newest = positions[-1]
-        record = {"id": newest[0], "digest": newest[1], "recent": [list(p) for p in positions]}
+        record = {
+            "id": newest[0], "digest": newest[1], "recent": [list(p) for p in positions],
+            # Items run so far (the file's and the journal's being folded): read by the
+            # live table of a process that stands by (activity()).
+            "runs": self._folded_runs(hook_id) + len(_Journal.read(self._journal_path(hook_id))),
+        }
         write_atomically(self._path(hook_id), json.dumps(record), fsync=False)
         self._journal(self._journals, hook_id, self._journal_path(hook_id)).clear()
+
+    def _folded_runs(self, hook_id: str) -> int:
+        try:
+            runs = json.loads(self._path(hook_id).read_text(encoding="utf-8")).get("runs", 0)
+        except (OSError, ValueError, AttributeError):
+            return 0
+        return runs if isinstance(runs, int) and not isinstance(runs, bool) else 0
+
+    def files_of(self, hook_id: str) -> tuple[Path, Path]:
+        """The hook's position file and its journal (what :meth:`activity` reads)."""
+        return self._path(hook_id), self._journal_path(hook_id)
+
+    def activity(self, hook_id: str) -> tuple[int, float | None, str | None]:
+        """What the process running the hook wrote of it, read from the files: ``(items
+        run, when the last was written, its id)``; ``(0, None, None)`` for none. Runs
+        are counted since the hook's first fold with a count (a file of an older
+        version counts from then)."""
+        runs = self._folded_runs(hook_id)
+        item_id: str | None = None
+        last: float | None = None
+        for path in self.files_of(hook_id):
+            with contextlib.suppress(OSError):
+                last = max(last or 0.0, path.stat().st_mtime)
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
+            item_id = str(json.loads(self._path(hook_id).read_text(encoding="utf-8"))["id"]) or None
+        lines = _Journal.read(self._journal_path(hook_id))
+        for line in reversed(lines):
+            with contextlib.suppress(ValueError, TypeError):
+                item_id = str(json.loads(line)[0]) or item_id
+                break
+        return runs + len(lines), last, item_id
 
     def append(
         self, hook_id: str, newest: tuple[str, str], recent: Callable[[], list[tuple[str, str]]]

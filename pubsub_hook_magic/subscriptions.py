@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 
 from .events import Event
 from .hooks import HookError
+from .xmpp_requests import missing_node_hint
 from .xmpp_session import RequestError, XmppSession
 from .store import HookStore, StoreError
 
@@ -282,7 +283,7 @@ def pending_note(service: str, node: str) -> str:
 
 def _refused(service: str, node: str, exc: RequestError) -> HookError:
     if exc.condition == "item-not-found":
-        return NodeGone(f"node {node!r} does not exist on {service}: {_create_it(service, node)}")
+        return NodeGone(_missing(service, node, exc))
     return HookError(
         f"{service} refused the subscription to {node!r} ({exc.condition}"
         f"{': ' + exc.text if exc.text else ''}): the node's access model may "
@@ -294,14 +295,13 @@ def node_missing(service: str, node: str, exc: RequestError) -> HookError | None
     """The error to give when reading a node's items failed, or None when that failure
     does not stop a hook from being made (a PEP node appears at its first publish)."""
     if exc.condition == "item-not-found" and not is_pep(service):
-        return HookError(f"node {node!r} does not exist on {service}: {_create_it(service, node)}")
+        return HookError(_missing(service, node, exc))
     if exc.condition == "timeout":
         return HookError(f"{service} does not answer ({exc.what})")
     return None
 
 
-def _create_it(service: str, node: str) -> str:
-    return (
-        f"create it first (%hook node create -s {service} -n {node}), or check the name "
-        f"(%hook nodes {service} lists the service's nodes)"
-    )
+def _missing(service: str, node: str, exc: RequestError) -> str:
+    """A missing node, and what to do (the session's hint: it knows whether the
+    service refused this account a node creation)."""
+    return exc.hint or missing_node_hint(service, node)

@@ -4,7 +4,9 @@
 method sends one XEP-0060 (or service discovery) request and awaits its answer, with
 at most :data:`MAX_IN_FLIGHT` requests waiting at once. A refusal is a
 :class:`RequestError` carrying the XMPP error condition and, where we know one, a hint
-of what fixes it (``publish_hint``, ``create_hint``).
+of what fixes it (``publish_hint``, ``create_hint``, ``retract_hint``,
+``missing_node_hint``). The session remembers the services that refused it a node
+creation, so that no hint advises what was just refused.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from typing import Any
 
 from .hooks import HookError
 
-__all__ = ["MAX_IN_FLIGHT", "PubSubRequests", "RequestError", "SessionError", "create_hint", "publish_hint"]
+__all__ = [
+    "MAX_IN_FLIGHT", "AuthFailed", "PubSubRequests", "RequestError", "SessionError", "create_hint",
+    "missing_node_hint", "publish_hint", "retract_hint",
+]
 
 #: Requests to the server awaiting their answer at once, at most (see ``_request``).
 MAX_IN_FLIGHT = 48
@@ -23,6 +28,10 @@ MAX_IN_FLIGHT = 48
 
 class SessionError(HookError):
     """Connecting, or a request to the server, failed; the message says why."""
+
+
+class AuthFailed(SessionError):
+    """The server refused the account's password (SASL failure at login)."""
 
 
 class RequestError(SessionError):
@@ -48,26 +57,64 @@ def _event_item(item: Any) -> Any:
     return EventItem(xml=item.xml)
 
 
-def publish_hint(service: str, node: str, condition: str, me: str) -> str:
-    """What usually fixes a refused publish, by the server's error condition."""
+def missing_node_hint(service: str, node: str, create_refused: str | None = None, me: str | None = None) -> str:
+    """What to say of a node that does not exist: how to create it, unless the service
+    refused this account a node creation (``create_refused``: its condition)."""
+    if service == me:
+        return (
+            f"your PEP has no node {node!r} (never published to, or deleted): a publish creates it "
+            f"(%hook publish -n {node} ...), as does %hook node create -n {node}"
+        )
+    if "@" in service:
+        return f"{service} has no PEP node {node!r} (never published to, or deleted): check the name"
+    if create_refused:
+        return (
+            f"node {node!r} does not exist on {service} (never created, or deleted), and it does not "
+            f"let you create nodes ({create_refused}): ask its admin, check the name (%hook nodes "
+            f"{service}), or use your own PEP (leave out -s)"
+        )
+    return (
+        f"node {node!r} does not exist on {service} (never created, or deleted): create it with "
+        f"%hook node create -s {service} -n {node} if the service lets you, or check the name "
+        f"(%hook nodes {service})"
+    )
+
+
+def publish_hint(service: str, node: str, condition: str, me: str, create_refused: str | None = None) -> str:
+    """What usually fixes a refused publish, by the server's error condition (the
+    node exists: see :func:`missing_node_hint` otherwise)."""
     pep = service == me
     if condition == "forbidden":
         if pep:
             return "the server refused a publish to your own PEP node: check the node's publish model"
+        own = "" if create_refused else f"a node of your own (%hook node create -s {service} -n NAME) or to "
         return (
             f"only the node's owner and its publishers may publish to it: ask the owner of "
             f"{node!r} (or an admin of {service}) to make {me} a publisher or to set its "
-            f"publish model to open, or publish to a node of your own "
-            f"(%hook node create -s {service} -n NAME) or to your PEP (leave out -s)"
+            f"publish model to open, or publish to {own}your PEP (leave out -s)"
         )
     if condition == "item-not-found":
-        return f"create it first: %hook node create -s {service} -n {node}"
+        return missing_node_hint(service, node, create_refused, me)
     if condition == "not-acceptable":
         return "the node refused the item: it may be too big, or not the payload type the node takes"
     if condition in ("conflict", "precondition-not-met"):
         return "the node's configuration does not match what the publish asks for"
     if condition in ("service-unavailable", "remote-server-not-found", "feature-not-implemented"):
         return f"{service} does not answer as a PubSub service: check the JID (%hook nodes {service})"
+    return ""
+
+
+def retract_hint(service: str, node: str, item_id: str, condition: str, me: str) -> str:
+    """What a refused retract of an item of an existing node means."""
+    if condition == "forbidden":
+        if service == me:
+            return "the server refused a retract from your own PEP node"
+        return (
+            f"only the node's owner and its publishers may retract its items, and {me} is neither "
+            f"on {node!r}: ask its owner (or an admin of {service})"
+        )
+    if condition == "item-not-found":
+        return f"node {node!r} has no item {item_id!r} (never published, or already retracted)"
     return ""
 
 
@@ -107,6 +154,8 @@ class PubSubRequests:
         self._interests: set[str] = set()
         #: Services that list every item id however few are asked (see newest_item_ids).
         self._rsm_ignored: set[str] = set()
+        #: Services that refused this account a node creation: service -> condition.
+        self._create_refused: dict[str, str] = {}
 
     @property
     def bare(self) -> str:
@@ -114,6 +163,26 @@ class PubSubRequests:
 
     def _pubsub(self) -> Any:
         return self.client.plugin["xep_0060"]
+
+    def create_refused(self, service: str) -> str | None:
+        """The condition of the last node creation ``service`` refused this account
+        (``forbidden``), or None: no hint then advises creating a node there."""
+        return self._create_refused.get(service)
+
+    def missing_hint(self, service: str, node: str) -> str:
+        return missing_node_hint(service, node, self.create_refused(service), self.bare)
+
+    async def _node_there(self, service: str, node: str) -> bool:
+        """Whether the node exists; True when the service does not say (a refusal
+        other than ``item-not-found``, or no answer)."""
+        try:
+            return await self.node_exists(service, node)
+        except RequestError:
+            return True
+
+    def _missing(self, exc: RequestError, service: str, node: str) -> RequestError:
+        """``exc`` with the hint of a missing node."""
+        return RequestError(exc.what, exc.condition, exc.text, self.missing_hint(service, node))
 
     async def _request(self, what: str, make: Callable[[], Any]) -> Any:
         """Send one request (``make()`` builds and sends it) and await its answer, with
@@ -171,10 +240,15 @@ class PubSubRequests:
     async def subscribe(self, service: str, node: str) -> str:
         """Subscribe the account's bare JID to the node; returns the subscription's
         state: ``subscribed``, or ``pending`` when the node's owner must approve it."""
-        iq = await self._request(
-            f"subscribing to {node!r} on {service}",
-            lambda: self._pubsub().subscribe(service, node, bare=True, timeout=15),
-        )
+        try:
+            iq = await self._request(
+                f"subscribing to {node!r} on {service}",
+                lambda: self._pubsub().subscribe(service, node, bare=True, timeout=15),
+            )
+        except RequestError as exc:
+            if exc.condition == "item-not-found":
+                raise self._missing(exc, service, node) from None
+            raise
         return str(iq["pubsub"]["subscription"]["subscription"] or "subscribed")
 
     async def unsubscribe(self, service: str, node: str) -> None:
@@ -186,10 +260,15 @@ class PubSubRequests:
     async def last_items(self, service: str, node: str, max_items: int | None = 1) -> list[Any]:
         """The newest ``max_items`` items of the node (all it keeps with None), oldest
         first."""
-        iq = await self._request(
-            f"reading items of {node!r} on {service}",
-            lambda: self._pubsub().get_items(service, node, max_items=max_items, timeout=30),
-        )
+        try:
+            iq = await self._request(
+                f"reading items of {node!r} on {service}",
+                lambda: self._pubsub().get_items(service, node, max_items=max_items, timeout=30),
+            )
+        except RequestError as exc:
+            if exc.condition == "item-not-found":
+                raise self._missing(exc, service, node) from None
+            raise
         return [_event_item(i) for i in iq["pubsub"]["items"].iterables if i.name == "item"]
 
     async def items_by_id(self, service: str, node: str, ids: list[str]) -> list[Any]:
@@ -225,11 +304,20 @@ class PubSubRequests:
         return [el.get("name") for el in query.iter("{http://jabber.org/protocol/disco#items}item") if el.get("name")]
 
     async def retract(self, service: str, node: str, item_id: str) -> None:
-        """Retract an item, asking the service to notify the subscribers."""
-        await self._request(
-            f"retracting {item_id!r} from {node!r} on {service}",
-            lambda: self._pubsub().retract(service, node, item_id, notify=True, timeout=15),
-        )
+        """Retract an item, asking the service to notify the subscribers. A refusal
+        says why: the node is missing, the account may not retract there, or the node
+        has no such item (Prosody 0.12 says ``forbidden`` for a missing node, before it
+        looks the node up)."""
+        try:
+            await self._request(
+                f"retracting {item_id!r} from {node!r} on {service}",
+                lambda: self._pubsub().retract(service, node, item_id, notify=True, timeout=15),
+            )
+        except RequestError as exc:
+            if exc.condition in ("forbidden", "item-not-found") and not await self._node_there(service, node):
+                raise self._missing(exc, service, node) from None
+            hint = retract_hint(service, node, item_id, exc.condition, self.bare)
+            raise RequestError(exc.what, exc.condition, exc.text, hint) from None
 
     async def node_config(self, service: str, node: str) -> dict[str, Any]:
         """The node's configuration form, as ``{var: value}`` (owners only)."""
@@ -271,7 +359,13 @@ class PubSubRequests:
                 lambda: self._pubsub().publish(service, node, id=item_id, payload=payload, timeout=15),
             )
         except RequestError as exc:
-            hint = publish_hint(service, node, exc.condition, self.bare)
+            # Prosody 0.12 refuses a publish to a missing node as "forbidden" (it checks
+            # the right to publish before the node): look the node up then.
+            if exc.condition == "item-not-found" or (
+                exc.condition == "forbidden" and service != self.bare and not await self._node_there(service, node)
+            ):
+                raise self._missing(exc, service, node) from None
+            hint = publish_hint(service, node, exc.condition, self.bare, self.create_refused(service))
             raise RequestError(exc.what, exc.condition, exc.text, hint) from None
         return iq["pubsub"]["publish"]["item"]["id"] or item_id or ""
 
@@ -293,8 +387,11 @@ class PubSubRequests:
                 lambda: self._pubsub().create_node(service, node, config=form, timeout=15),
             )
         except RequestError as exc:
+            if exc.condition == "forbidden":
+                self._create_refused[service] = exc.condition
             hint = create_hint(service, node, exc.condition, self.bare)
             raise RequestError(exc.what, exc.condition, exc.text, hint) from None
+        self._create_refused.pop(service, None)
         return iq["pubsub"]["create"]["node"] or node
 
     async def list_nodes(self, service: str) -> list[tuple[str, str]]:

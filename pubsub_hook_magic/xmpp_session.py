@@ -43,6 +43,7 @@ from .xmpp_reconnect import (
     conflict_message,
 )
 from .xmpp_requests import (
+    AuthFailed,
     PubSubRequests,
     RequestError,
     SessionError,
@@ -259,9 +260,9 @@ class XmppSession(PubSubRequests):
             await self.stop()
             raise
 
-    def _fail_start(self, message: str) -> None:
+    def _fail_start(self, message: str, error: type[SessionError] = SessionError) -> None:
         if self._started is not None and not self._started.done():
-            self._started.set_exception(SessionError(message))
+            self._started.set_exception(error(message))
 
     def _on_session_start(self, _event: Any) -> None:
         # Synchronous on purpose: it runs before the stanzas that follow are handled,
@@ -400,7 +401,7 @@ class XmppSession(PubSubRequests):
             )
         else:
             self._fail_start(
-                f"authentication failed for {self.jid}: check the password (and the JID)"
+                f"authentication failed for {self.jid}: check the password (and the JID)", AuthFailed
             )
 
     def _on_invalid_certificate(self, error: Any) -> None:

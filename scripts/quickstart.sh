@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The quickstart in one command, on a fresh Debian machine: sets up (scripts/setup.sh:
-# Prosody and a .venv), starts a private Prosody on 127.0.0.1 with a new account
-# alice@localhost, runs notebooks/quickstart.ipynb headless against it, prints what the
+# Prosody and a .venv), starts a private Prosody on 127.0.0.1 with new accounts
+# alice@localhost (who may create nodes on pubsub.localhost: it is her tour) and bob@localhost
+# (its admin), runs notebooks/quickstart.ipynb headless against it, prints what the
 # cells printed and saves the executed notebook to artifacts/quickstart.ipynb.
 # Prosody is always stopped at the end; persistent hooks go to a temp dir, so your own
 # hook store is untouched. Exits non-zero if a cell fails.
@@ -32,7 +33,7 @@ ENV_FILE="$WORK/server.env"
 
 echo "== starting a private Prosody on 127.0.0.1"
 "$PY" -m pubsub_hook_magic.testing.server --user "alice:$PASSWORD" --user "bob:$BOB_PASSWORD" \
-    --admin bob@localhost --autocreate --env-file "$ENV_FILE" \
+    --admin bob@localhost --node-creator alice@localhost --autocreate --env-file "$ENV_FILE" \
     >"$WORK/server.out" 2>"$WORK/server.err" &
 SERVER_PID=$!
 
@@ -75,3 +76,5 @@ elif [ "$rc" -ne 0 ]; then
     exit "$rc"
 fi
 echo "== the quickstart passed. Open artifacts/quickstart.ipynb to see it executed."
+echo "   The commands are in .venv/bin: run the service as .venv/bin/pubsub-hook run"
+echo "   (or 'source .venv/bin/activate' first, then pubsub-hook run); pubsub-hook --help lists the others."

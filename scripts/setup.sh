@@ -2,8 +2,8 @@
 # Sets up a fresh Debian machine for pubsub_hook_magic: Prosody (Debian's package, for the
 # private test server; its system service is not started; lua-dbi-sqlite3 for its SQLite
 # storage in the soak), Chromium (Debian's package, for
-# the browser test) and a virtualenv in .venv with the package and its test and browser
-# extras (and the dev tools: ruff, mypy, coverage) from PyPI. Idempotent: run it as often as you like.
+# the browser test) and a virtualenv in .venv with the package and its test, browser and
+# docs extras (and the dev tools: ruff, mypy, coverage) from PyPI. Idempotent: run it as often as you like.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -66,11 +66,11 @@ if [ ! -x .venv/bin/python ]; then
     echo "== creating .venv"
     "$PY" -m venv .venv
 fi
-echo "== installing pubsub_hook_magic and its test, browser and dev (ruff, mypy, coverage) extras into .venv"
+echo "== installing pubsub_hook_magic and its test, browser, dev (ruff, mypy, coverage) and docs (sphinx, myst-nb, furo) extras into .venv"
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 # PYTHONWARNINGS: setuptools' build backend warns about every editable install.
-PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q -e '.[test,browser,dev]' 2>&1 | grep -v -e '^WARNING: Location' -e 'ignored: it is neither' || true
-.venv/bin/python -c "import pubsub_hook_magic, slixmpp, IPython, ipykernel, ipywidgets, nbclient, playwright, jupyterlab" \
+PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q -e '.[test,browser,dev,docs]' 2>&1 | grep -v -e '^WARNING: Location' -e 'ignored: it is neither' || true
+.venv/bin/python -c "import pubsub_hook_magic, slixmpp, IPython, ipykernel, ipywidgets, nbclient, playwright, jupyterlab, sphinx, myst_nb, furo" \
     || { echo "setup failed: the package or its dependencies do not import" >&2; exit 1; }
 .venv/bin/python -m ruff --version >/dev/null && .venv/bin/python -m mypy --version >/dev/null \
     && .venv/bin/python -m coverage --version >/dev/null \

@@ -165,7 +165,7 @@ def test_profile_completes_the_accounts():
     accounts = ["alice@localhost", "bob@localhost"]
     fragment, candidates = commands.complete_typed("%hook list -p ", [], "alice@localhost", accounts)
     assert fragment == "" and [(c.text, c.type) for c in candidates] == [
-        ("alice@localhost", "account (default)"),
+        ("alice@localhost", "default\u00a0account"),
         ("bob@localhost", "account"),
     ]
     assert commands.complete("%hook pause -p b", [], None, accounts) == ["bob@localhost"]

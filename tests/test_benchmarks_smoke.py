@@ -130,3 +130,24 @@ def test_many_hooks_benchmark_runs_and_prints_every_figure():
                 f"{kind} N={n} missing:\n{output[-4000:]}"
             )
     assert "connect minus login" in proc.stdout
+
+
+@pytest.mark.timeout(120)
+def test_table_scale_benchmark_prints_every_figure():
+    """``python -m benchmarks.table_scale --quick``: the widget layer's figures at each
+    N (a page's models, whatever N), the real hub's and the listings' (no time asserted)."""
+    if shutil.which("prosody") is None:
+        pytest.fail("Prosody is not installed: run scripts/setup.sh")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "JPY_"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.table_scale", "--quick", "--page", "20"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=100,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-6000:]
+    rows = re.findall(r"^\s+([\d,]+)\s+([\d.]+ ms\s+){4}(\d+)\s*$", proc.stdout, re.M)
+    assert [n for n, _t, _m in rows] == ["100", "1,000"], output[-4000:]
+    assert len({m for _n, _t, m in rows}) == 1, output[-4000:]  # the widgets of one page at any N
+    assert re.search(r"TableHub.new_table \(first render\):\s+[\d.]+ ms; one flush:\s+[\d.]+ ms", proc.stdout), output
+    for n in ("100", "1,000"):
+        assert re.search(rf"N =\s+{n}: -O json\s+[\d.]+ ms .* -O text\s+[\d.]+ ms", proc.stdout), output

@@ -297,9 +297,11 @@ ROWS = """() => {
 
 # What a person sees of the table's geometry (after scrolling the notebook to it):
 # horizontal scrolling anywhere between the table and the notebook panel, buttons cut or
-# outside the visible output area, columns whose cells do not start where their header
-# does (the stats cell spans four columns: its inner cells are compared), cells that
-# overlap, and the cut cells (ellipsis) with their hover texts.
+# outside the visible output area, cells that do not start where their column's header
+# does (each cell and header carries its column's class: phm-KEY / phm-h-KEY; the stats
+# cell spans four columns: its inner cells are compared), cells of one line that overlap,
+# headers cut or wrapped, live cells (state … last) cut, and the cut cells (ellipsis)
+# with their hover texts.
 LAYOUT = """() => {
     const table = document.querySelector('.phm-table');
     const grid = table.querySelector('.phm-grid');
@@ -317,34 +319,67 @@ LAYOUT = """() => {
     const outer = document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer');
     if (outer && outer.scrollWidth > outer.clientWidth + 1) scrolls.push(['notebook', outer.scrollWidth, outer.clientWidth]);
     const area = table.closest('.jp-OutputArea-output').getBoundingClientRect();
-    const buttons = Array.from(grid.querySelectorAll('button'));
+    const buttons = Array.from(table.querySelectorAll('button')).filter(b => b.offsetParent !== null);
     const hidden = buttons.filter(b => {
         const r = b.getBoundingClientRect();
         return r.width < 20 || r.left < area.left - 0.5 || r.right > area.right + 0.5 || b.scrollWidth > b.clientWidth + 1;
-    }).map(b => b.className);
-    const cols = getComputedStyle(grid).gridTemplateColumns.split(' ').map(parseFloat);
-    const heads = Array.from(grid.querySelectorAll('.phm-head-cell')).map(c => c.getBoundingClientRect());
-    const misaligned = [], overlaps = [];
+    }).map(b => [b.className, b.getBoundingClientRect().left, b.getBoundingClientRect().right]);
+    const key = el => { const c = Array.from(el.classList).find(c => /^phm-h-/.test(c)); return c && c.slice(6); };
+    const heads = {};
+    for (const h of grid.querySelectorAll('.phm-head-cell')) heads[key(h)] = h;
+    const headCut = [], headWrapped = [];
+    for (const [k, h] of Object.entries(heads)) {
+        const c = h.querySelector('.phm-c');
+        if (!c || !c.textContent) continue;
+        if (c.scrollWidth > c.clientWidth + 1) headCut.push([k, c.textContent, c.scrollWidth, c.clientWidth]);
+        if (c.getBoundingClientRect().height > parseFloat(getComputedStyle(c).lineHeight || '18') * 1.5 + 2)
+            headWrapped.push([k, c.textContent, c.getBoundingClientRect().height]);
+    }
+    const KEYS = ['id', 'node', 'type', 'arg', 'lifetime'], STATS = ['state', 'triggers', 'errors', 'last'];
+    const misaligned = [], overlaps = [], statsCut = [];
+    let lines = 0;
     for (const box of grid.querySelectorAll('[class*="phm-row-"]')) {
         const cells = [];
         let el = box;
         for (let i = 0; i < 8 && el; i++, el = el.previousElementSibling) cells.unshift(el);
-        const starts = [];
-        for (const c of cells) {
-            if (c.classList.contains('phm-stats'))
-                for (const s of c.querySelectorAll('.phm-stats-row > .phm-c')) starts.push(s.getBoundingClientRect());
-            else starts.push(c.getBoundingClientRect());
-        }
-        starts.forEach((r, i) => {
-            if (!heads[i] || Math.abs(r.left - heads[i].left) > 1.5) misaligned.push([box.className, i, r.left, heads[i] && heads[i].left]);
-            if (i && starts[i - 1].right > r.left + 1) overlaps.push([box.className, i, starts[i - 1].right, r.left]);
+        const placed = [];
+        cells.forEach((c, i) => {
+            if (c.classList.contains('phm-stats')) {
+                c.querySelectorAll('.phm-stats-row > .phm-c').forEach((s, j) => {
+                    placed.push([STATS[j], s.getBoundingClientRect()]);
+                    if (s.scrollWidth > s.clientWidth + 1) statsCut.push([box.className, STATS[j], s.textContent]);
+                });
+            } else placed.push([i < 5 ? KEYS[i] : (i === 6 ? 'failed' : 'actions'), c.getBoundingClientRect()]);
         });
+        const tops = [];
+        placed.forEach(([k, r], i) => {
+            tops.push(r.top + r.height / 2);
+            const h = heads[k] && heads[k].getBoundingClientRect();
+            if (!h || Math.abs(r.left - h.left) > 1.5) misaligned.push([box.className, k, r.left, h && h.left]);
+            const prev = i && placed[i - 1][1];
+            if (prev && Math.abs((prev.top + prev.height / 2) - (r.top + r.height / 2)) < 10 && prev.right > r.left + 1)
+                overlaps.push([box.className, k, prev.right, r.left]);
+        });
+        tops.sort((a, b) => a - b);
+        lines = Math.max(lines, 1 + tops.filter((t, i) => i && t - tops[i - 1] > 10).length);
     }
-    const cut = Array.from(grid.querySelectorAll('.phm-c')).filter(c => c.scrollWidth > c.clientWidth + 1)
+    const cut = Array.from(table.querySelectorAll('.phm-grid .phm-c, .phm-header .phm-c, .phm-message .phm-c'))
+        .filter(c => c.scrollWidth > c.clientWidth + 1)
         .map(c => [c.textContent, c.getAttribute('title'), getComputedStyle(c).textOverflow]);
-    return {scrolls, hidden, misaligned, overlaps, cut, cols: cols.length, width: table.getBoundingClientRect().width,
+    return {scrolls, hidden, misaligned, overlaps, headCut, headWrapped, statsCut, cut, lines,
+            buttons: buttons.length, width: table.getBoundingClientRect().width,
             area: area.width, grid: [grid.scrollWidth, grid.clientWidth]};
 }"""
+
+
+def assert_fits(layout: dict[str, Any]) -> None:
+    """Every button whole inside the output area, nothing scrolls, every column under
+    its header, no header cut or wrapped, no live cell cut, every cut cell with an
+    ellipsis and a hover text."""
+    for key in ("scrolls", "hidden", "misaligned", "overlaps", "headCut", "headWrapped", "statsCut"):
+        assert layout[key] == [], (key, layout)
+    assert all(c[2] == "ellipsis" and c[1] for c in layout["cut"]), layout["cut"]
+
 
 # The contrast of every coloured text of the table against what is behind it (WCAG 2).
 CONTRAST = """() => {
@@ -431,6 +466,28 @@ class Page:
         return self.page.evaluate(STDERR_OUTPUTS)
 
 
+def _at_width(page: Any, width: int, collapse: bool) -> None:
+    """A window ``width`` px wide; the file browser closed when ``collapse`` (a person
+    on a small screen closes it), else open. Waits until the table has its new width."""
+    before = page.evaluate("() => document.querySelector('.phm-table').getBoundingClientRect().width")
+    changed = page.viewport_size["width"] != width or page.evaluate("() => window.jupyterapp.shell.leftCollapsed") != collapse
+    page.set_viewport_size({"width": width, "height": 800})
+    collapsed = page.evaluate("() => window.jupyterapp.shell.leftCollapsed")
+    if collapse and not collapsed:
+        page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
+    elif not collapse and collapsed:
+        page.evaluate("() => window.jupyterapp.shell.activateById('filebrowser')")
+    page.wait_for_function(
+        """([before, changed]) => {
+            const w = document.querySelector('.phm-table').getBoundingClientRect().width;
+            if (window._phmWidth !== w) { window._phmWidth = w; window._phmSince = performance.now(); }
+            return (w !== before || !changed) && performance.now() - window._phmSince > 250;
+        }""",
+        arg=[before, changed],
+        polling=50,
+    )
+
+
 def _screenshot(page: Any, path: Path) -> None:
     """The table and the prompt beside it, as a person sees them."""
     box = page.locator(".phm-table").first.bounding_box()
@@ -478,7 +535,8 @@ def test_hooks_table_live_in_jupyterlab(lab: Lab, publisher: Any, node: str) -> 
                 [
                     "%load_ext pubsub_hook_magic",
                     "%hook connect --no-tls",
-                    f"{create} pass",
+                    # What makes a hook other than "every publication once" shows as tags.
+                    f"{create} -e publish,retract --where . --retry 2 pass",
                     f"{create} {long_code}",
                     "%hook list",
                 ]
@@ -545,32 +603,41 @@ def test_hooks_table_live_in_jupyterlab(lab: Lab, publisher: Any, node: str) -> 
                 print(f"\ntable {layout['width']:.0f} px wide in an output area of {layout['area']:.0f} px")
                 (artifacts / "hooks-table-layout.json").write_text(json.dumps(layout, indent=1))
                 page.screenshot(path=str(artifacts / "hooks-table-page.png"))
-                assert layout["scrolls"] == [], layout
-                assert layout["hidden"] == [], layout
-                assert layout["misaligned"] == [], layout
-                assert layout["overlaps"] == [], layout
-                assert all(c[2] == "ellipsis" and c[1] for c in layout["cut"]), layout["cut"]
+                assert_fits(layout)
+                assert layout["lines"] == 1, layout  # one line per hook
                 cut_args = [c for c in layout["cut"] if c[1] == long_code]
                 assert cut_args and cut_args[0][0] != long_code, layout["cut"]  # cut…
                 page.locator(".phm-arg .phm-c", has_text="if item").hover()
                 assert page.locator(".phm-arg .phm-c", has_text="if item").get_attribute("title") == long_code  # …whole on hover
-                # A window a little narrower (an output area of about 760 px) fits too.
-                page.set_viewport_size({"width": 1192, "height": 800})
-                page.wait_for_timeout(300)
-                narrow = page.evaluate(LAYOUT)
-                print(f"table {narrow['width']:.0f} px wide in an output area of {narrow['area']:.0f} px")
-                assert narrow["area"] <= 770, narrow
-                for key in ("scrolls", "hidden", "misaligned", "overlaps"):
-                    assert narrow[key] == [], narrow
-                # At 1000 px (a laptop's half screen): for a person to look at.
-                page.set_viewport_size({"width": 1000, "height": 800})
-                page.wait_for_timeout(300)
-                page.screenshot(path=str(artifacts / "hooks-table-1000.png"))
-                page.set_viewport_size({"width": 1280, "height": 800})
-                page.wait_for_timeout(300)
+                # The quiet hook's tags: its events, --where with its count, --retry.
+                tags = page.eval_on_selector_all(
+                    ".phm-grid > .phm-arg .phm-tag", "els => els.map(e => [e.textContent, e.title])"
+                )
+                assert ["+retract", "where 0", "retry 2"] == [t[0] for t in tags], tags
+                assert "--where .: runs on the publications it matches; 0 filtered out" in tags[1][1], tags
+                assert "runs again up to 2 time(s)" in tags[2][1], tags
+                # The publisher is what the server said (the test Prosody says it).
+                page.click(f".phm-row-{quiet} .phm-details")
+                page.locator(".phm-trigger-row").first.wait_for(state="visible")
+                publishers = page.locator(".phm-trigger-row .phm-tr > .phm-c:nth-child(3)").all_inner_texts()
+                assert publishers and all(t.strip() == "admin@localhost" for t in publishers), publishers
+                page.click(f".phm-row-{quiet} .phm-details")
+                page.locator(".phm-details-panel").wait_for(state="hidden")
                 contrast = page.evaluate(CONTRAST)
                 assert contrast and all(c[2] >= 4.5 for c in contrast), contrast
                 _screenshot(page, docs / "hooks-table.png")
+                # Narrower windows: two lines per hook, every control reachable.
+                for width, collapse in ((1192, False), (1000, False), (800, True)):
+                    _at_width(page, width, collapse)
+                    p.show_table()
+                    narrow = page.evaluate(LAYOUT)
+                    print(f"at {width} px: table {narrow['width']:.0f} px in an output area of {narrow['area']:.0f} px, "
+                          f"{narrow['lines']} line(s) per hook")
+                    assert_fits(narrow)
+                    assert narrow["lines"] == 2 and narrow["area"] >= 480, narrow
+                    if width != 1192:
+                        _screenshot(page, docs / f"hooks-table-{width}.png")
+                _at_width(page, 1280, False)
 
                 # Pause one hook: its state says paused and its button resumes.
                 last_before = p.rows()[quiet]["titles"][3]
@@ -580,18 +647,20 @@ def test_hooks_table_live_in_jupyterlab(lab: Lab, publisher: Any, node: str) -> 
                     "the paused hook",
                 )
                 assert rows[raiser]["stats"][0] == "active" and rows[raiser]["pause"] == "pause", rows
-                layout = page.evaluate(LAYOUT)
-                assert layout["scrolls"] == [] and layout["hidden"] == [], layout
+                assert_fits(page.evaluate(LAYOUT))
 
                 # The triggers of the other hook: the failed item and its traceback.
                 page.click(f".phm-row-{raiser} .phm-details")
-                panel = page.locator(".phm-triggers-panel")
+                panel = page.locator(".phm-details-panel")
                 panel.wait_for(state="visible")
                 page.wait_for_function(
                     "() => document.querySelector('.phm-trigger-detail').innerText.includes('ValueError')"
                 )
                 assert raiser in panel.inner_text()
-                assert [c.strip() for c in page.locator(".phm-triggers-panel tbody tr td:nth-child(2)").all_inner_texts()] == ["b", "bad", "a"]
+                items = ".phm-trigger-row .phm-tr > .phm-c:nth-child(2)"
+                assert [c.strip() for c in page.locator(items).all_inner_texts()] == ["b", "bad", "a"]
+                # The error is picked first, and its row highlighted.
+                assert page.locator(".phm-trigger-row.phm-picked .phm-tr > .phm-c:nth-child(2)").inner_text() == "bad"
                 detail = page.inner_text(".phm-trigger-detail")
                 assert "bad" in detail and "Traceback" in detail and "ValueError: bad item bad" in detail, detail
 
@@ -604,11 +673,15 @@ def test_hooks_table_live_in_jupyterlab(lab: Lab, publisher: Any, node: str) -> 
                 # The paused hook's "last" is still its last run, not the item it skipped.
                 assert rows[quiet]["titles"][3] == last_before, (rows[quiet], last_before)
                 page.wait_for_function(
-                    "(evil) => document.querySelector('.phm-triggers-panel').innerText.includes(evil)", arg=EVIL
+                    "(evil) => document.querySelector('.phm-details-panel').innerText.includes(evil)", arg=EVIL
                 )
-                assert EVIL in page.locator(".phm-triggers-panel tbody tr td:nth-child(2)").first.inner_text()
-                assert "<img src=x onerror=alert(1)>" in page.inner_text(".phm-triggers-panel")
-                page.select_option(".phm-trigger-pick select", index=0)  # the newest: the hostile item
+                assert EVIL in page.locator(items).first.inner_text()
+                assert "<img src=x onerror=alert(1)>" in page.inner_text(".phm-details-panel")
+                page.locator(".phm-trigger-row .phm-row-pick").first.click()  # a click on the newest row: the hostile item
+                page.wait_for_function(
+                    "() => document.querySelector('.phm-trigger-row').classList.contains('phm-picked')"
+                )
+                assert page.locator(".phm-trigger-row.phm-picked").count() == 1
                 page.wait_for_function(
                     "(evil) => document.querySelector('.phm-trigger-detail').innerText.includes(evil)", arg=EVIL
                 )
@@ -619,11 +692,15 @@ def test_hooks_table_live_in_jupyterlab(lab: Lab, publisher: Any, node: str) -> 
                 assert page.locator(".phm-table script").count() == 0
                 page.wait_for_timeout(300)  # an onerror handler would have fired by now
                 assert dialogs == [], dialogs
-                layout = page.evaluate(LAYOUT)  # the open panel fits too
-                assert layout["scrolls"] == [] and layout["hidden"] == [], layout
+                assert_fits(page.evaluate(LAYOUT))  # the open panel fits too
                 _screenshot(page, artifacts / "hooks-table-hostile.png")
+                _at_width(page, 800, True)
+                p.show_table()
+                assert_fits(page.evaluate(LAYOUT))  # …at 800 px too
+                _screenshot(page, artifacts / "hooks-table-hostile-800.png")
+                _at_width(page, 1280, False)
                 page.click(f".phm-row-{raiser} .phm-details")  # closes the panel
-                page.locator(".phm-triggers-panel").wait_for(state="hidden")
+                page.locator(".phm-details-panel").wait_for(state="hidden")
 
                 # Replay the node's last items (read back from the node), then a reconnection:
                 # nothing of the extension's or slixmpp's lands in a cell.
@@ -674,11 +751,14 @@ def test_hooks_table_live_in_jupyterlab(lab: Lab, publisher: Any, node: str) -> 
                 contrast = page.evaluate(CONTRAST)
                 assert contrast and all(c[2] >= 4.5 for c in contrast), contrast
                 _screenshot(page, docs / "hooks-table-dark.png")
-                page.set_viewport_size({"width": 1000, "height": 800})
-                page.wait_for_timeout(300)
-                page.screenshot(path=str(artifacts / "hooks-table-dark-1000.png"))
-                page.set_viewport_size({"width": 1280, "height": 800})
-                page.wait_for_timeout(300)
+                for width, collapse in ((1000, False), (800, True)):
+                    _at_width(page, width, collapse)
+                    p.show_table()
+                    assert_fits(page.evaluate(LAYOUT))
+                    contrast = page.evaluate(CONTRAST)
+                    assert contrast and all(c[2] >= 4.5 for c in contrast), contrast
+                    _screenshot(page, docs / f"hooks-table-dark-{width}.png")
+                _at_width(page, 1280, False)
                 page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")
                 page.wait_for_function("() => document.body.dataset.jpThemeLight === 'true'")
 
@@ -704,12 +784,11 @@ def test_hooks_table_live_in_jupyterlab(lab: Lab, publisher: Any, node: str) -> 
                 assert "node deleted: deleted by its owner" in rows[raiser]["titles"][0], rows[raiser]
                 p.show_table()
                 _screenshot(page, artifacts / "hooks-table-node-deleted.png")
-                page.set_viewport_size({"width": 1000, "height": 800})
-                page.wait_for_timeout(300)
+                _at_width(page, 1000, False)
                 p.show_table()
-                page.screenshot(path=str(artifacts / "hooks-table-node-deleted-1000.png"))
-                page.set_viewport_size({"width": 1280, "height": 800})
-                page.wait_for_timeout(300)
+                assert_fits(page.evaluate(LAYOUT))
+                _screenshot(page, artifacts / "hooks-table-node-deleted-1000.png")
+                _at_width(page, 1280, False)
 
                 # A restarted kernel: the old table says plainly that its kernel is gone.
                 page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()")
@@ -757,7 +836,7 @@ def test_hooks_table_live_in_jupyterlab(lab: Lab, publisher: Any, node: str) -> 
 def test_a_table_of_two_accounts_in_jupyterlab(lab: Lab, publisher: Any, node: str) -> None:
     """One table for two accounts (alice and bob, each a HookManager of one Accounts):
     a group row above each account's hooks, each account's state in the header; it fits
-    the output area at 1280 and 1192 px as the one-account table does."""
+    the output area at 1280 and 1000 px as the one-account table does."""
     from playwright.sync_api import sync_playwright
 
     setup = (
@@ -800,12 +879,115 @@ def test_a_table_of_two_accounts_in_jupyterlab(lab: Lab, publisher: Any, node: s
             groups = page.eval_on_selector_all(".phm-group", "els => els.map(e => e.innerText.trim())")
             assert groups == ["alice@localhost connected 1 hook(s)", "bob@localhost connected 2 hook(s)"], groups
             p.show_table()
-            for width, name in ((1280, "hooks-table-two-accounts.png"), (1192, "hooks-table-two-accounts-1192.png")):
-                page.set_viewport_size({"width": width, "height": 800})
-                page.wait_for_timeout(300)
+            for width, name in ((1280, "hooks-table-two-accounts.png"), (1000, "hooks-table-two-accounts-1000.png")):
+                _at_width(page, width, False)
                 layout = page.evaluate(LAYOUT)
                 _screenshot(page, artifacts / name)
-                assert layout["scrolls"] == [] and layout["hidden"] == [], layout
-                assert layout["misaligned"] == [] and layout["overlaps"] == [], layout
+                assert_fits(layout)
+        finally:
+            browser.close()
+
+
+def test_a_table_of_300_hooks_pages_and_filters_in_jupyterlab(lab: Lab, publisher: Any, node: str) -> None:
+    """305 hooks (installed at once on the kernel's session loop, in one bulk): the
+    first page shows at once, the page never holds more than ``table_page_size`` rows
+    in the DOM, the pager turns pages and the filter box narrows by argument and node;
+    it fits at 1280, 1000 and 800 px, light and dark."""
+    from playwright.sync_api import sync_playwright
+
+    other = f"{node}-b"
+    publisher.create_node(other)
+    install = (
+        "_m = get_ipython()._pubsub_hook_magics\n"
+        "async def _install():\n"
+        "    with _m.manager.engine.bulk():\n"
+        "        for i in range(300):\n"
+        f"            await _m.manager.create_hook('pubsub.localhost', {node!r}, 'python_code', f'room_{{i:03d}} = {{i}}')\n"
+        "        for i in range(5):\n"
+        f"            await _m.manager.create_hook('pubsub.localhost', {other!r}, 'python_code', f'other_{{i}} = 1')\n"
+        "_m.loop_thread.run(_install(), 120)"
+    )
+    (lab.root / "paged.ipynb").write_text(json.dumps(_notebook([
+        "%load_ext pubsub_hook_magic",
+        "%hook connect --no-tls",
+        install,
+        "%config HookMagics.table_page_size = 10",
+        "%hook list",
+    ])))
+    artifacts = REPO / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    docs = REPO / "docs"
+
+    def pager(page: Any) -> tuple[str, str]:
+        return page.inner_text(".phm-count").strip(), page.inner_text(".phm-page").strip()
+
+    def dom_rows(page: Any) -> int:
+        return page.locator(".phm-grid > [class*='phm-row-']").count()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(f"{lab.url}/lab/tree/paged.ipynb?token={lab.token}")
+            page.wait_for_function(KERNEL_READY, timeout=TIMEOUT_MS, polling=100)
+            page.evaluate("() => window.jupyterapp.shell.activateById('filebrowser')")
+            page.wait_for_selector(".jp-FileBrowser", state="visible")
+            page.evaluate("() => window.jupyterapp.commands.execute('runmenu:run-all')")
+            page.wait_for_selector(".phm-table", state="visible")
+            started = time.monotonic()
+            p = Page(page)
+            first = p.wait_rows(lambda r: len(r) == 10, "the first page of 10 rows")
+            print(f"\n305 hooks: first page shown {time.monotonic() - started:.2f} s after the table appeared")
+            assert all(r["stats"][0] == "active" for r in first.values()), first
+            assert dom_rows(page) == 10 and page.locator(".phm-stats").count() == 10
+            assert pager(page) == ("showing 1\u201310 of 305", "page 1 of 31"), pager(page)
+            page.wait_for_function("() => document.querySelector('.phm-header').innerText.includes('305 hook(s)')")
+
+            # The next page: other hooks in the same rows, never more rows in the DOM.
+            page.click(".phm-next")
+            second = p.wait_rows(lambda r: len(r) == 10 and not set(r) & set(first), "the second page")
+            assert pager(page) == ("showing 11\u201320 of 305", "page 2 of 31"), pager(page)
+            assert dom_rows(page) == 10
+            page.click(".phm-prev")
+            p.wait_rows(lambda r: set(r) == set(first), "the first page again")
+
+            # The filter box: by the argument, then by node (a prefix).
+            page.fill(".phm-filter input", "room_12")
+            rows = p.wait_rows(lambda r: len(r) == 10, "the hooks of room_120…room_129")
+            page.wait_for_function("() => document.querySelector('.phm-count').innerText.includes('filtered from 305')")
+            assert pager(page) == ("showing 1\u201310 of 10 (filtered from 305)", "page 1 of 1"), pager(page)
+            args = page.eval_on_selector_all(".phm-grid > .phm-arg", "els => els.map(e => e.innerText.trim())")
+            assert sorted(args) == [f"room_12{i} = 12{i}" for i in range(10)], args
+            page.fill(".phm-filter input", f"node:{other}")
+            rows = p.wait_rows(lambda r: len(r) == 5, "the other node's 5 hooks")
+            assert dom_rows(page) == 5
+            page.fill(".phm-filter input", "nothing-matches-this")
+            page.wait_for_function("() => document.querySelector('.phm-message').innerText.includes('No hook matches')")
+            assert dom_rows(page) == 0
+            page.fill(".phm-filter input", "")
+            p.wait_rows(lambda r: set(r) == set(first), "every hook again, the first page")
+            assert second  # (seen)
+
+            # What a person sees, light and dark, at 1280 and 1000 px.
+            p.show_table()
+            assert_fits(page.evaluate(LAYOUT))
+            _screenshot(page, docs / "hooks-table-paged.png")
+            for width, collapse in ((1000, False), (800, True)):
+                _at_width(page, width, collapse)
+                p.show_table()
+                assert_fits(page.evaluate(LAYOUT))
+                _screenshot(page, artifacts / f"hooks-table-paged-{width}.png")
+            page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
+            page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+            page.wait_for_timeout(500)
+            for width, collapse in ((800, True), (1000, False), (1280, False)):
+                _at_width(page, width, collapse)
+                p.show_table()
+                assert_fits(page.evaluate(LAYOUT))
+                contrast = page.evaluate(CONTRAST)
+                assert contrast and all(c[2] >= 4.5 for c in contrast), contrast
+                _screenshot(page, (docs if width == 1280 else artifacts) / f"hooks-table-paged-dark-{width}.png")
+            assert p.stderr() == [], p.stderr()
         finally:
             browser.close()

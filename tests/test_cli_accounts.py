@@ -257,8 +257,8 @@ def test_a_kernel_and_the_service_hand_over_per_account_exactly_once(
     service = Service("alice", "bob", "--password-env", "ALICE_PW", "--password-env", "BOB_PW", env=env)
     try:
         alice_line = service.wait_for("connected as alice@localhost")
-        assert "running 0 persistent hook(s), 1 in standby" in alice_line, alice_line
-        assert f"{alice_id} by kernel, pid {kernel_pid}" in alice_line, alice_line
+        assert "running 0 persistent hook(s)" in alice_line, alice_line
+        assert f"1 waits for the kernel (pid {kernel_pid}) to let go ({alice_id})" in alice_line, alice_line
         assert f"running 1 persistent hook(s) ({bob_id})" in service.wait_for("connected as bob@localhost")
         (listed,) = json.loads(kernel.run("%hook list -O json").stdout)
         assert listed["state"] == "active" and listed["owner"].startswith("kernel, pid")

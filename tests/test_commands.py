@@ -65,7 +65,7 @@ def test_default_type_is_python_and_cell_is_python_code():
     "line, message",
     [
         ("", "needs a sub-command"),
-        ("frobnicate", "invalid choice"),
+        ("frobnicate", "unknown sub-command 'frobnicate': choose from connect, "),
         ("create -t nope -n x a", "invalid choice"),
         ("create -t python a", "-n/--node"),
         ("create -n n -t python_code", "needs code"),
@@ -211,10 +211,19 @@ def test_dispatch_calls_the_facade(capsys):
     assert calls == [("create_node", None, "news", {"pubsub#max_items": "10", "pubsub#access_model": "open"})]
     assert out == "Created node news on me@example.org.\n"
     calls, out = run_line("delete -n news -t python_code", capsys)
-    assert calls == [("delete_hooks", (None, "news", "python_code", None), {"hook_id": None, "events": None})]
+    assert calls == [
+        ("delete_hooks", (None, "news", "python_code", None), {"hook_id": None, "events": None, "every": False})
+    ]
     assert out == "2 hook(s) have been deleted\n"
+    calls, _out = run_line("delete -n 'sensors/*'", capsys)
+    assert calls == [("delete_hooks", (None, "sensors/*", None, None), {"hook_id": None, "events": None, "every": False})]
+    calls, _out = run_line("delete --all -t python_file", capsys)
+    assert calls == [("delete_hooks", (None, None, "python_file", None), {"hook_id": None, "events": None, "every": True})]
     calls, out = run_line("pause ab12", capsys)
     assert calls == [("set_paused", "ab12", True)] and out == "Paused hook ab12.\n"
+    calls, out = run_line("pause ab12 cd34", capsys)
+    assert calls == [("set_paused", "ab12", True), ("set_paused", "cd34", True)]
+    assert out == "Paused 2 hooks: ab12, cd34.\n"
     _calls, out = run_line("nodes", capsys)
     assert out == "news  (News)\nblog\n"
     _calls, out = run_line("list", capsys)
@@ -225,7 +234,7 @@ def test_dispatch_calls_the_facade(capsys):
     "line, message",
     [
         ("node", "give an action: %hook node create -n NODE"),
-        ("delete", "give the node of the hooks to delete (-n NODE), or --id ID"),
+        ("delete", "give the node of the hooks to delete (-n NODE, or a pattern: -n 'news/*'), --id ID, or --all"),
         ("replay h1 --item i1 --last 2", "give --item or --last, not both"),
         ("node create", "the following arguments are required: -n/--node"),
         ("publish -n news", "give the item's payload"),
@@ -240,11 +249,23 @@ def test_handler_errors_are_command_errors(line, message):
         run_line(line)
 
 
-def test_readme_documents_every_sub_command():
-    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
-    table = readme.split("## Commands", 1)[1].split("\n\n", 3)[2]
+def test_the_reference_documents_every_sub_command():
+    """The docs' reference of %hook is generated from the parser (docs/_ext/hookref.py):
+    a section per sub-command of the registry, nested ones included, each with its help
+    (tests/test_docs.py checks every option too)."""
+    import sys
+
+    sys.path.insert(0, str(pathlib.Path(__file__).parent.parent / "docs" / "_ext"))
+    import hookref
+
+    sections = hookref.render_commands(hookref.commands_of(commands.parser(), ("%hook",)))
+    titles = [s.children[0].astext() for top in sections for s in top.findall(lambda n: n.tagname == "section")]
     for name in commands.names():
-        assert f"`%hook {name}" in table, f"the README's Commands table lacks %hook {name}"
+        assert f"%hook {name}" in titles, f"the reference lacks %hook {name}"
+        for child in commands.COMMANDS[name].children:
+            assert f"%hook {name} {child.name}" in titles
+    page = (pathlib.Path(__file__).parent.parent / "docs" / "reference" / "magic.md").read_text()
+    assert "```{argparse-commands} pubsub_hook_magic.commands:parser" in page
 
 
 def test_cli_shares_the_registry_flags():
@@ -293,3 +314,98 @@ def test_the_magic_turns_errors_into_usage_errors(shell_with_fake_session, capsy
     magics.timeout = 0.1
     with pytest.raises(UsageError, match=re.escape("did not answer within 0.1 s; check %hook status")):
         ip.run_line_magic("hook", "node create -n news")
+
+
+# ---------------------------------------------------------------------- typos (issue 24)
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        # a misspelled flag before the code is refused, never compiled as code
+        (
+            "create -n news --persistant -t python_code pass",
+            "%hook create: unrecognized arguments: --persistant: did you mean --persistent? "
+            "(code that starts with - goes after --; see %hook create -h)",
+        ),
+        (
+            "create -n news --retyr 3 -t python_code pass",
+            "%hook create: unrecognized arguments: --retyr: did you mean --retry? "
+            "(code that starts with - goes after --; see %hook create -h)",
+        ),
+        (  # without -t (argparse reads the whole line)
+            "create -n news --retyr 3 mymodule",
+            "%hook create: unrecognized arguments: --retyr: did you mean --retry? "
+            "(code that starts with - goes after --; see %hook create -h)",
+        ),
+        (
+            "create -n x -t python_file hook.py --persistant",
+            "%hook create: unrecognized arguments: --persistant: did you mean --persistent? (see %hook create -h)",
+        ),
+        (
+            "create -n news -t python_code -x",
+            "%hook create: unrecognized arguments: -x (code that starts with - goes after --; see %hook create -h)",
+        ),
+        # ... nor taken for the payload
+        (
+            "publish -n news --idd x <x xmlns='urn:x'/>",
+            "%hook publish: unrecognized arguments: --idd: did you mean --id? (see %hook publish -h)",
+        ),
+        (
+            "test ab12cd --item-idd i1 <x xmlns='urn:x'/>",
+            "%hook test: unrecognized arguments: --item-idd: did you mean --item-id? (see %hook test -h)",
+        ),
+        # each sub-command's errors point to its own -h
+        (
+            "list -o json",
+            "%hook list: unrecognized arguments: -o json: did you mean -O? (see %hook list -h)",
+        ),
+        ("status --bogus", "%hook status: unrecognized arguments: --bogus (see %hook status -h)"),
+        (
+            "node create -n n --acess-model open",
+            "%hook node create: unrecognized arguments: --acess-model open: did you mean --access-model? "
+            "(see %hook node create -h)",
+        ),
+        ("list -O", "%hook list: argument -O/--output: expected one argument (see %hook list -h)"),
+        (
+            "create -n news --re 3 -t python_code pass",
+            "%hook create: ambiguous option: --re could match --retry, --retry-delay (see %hook create -h)",
+        ),
+        # unknown sub-commands
+        ("lst", "%hook: unknown sub-command 'lst': did you mean list? (see %hook -h)"),
+        ("node crate -n x", "%hook node: unknown sub-command 'crate': did you mean create? (see %hook node -h)"),
+    ],
+)
+def test_typos_are_refused_with_the_closest_flag_and_the_sub_commands_help(line, message):
+    with pytest.raises(CommandError) as caught:
+        parse_command(line)
+    assert str(caught.value) == message
+
+
+def test_what_argparse_accepts_before_code_stays_accepted():
+    # a unique prefix, -xVALUE, flags together, --opt=value: options, not code
+    args = parse_command("create -nnews -Pt python_code pass x")
+    assert (args.node, args.persistent, args.type, args.arg) == ("news", True, "python_code", "pass x")
+    args = parse_command("create -n news --pers --type=python_code pass")
+    assert (args.persistent, args.type, args.arg) == (True, "python_code", "pass")
+    # a negative number is code (as argparse reads it), and anything after --
+    assert parse_command("create -n n -t python_code -1 if x else 2").arg == "-1 if x else 2"
+    assert parse_command("create -n n -t python_code -- -x if y else z").arg == "-x if y else z"
+
+
+def test_publish_and_test_take_their_payload_after_dashes():
+    args = parse_command("publish -n news -i i1 -- <x xmlns='urn:x'/>")
+    assert (args.id, args.payload) == ("i1", "<x xmlns='urn:x'/>")
+    args = parse_command("test ab12cd -- <x xmlns='urn:x'/>")
+    assert (args.id, args.payload) == ("ab12cd", "<x xmlns='urn:x'/>")
+
+
+def test_the_full_help_has_nested_sub_commands_and_wrapped_descriptions():
+    text = commands.full_help()
+    assert "usage: %hook node create" in text and "--access-model" in text
+    assert max(len(line) for line in text.splitlines()) <= 88
+    start = text.index("usage: %hook create")
+    create_help = text[start : text.index("usage: %hook list")]
+    assert "Create a hook: every item published to NODE of SERVICE calls it as hook(host, client,\nitem)." in create_help
+    # the epilog keeps its layout
+    assert "\n  python_code  the rest of the line (or the cell) is code, run with host,\n" in create_help

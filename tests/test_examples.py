@@ -1,4 +1,4 @@
-"""The README's Python API example is a real file, run here against the test server."""
+"""The docs' Python API example is a real file, run here against the test server."""
 
 from __future__ import annotations
 
@@ -11,11 +11,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_readme_shows_the_tested_example():
-    readme = (ROOT / "README.md").read_text()
-    example = (ROOT / "examples" / "headless.py").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
-    assert example in blocks
+def test_the_docs_show_the_tested_example():
+    """docs/guide/python-api.md shows examples/headless.py whole, by literalinclude (no
+    :lines: or :start-after: picking a part), so what the page shows is what runs here."""
+    page = (ROOT / "docs" / "guide" / "python-api.md").read_text()
+    [(path, options)] = re.findall(r"```\{literalinclude\} (\S+)\n((?::[\w-]+:.*\n)*)```", page)
+    assert (ROOT / "docs" / "guide" / path).resolve() == ROOT / "examples" / "headless.py"
+    assert options.strip() == ":language: python", options
+    # the README points there (it is the front page, the example lives in the docs)
+    assert "](docs/guide/python-api.md)" in (ROOT / "README.md").read_text()
 
 
 def test_headless_example_runs(server, tmp_path):

@@ -75,7 +75,7 @@ def test_plain_words_of_other_sub_commands_are_expanded():
     assert parse_command("delete -n {node} --id $hid", expand=expand).id == "ab12cd"
     assert parse_command("nodes {svc}", expand=expand).service == "pubsub.example.org"
     assert parse_command("connect $jid --password-env BOB_PW", expand=expand).jid == "bob@example.org"
-    assert parse_command("pause {hid}", expand=expand).id == "ab12cd"
+    assert parse_command("pause {hid}", expand=expand).id == ["ab12cd"]
     args = parse_command("replay $hid --item {item}", expand=expand)
     assert (args.id, args.item) == ("ab12cd", "i7")
     args = parse_command("node create -n {node} -f max_items {5 * 2} -f title $node", expand=expand)

@@ -134,7 +134,7 @@ def free_port() -> int:
 def test_unknown_sub_command(connected, publisher, node, data_dir):
     hooks = make_hooks(connected, node)
     msg = bad(connected, "%hook frobnicate -n x", data_dir)
-    check_message(msg, "invalid choice", "frobnicate", "connect", "create", "%hook -h")
+    check_message(msg, "unknown sub-command", "frobnicate", "connect", "create", "%hook -h")
     assert_intact(connected, publisher, node, data_dir, hooks)
 
 
@@ -290,7 +290,8 @@ def test_wrong_password(kernel, server, publisher, node, data_dir):
     assert result.error is not None and result.error[0] == "UsageError", result
     assert "Traceback" not in result.text, result.text
     msg = result.error[1]
-    check_message(msg, "authentication failed", "alice@localhost", "password")
+    # It says where the password came from, and what to do.
+    check_message(msg, "password from --password-env WRONG_PW", "refused", "alice@localhost", "check $WRONG_PW")
     assert wrong not in msg + result.text
     assert elapsed < 10, f"a wrong password took {elapsed:.1f} s to report"
     _reconnect_after_failure(kernel, server, publisher, node, data_dir, hooks)

@@ -51,11 +51,11 @@ def test_completion_after_hook_offers_our_typed_candidates_and_no_python(connect
     assert matches and matches[0] in SUB_COMMANDS, matches
     assert set(matches) == SUB_COMMANDS, matches  # ours only: no keywords, no names
     assert not {"and", "if", "in", "import", "print"} & set(matches)
-    assert set(types.values()) == {"sub-command"}, types
+    assert set(types.values()) == {"command"}, types
 
     reply = complete(connected, "%hook pause ")
     [meta] = reply["metadata"]["_jupyter_types_experimental"]
-    assert meta["text"] == hook_id and meta["type"] == f"hook: python_code on {node} @ pubsub.localhost"
+    assert meta["text"] == hook_id and meta["type"] == f"python_code\u00a0·\u00a0{node}"
 
     reply = complete(connected, "%hook create -")
     types = {m["text"]: m["type"] for m in reply["metadata"]["_jupyter_types_experimental"]}
@@ -83,19 +83,25 @@ def test_a_replay_after_a_broken_edit_says_it_ran_the_previous_version(connected
     path.write_text("def hook(host, client, item):\n    return (\n")
     edited = time.strftime("%H:%M", time.localtime(path.stat().st_mtime))
 
-    result = connected.run(f"%hook test {hook_id} <x xmlns='urn:x'/>")
+    result = connected.run(f"%hook test {hook_id} --item-id t1 <x xmlns='urn:x'/>")
     assert "test of item" in result.stdout and ": ok" in result.stdout, result.stdout
-    line = f"ran the previous version: the edit at {edited} does not load: {path}, line 2: SyntaxError"
-    assert line in result.stdout, result.stdout
+    # The warning comes first, before the "ok" it qualifies.
+    first, *_ = result.stdout.splitlines()
+    assert first.startswith("Warning:") and "ran the previous version" in first, result.stdout
+    assert f"the edit at {edited} does not load: {path}, line 2: SyntaxError" in first, result.stdout
+    assert result.stdout.index("Warning:") < result.stdout.index("test of item"), result.stdout
+    replay = connected.run(f"%hook replay {hook_id} --item t1").stdout
+    assert replay.startswith("Warning:") and "ran the previous version" in replay, replay
+    assert replay.count("Warning:") == 1 and "replay of item" in replay, replay
     assert result.stderr == ""
-    assert connected.eval("ran") == [1, 1]
+    assert connected.eval("ran") == [1, 1, 1]
 
     text = connected.run("%hook list -O text").stdout
     assert f"hook {hook_id} runs the previous version: the edit at {edited} does not load" in text, text
 
     path.write_text("def hook(host, client, item):\n    host.shell.user_ns['ran'].append(2)\n")
     result = connected.run(f"%hook test {hook_id} <x xmlns='urn:x'/>")
-    assert "previous version" not in result.stdout and connected.eval("ran") == [1, 1, 2]
+    assert "previous version" not in result.stdout and connected.eval("ran") == [1, 1, 1, 2]
 
 
 def test_background_records_never_land_in_cells_but_reach_logging_and_hook_log(connected, publisher, node):
@@ -202,4 +208,4 @@ def test_the_failed_button_runs_the_failed_items_again(connected, publisher, nod
     w = settle(connected)
     assert w.models[failed]["description"] == "0" and w.models[failed]["disabled"]
     [message] = w.with_class("phm-message")
-    assert f"hook {hook_id}: 1 of 1 failed item(s) ran again and were removed" in w.value(message)
+    assert f"1 failed item(s) of hook {hook_id} ran again: 1 succeeded (removed)" in w.value(message)

@@ -268,3 +268,20 @@ def test_a_sync_call_inside_a_hook_says_to_await_instead(kernel, server, publish
         "[t['error'] for h in xmpp.list() for t in h['recent'] if t['outcome'] == 'error']", lambda v: len(v) == 1
     )
     assert "a hook runs on it: in a hook, await the async API instead" in errors[0], errors
+
+
+def test_bulk_commands_delete_by_pattern_and_all_pause_several(connected, publisher):
+    for name in ("bulk-a", "bulk-b", "other"):
+        publisher.create_node(name)
+        connected.run(f"%hook create -s pubsub.localhost -n {name} -t python_code pass")
+    ids = {h["node"]: h["id"] for h in json.loads(connected.run("%hook list -O json").stdout)}
+    out = connected.run(f"%hook pause {ids['bulk-a']} {ids['other']}").stdout
+    assert out.strip() == f"Paused 2 hooks: {ids['bulk-a']}, {ids['other']}."
+    states = {h["node"]: h["state"] for h in json.loads(connected.run("%hook list -O json").stdout)}
+    assert states == {"bulk-a": "paused", "bulk-b": "active", "other": "paused"}, states
+    assert "2 hook(s) have been deleted" in connected.run("%hook delete -s pubsub.localhost -n 'bulk-*'").stdout
+    assert [h["node"] for h in json.loads(connected.run("%hook list -O json").stdout)] == ["other"]
+    message = connected.usage_error("%hook delete --all -n other")
+    assert "--all is every node" in message
+    assert "1 hook(s) have been deleted" in connected.run("%hook delete --all").stdout
+    assert json.loads(connected.run("%hook list -O json").stdout) == []

@@ -98,7 +98,7 @@ def test_dead_letters_of_a_persistent_hook_survive_a_restart_and_retry_runs_them
     assert "raise RuntimeError" in letters[0]["traceback"] and letters[0]["attempts"] == 1
     path.write_text("def hook(host, client, item):\n    host.shell.user_ns.setdefault('ran', []).append(item['id'])\n")
     out = second.run(f"%hook retry {hid}").stdout
-    assert "3 of 3 failed item(s) ran and were removed." in out, out
+    assert "ran again: 3 succeeded (removed)." in out, out
     assert second.eval("ran") == ids  # each once more, in order
     [summary] = hooks_json(second)
     assert summary["failed"] == 0
@@ -123,7 +123,8 @@ def test_discard_drops_failed_items_and_the_bound_counts_what_overflows(connecte
     assert out.strip() == f"Discarded 1 failed item(s) of hook {hid}."
     assert [d["item_id"] for d in json.loads(connected.run(f"%hook failed {hid} -O json").stdout)] == ["v2", "v4"]
     out = connected.run(f"%hook retry {hid}").stdout  # still failing: they stay, one attempt more
-    assert "0 of 2 failed item(s) ran and were removed; 2 still fail" in out and "ValueError: v2" in out
+    assert f"2 failed item(s) of hook {hid} ran again: 0 succeeded (removed), 2 failed again (kept; %hook failed {hid})" in out
+    assert "ValueError: v2" in out
     assert [d["attempts"] for d in json.loads(connected.run(f"%hook failed {hid} -O json").stdout)] == [2, 2]
     assert connected.run(f"%hook retry {hid} --discard").stdout.strip() == f"Discarded 2 failed item(s) of hook {hid}."
     assert hooks_json(connected)[0]["failed"] == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -195,3 +196,34 @@ def test_a_trigger_can_be_replayed_from_the_table(connected, publisher, node):
     assert connected.wait_for("got", lambda v: len(v) == 2) == ["again", "again"]
     [summary] = json.loads(connected.run("%hook list -O json").stdout)
     assert [t["kind"] for t in summary["recent"]] == ["live", "replay"]
+
+
+def test_a_table_shows_a_page_of_rows_and_pages_through_the_rest(connected, node):
+    connected.run("%config HookMagics.table_page_size = 5")
+    for i in range(12):
+        connected.run(f"%hook create -s pubsub.localhost -n {node} -t python_code x = {i}")
+    ids = hook_ids(connected)
+    result = connected.run("%hook list")
+    [bundle] = result.data
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert all(i in bundle["text/plain"] for i in ids)  # (12 hooks: the text fallback lists them all)
+    w = settle(connected)
+    assert len(w.with_class("phm-stats")) == 5  # the widgets of one page, not of 12 rows
+    shown = lambda w: [re.sub(r"<[^>]*>", "", w.value(m)) for m in w.with_class("phm-id")]  # noqa: E731
+    assert shown(w) == ids[:5]
+    [count] = w.with_class("phm-count")
+    assert "showing 1\u20135 of 12" in w.value(count)
+    [forward] = w.with_class("phm-next")
+    click(connected, forward)
+    w = settle(connected)
+    assert len(w.with_class("phm-stats")) == 5 and sorted(shown(w)) == sorted(ids[5:10])
+    [filter_box] = w.with_class("phm-filter")
+    msg = connected.kc.session.msg(
+        "comm_msg", {"comm_id": filter_box, "data": {"method": "update", "state": {"value": f"id:{ids[11]}"},
+                                                      "buffer_paths": []}}
+    )
+    connected.kc.shell_channel.send(msg)
+    w = settle(connected)
+    assert ids[11] in "".join(shown(w)) and "filtered from 12" in w.value(count)
+    text = connected.run("%hook list -O text").stdout
+    assert all(i in text for i in ids)

@@ -30,8 +30,10 @@ def test_help_lists_every_sub_command(shell, capsys):
 def test_bad_input_is_a_usage_error_and_nothing_is_printed_as_traceback(shell):
     with pytest.raises(UsageError, match="not connected"):
         shell.run_line_magic("hook", "create -n x -t python_code pass")
-    with pytest.raises(UsageError, match="invalid choice"):
+    with pytest.raises(UsageError, match="unknown sub-command 'bogus'"):
         shell.run_line_magic("hook", "bogus")
+    with pytest.raises(UsageError, match=r"did you mean list\? \(see %hook -h\)"):
+        shell.run_line_magic("hook", "lst")
 
 
 def test_terminal_list_prints_text(shell, capsys):
@@ -67,7 +69,7 @@ def test_completion_is_registered_and_removed(shell):
     assert magics.matcher in shell.Completer.custom_matchers
     with provisionalcompleter():
         completions = list(shell.Completer.completions("%hook cre", 9))
-    assert [(c.text, c.type) for c in completions] == [("create", "sub-command")]
+    assert [(c.text, c.type) for c in completions] == [("create", "command")]
     shell.extension_manager.unload_extension("pubsub_hook_magic")
     assert not [m for m in shell.Completer.custom_matchers if getattr(m, "__self__", None) is magics]
     shell.extension_manager.load_extension("pubsub_hook_magic")

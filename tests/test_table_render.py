@@ -281,3 +281,71 @@ def test_the_state_hover_says_why_a_node_does_not_deliver_or_runs_live_only():
     live = summary(live_only="node 'n' keeps no items")
     assert render.state_detail(live) == "active, live items only: node 'n' keeps no items"
     assert render.state_detail(summary()) == "active"
+
+
+def test_a_hooks_tags_say_its_events_where_and_retry_escaped():
+    s = summary(events=["publish", "retract"], where=EVIL, filtered=3, retry=2, retry_delay=0.5)
+    markup = render.arg_cell(s)
+    parsed = assert_safe(markup)
+    assert [t for t in parsed.text if t] == ["+retract", "where 3", "retry 2", "print(item)"]
+    assert f"--where {html.escape(EVIL, quote=True)}: runs on the publications it matches; 3 filtered out" in markup
+    assert "up to 2 time(s), first after 500 ms" in markup
+    assert render.arg_cell(summary()) == render.cell("print(item)")  # a plain hook: no tag
+    assert [t for t, _ in render.hook_tags(summary(events=["retract"]))] == ["retract"]
+
+
+def test_the_node_cell_cuts_the_service_first_and_is_whole_on_hover():
+    markup = render.node_cell(summary(node=EVIL, service=QUOTES))
+    parsed = assert_safe(markup)
+    assert parsed.text[0] == EVIL and parsed.text[1] == f"\xa0@ {QUOTES}"
+    assert "phm-split" in markup and markup.count("title=") == 3
+
+
+def test_a_retried_run_is_marked_with_its_attempt_and_the_publisher_shown():
+    first = trigger("y", Outcome.ERROR, error="E: x", retried=True)
+    second = trigger("y", Outcome.OK, attempt=2, publisher=EVIL)
+    assert "#1 error: E: x" in render.trigger_row_html(first, 3)
+    assert "attempt 1 of 4; it failed and runs again" in render.trigger_row_html(first, 3)
+    row = render.trigger_row_html(second, 3)
+    assert_safe(row)
+    assert "#2 ok" in row and html.escape(EVIL) in row
+    assert "the server did not say" in render.trigger_row_html(trigger("z", publisher=None))
+    assert "(attempt 2)" in render.trigger_detail_html(second)
+
+
+# ---------------------------------------------------------------------- the listings at thousands of hooks
+
+
+def test_json_of_many_hooks_is_one_hook_per_line_and_the_same_json():
+    import json
+
+    from pubsub_hook_magic import formatting
+
+    few = [summary(id=f"h{i}", node=EVIL) for i in range(3)]
+    assert formatting.hooks_json(few) == json.dumps(few, indent=2, ensure_ascii=False)  # indented, for people
+    lots = [summary(id=f"h{i}", node=f"n{i} é", arg="a\nb") for i in range(formatting.JSON_INDENTED_UP_TO + 1)]
+    text = formatting.hooks_json(lots)
+    assert json.loads(text) == lots
+    lines = text.splitlines()
+    assert lines[0] == "[" and lines[-1] == "]" and len(lines) == len(lots) + 2  # one hook per line
+    assert "n0 é" in lines[1]  # not \\u-escaped
+    assert formatting.hooks_json([]) == "[]"
+
+
+def test_the_text_listing_of_many_hooks_wraps_its_notes_as_textwrap_does():
+    import textwrap
+
+    from pubsub_hook_magic import formatting
+
+    hooks = [summary(id=f"h{i:04d}", node=f"sensors/building-{i}/floor-{i % 7}/room-{i % 13}/temperature",
+                     service="pubsub.a-rather-long-service-name.example.org", arg="x = 1  " * 20)
+             for i in range(300)]
+    text = formatting.hooks_text(hooks)
+    lines = text.splitlines()
+    assert len(lines) > 301 and all(len(line) <= formatting.WIDTH for line in lines)
+    note = next(n for n in lines[301:] if n.startswith("hook h0007"))
+    whole = f"hook h0007 is on node {hooks[7]['node']} of {hooks[7]['service']}, and runs: " + " ".join(
+        hooks[7]["arg"].split())
+    at = lines.index(note)
+    assert lines[at : at + len(textwrap.wrap(whole, 100, subsequent_indent="    "))] == textwrap.wrap(
+        whole, 100, subsequent_indent="    ", break_on_hyphens=False)

@@ -171,6 +171,31 @@ def test_publish_subscribe_roundtrip(memory_server: TestServer):
     _run(scenario())
 
 
+def test_a_node_creator_creates_nodes_on_the_service_and_is_no_server_admin(tmp_path: Path):
+    """The quickstart's alice (``--node-creator``) may create nodes on pubsub.localhost;
+    bob, neither admin nor creator, is still refused; alice is no admin of the server."""
+    with TestServer(node_creators=("alice@localhost",)) as srv:
+        cfg = srv.config_path.read_text()
+        assert 'admins = { "admin@localhost" }' in cfg  # the server's admins
+        assert 'admins = { "admin@localhost"; "alice@localhost" }' in cfg  # the component's
+        alice_jid = srv.register("alice", "alicepw")
+        bob_jid = srv.register("bob", "bobpw")
+
+        async def scenario():
+            alice = await _connect(srv, alice_jid, "alicepw")
+            bob = await _connect(srv, bob_jid, "bobpw")
+            try:
+                await alice.plugin["xep_0060"].create_node(srv.pubsub, "alices", timeout=5)
+                with pytest.raises(slixmpp.exceptions.IqError) as err:
+                    await bob.plugin["xep_0060"].create_node(srv.pubsub, "bobs", timeout=5)
+                assert err.value.condition == "forbidden"
+            finally:
+                await _disconnect(bob)
+                await _disconnect(alice)
+
+        _run(scenario())
+
+
 def test_kill_and_restart_keeps_nodes_with_file_storage():
     with TestServer(storage="file") as srv:
         admin_jid = srv.register("admin", "adminpw")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .. import formatting
@@ -26,7 +26,7 @@ from .parsing import (
     split_verbatim,
     tokenize,
 )
-from .registry import Context, account_for, command, connected_managers, parser, session_for, subparser
+from .registry import Context, account_for, command, connected_managers, parse_words, session_for, subparser
 
 __all__ = [
     "FORMATS",
@@ -44,6 +44,11 @@ def hook_id_argument(p: argparse.ArgumentParser, where: str = "%%hook list") -> 
     p.add_argument("id", help=f"the hook's id (see {where})")
 
 
+def _one_of(choices: Iterable[str]) -> str:
+    *head, last = choices
+    return f"{', '.join(head)} or {last}" if head else last
+
+
 def add_create_arguments(p: argparse.ArgumentParser) -> None:
     """Libervia's flags of ``create``."""
     p.add_argument("-s", "--service", default="", help="PubSub service JID (default: your own JID, i.e. PEP)")
@@ -53,7 +58,8 @@ def add_create_arguments(p: argparse.ArgumentParser) -> None:
         "--type",
         default=None,
         choices=[t.value for t in HookType],
-        help="hook type (default: python; python_code for %%%%hook)",
+        metavar="TYPE",
+        help=f"hook type: {_one_of(t.value for t in HookType)} (default: python; python_code for %%%%hook)",
     )
     p.add_argument("-P", "--persistent", action="store_true", help="store the hook: installed again at every connect")
     p.add_argument(
@@ -144,6 +150,10 @@ def default_type_hint(args: argparse.Namespace, message: str) -> str:
 
 # ---------------------------------------------------------------------- create
 
+#: How to give code that starts with ``-`` (said when a word before the code looks
+#: like a misspelled option).
+CODE_AFTER_DASHES = "code that starts with - goes after --"
+
 
 def parse_create(
     line: str, tokens: Iterator[Token], cell: str | None, expand: Expand | None = None
@@ -156,7 +166,9 @@ def parse_create(
     never to code. Without ``-t`` the argument is kept as typed (it may be code meant
     for ``-t python_code``)."""
     options = parts(subparser("create")).options
-    raw_words, code_start = split_verbatim(tokens, options, stop_at_dashes=True)
+    raw_words, code_start = split_verbatim(
+        tokens, options, stop_at_dashes=True, prog=subparser("create").prog, dashes_hint=CODE_AFTER_DASHES
+    )
     words = expand_words(raw_words, expand)  # options and their values: no code
     hook_type = option_value(words, options, "--type")
     late_type = False
@@ -182,7 +194,7 @@ def _code_hook(
 ) -> argparse.Namespace:
     """``words``: the options before the code, expanded already; the code is the
     verbatim rest of ``line`` (or ``cell``)."""
-    args = parser().parse_args(["create", *words])
+    args = parse_words(["create", *words])
     args.type = hook_type
     if cell is None:
         args.arg = line[code_start:].strip() if code_start is not None else ""
@@ -212,7 +224,7 @@ def _one_argument_hook(
                 "-t python_code goes before the code: %hook create -n NODE -t python_code CODE"
             )
     words = [raw[0], *expand_options(raw[1:], options, expand, positionals=type_given)]
-    args = parser().parse_args(words)
+    args = parse_words(words)
     args.type = args.type or hook_type
     if len(args.arg) != 1:
         what = {"python": "a module name", "python_function": "the name of a notebook function"}.get(
@@ -324,11 +336,19 @@ def list_hooks(ctx: Context, args: argparse.Namespace) -> None:
     several = len(every) > 1
     managers = every if several else [account_for(ctx, args)]
     summaries = ctx.call(_listed, managers)  # read on the session loop: no torn statistics
-    text = formatting.hooks_text(summaries, accounts=several)
     if output == "json":
         print(formatting.hooks_json(summaries))
-    elif output != "table" or not ctx.show_table(text):
-        print(text)
+        return
+    if output == "table":
+        # The text a plain front end (or nbconvert) shows instead of the widget: the
+        # first hooks, as the table's first page; the widget pages through the rest.
+        text = formatting.hooks_text(summaries[: formatting.TEXT_FALLBACK_ROWS], accounts=several)
+        left = len(summaries) - formatting.TEXT_FALLBACK_ROWS
+        if left > 0:
+            text += f"\n… and {left:,} more hook(s): %hook list -O text lists them all"
+        if ctx.show_table(text):
+            return
+    print(formatting.hooks_text(summaries, accounts=several))
 
 
 def _listed(managers: list[Any]) -> list[dict[str, Any]]:
@@ -343,27 +363,39 @@ def _listed(managers: list[Any]) -> list[dict[str, Any]]:
 def add_delete_arguments(p: argparse.ArgumentParser) -> None:
     """Libervia's flags of ``delete``."""
     p.add_argument("-s", "--service", default="", help="PubSub service JID (default: your own JID)")
-    p.add_argument("-n", "--node", default="", help="node of the hooks")
+    p.add_argument(
+        "-n", "--node", default="", help="node of the hooks, or a pattern of nodes: -n 'sensors/*' (quote it)"
+    )
     types = ["", *(t.value for t in HookType)]
-    p.add_argument("-t", "--type", default="", choices=types, help="only hooks of this type")
+    p.add_argument(
+        "-t", "--type", default="", choices=types, metavar="TYPE",
+        help=f"only hooks of this type: {_one_of(t.value for t in HookType)}",
+    )
     p.add_argument(
         "-a", "--arg", default="", help="only hooks with this argument (a python_file path is made absolute)"
     )
     p.add_argument("--id", default="", help="delete the one hook with this id")
     p.add_argument("-e", "--event", default="", metavar="EVENT[,EVENT]", help="only hooks that run for these events")
+    p.add_argument(
+        "--all", dest="every", action="store_true",
+        help="every hook of the account, on any node (narrowed by -s, -t, -a and -e)",
+    )
 
 
 #: Without a node or an id, ``delete`` refuses (shared with ``pubsub-hook delete``).
-DELETE_NEEDS = "give the node of the hooks to delete (-n NODE), or --id ID"
+DELETE_NEEDS = "give the node of the hooks to delete (-n NODE, or a pattern: -n 'news/*'), --id ID, or --all"
 
 
 def delete_selection(args: argparse.Namespace) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """The arguments of ``HookManager.delete_hooks`` that ``delete``'s flags give."""
-    if not args.node and not args.id:
+    every = getattr(args, "every", False)
+    if not args.node and not args.id and not every:
         raise CommandError(DELETE_NEEDS)
+    if every and (args.node or args.id):
+        raise CommandError("--all is every node: give it without -n or --id")
     return (
         (args.service or None, args.node or None, args.type or None, args.arg or None),
-        {"hook_id": args.id or None, "events": args.event or None},
+        {"hook_id": args.id or None, "events": args.event or None, "every": every},
     )
 
 
@@ -377,7 +409,8 @@ def delete_selection(args: argparse.Namespace) -> tuple[tuple[Any, ...], dict[st
 def delete(ctx: Context, args: argparse.Namespace) -> None:
     (service, node, hook_type, arg), keywords = delete_selection(args)
     count = session_for(ctx, args).delete(
-        keywords["hook_id"], node=node, service=service, type=hook_type, arg=arg, events=keywords["events"]
+        keywords["hook_id"], node=node, service=service, type=hook_type, arg=arg, events=keywords["events"],
+        every=keywords["every"],
     )
     print(f"{count} hook(s) have been deleted")
 
@@ -385,18 +418,25 @@ def delete(ctx: Context, args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------- pause, resume
 
 
-@command("pause", help="pause a hook: the items it skips are counted", arguments=hook_id_argument)
+def hook_ids_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("id", nargs="+", metavar="ID", help="the hooks' ids (see %%hook list)")
+
+
+@command("pause", help="pause hooks: the items they skip are counted", arguments=hook_ids_argument)
 def pause(ctx: Context, args: argparse.Namespace) -> None:
-    hook = session_for(ctx, args).pause(args.id)
-    print(f"Paused hook {hook.id}.")
+    session = session_for(ctx, args)
+    paused = [session.pause(hook_id).id for hook_id in args.id]
+    print(f"Paused hook {paused[0]}." if len(paused) == 1 else f"Paused {len(paused)} hooks: {', '.join(paused)}.")
 
 
 @command(
     "resume",
     help="resume a paused hook, or one kept from its node: subscribe again (unsubscribed, pending), "
-    "look for its node now (node deleted)",
-    arguments=hook_id_argument,
+    "look for its node now (node deleted); several ids: each",
+    arguments=hook_ids_argument,
 )
 def resume(ctx: Context, args: argparse.Namespace) -> None:
-    for line in session_for(ctx, args).resume(args.id):
-        print(line)
+    session = session_for(ctx, args)
+    for hook_id in args.id:
+        for line in session.resume(hook_id):
+            print(line)

@@ -17,7 +17,11 @@ has no public lookup of a parser's options, positionals or sub-parsers).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator
+import difflib
+import re
+import shutil
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from ..hooks import HookError
@@ -25,16 +29,21 @@ from ..hooks import HookError
 __all__ = [
     "CommandError",
     "Expand",
+    "HelpFormatter",
     "HelpShown",
     "Parser",
     "ParserParts",
     "Token",
+    "closest",
     "expand_options",
     "expand_word",
     "expand_words",
+    "looks_like_option",
     "parts",
     "split_verbatim",
     "tokenize",
+    "unknown_command",
+    "unrecognized",
 ]
 
 #: Expands ``{expr}`` and ``$name`` in one word of a line (the magic's, built on
@@ -50,8 +59,36 @@ class HelpShown(Exception):
     """``-h`` was given: the help is printed, nothing else is to be done."""
 
 
+#: The width of the help (``%hook -h``, ``%hook?``) in a notebook, and at most in a terminal.
+HELP_WIDTH = 88
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, :data:`HELP_WIDTH` columns wide (in a narrower terminal,
+    its width), that wraps a text written as one line (a description) and keeps a
+    text laid out in lines (an epilog, a table of types) as written."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None):
+        if width is None:  # a terminal's width when narrower; a notebook's (no tty): HELP_WIDTH
+            isatty = getattr(sys.stdout, "isatty", None)
+            columns = shutil.get_terminal_size().columns - 2 if isatty is not None and isatty() else HELP_WIDTH
+            width = max(40, min(HELP_WIDTH, columns))
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text.strip("\n"):  # laid out in lines: as written
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser that raises instead of exiting."""
+    """An ArgumentParser that raises instead of exiting, and wraps its description
+    (:class:`HelpFormatter`). Its errors name its own ``prog`` (``%hook list``) and
+    point to its own ``-h``."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise CommandError(f"{self.prog}: {message} (see {self.prog} -h)")
@@ -74,20 +111,26 @@ class ParserParts:
     positionals: list[argparse.Action]
     #: Its sub-parsers by name, in order (empty: none).
     subparsers: dict[str, argparse.ArgumentParser]
+    #: The one-line help of each sub-parser, by name ("" when it was given none).
+    subparser_help: dict[str, str]
 
 
 def parts(parser: argparse.ArgumentParser) -> ParserParts:
     """The options, positionals and sub-parsers of ``parser``."""
     actions = list(parser._actions)  # noqa: SLF001 - argparse has no public lookup
     subparsers: dict[str, argparse.ArgumentParser] = {}
+    subparser_help: dict[str, str] = {}
     for action in actions:
         if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
             subparsers = dict(action.choices)
+            helps = {a.dest: a.help for a in action._choices_actions}  # noqa: SLF001
+            subparser_help = {name: helps.get(name) or "" for name in subparsers}
     return ParserParts(
         options=dict(parser._option_string_actions),  # noqa: SLF001
         actions=actions,
         positionals=[a for a in actions if not a.option_strings and not isinstance(a, argparse._SubParsersAction)],  # noqa: SLF001
         subparsers=subparsers,
+        subparser_help=subparser_help,
     )
 
 
@@ -170,12 +213,24 @@ def _closing_brace(line: str, i: int) -> int:
 
 
 def split_verbatim(
-    tokens: Iterator[Token], options: dict[str, argparse.Action], positional: int = 0, stop_at_dashes: bool = False
+    tokens: Iterator[Token],
+    options: dict[str, argparse.Action],
+    positional: int = 0,
+    stop_at_dashes: bool = False,
+    prog: str = "",
+    dashes_hint: str = "",
 ) -> tuple[list[str], int | None]:
     """Read ``tokens`` while they are options of ``options`` (with their values), or
     one of the first ``positional`` plain words; return those words and the offset
     where the verbatim rest (code, XML) starts (None: nothing is left). With
-    ``stop_at_dashes``, ``--`` ends the options and is dropped."""
+    ``stop_at_dashes``, ``--`` ends the options and is dropped.
+
+    With ``prog`` (the sub-command's, ``%hook create``), a word that looks like an
+    option (:func:`looks_like_option`) but is none of ``options`` is refused as
+    argparse refuses it, with the closest option (a misspelled flag never becomes
+    code or payload); ``dashes_hint`` says how to give a rest that starts with ``-``.
+    Options are recognized as argparse does: ``--opt=value``, a unique prefix of a
+    long option, ``-xVALUE`` and clustered short flags."""
     words: list[str] = []
     for token in tokens:
         text = token.text
@@ -186,16 +241,99 @@ def split_verbatim(
             words.append(text)
             positional -= 1
             continue
-        name = text.split("=", 1)[0]
-        if text.startswith("-") and name in options:
+        option = _read_option(text, options, prog)
+        if option is not None:
             words.append(text)
-            if options[name].nargs != 0 and "=" not in text:
+            if option[0].nargs != 0 and option[1] is None:
                 value = next(tokens, None)
                 if value is not None:
                     words.append(value.text)
             continue
+        if prog and looks_like_option(text):
+            raise CommandError(unrecognized(prog, [text], options, dashes_hint))
         return words, token.start
     return words, None
+
+
+def _read_option(
+    text: str, options: dict[str, argparse.Action], prog: str = ""
+) -> tuple[argparse.Action, str | None] | None:
+    """The option the word ``text`` gives, as argparse reads it (``--opt=value``, a
+    unique prefix of a long option, ``-xVALUE``, flags together: ``-Pt``), and its
+    value when the word holds it (None: the next word is its value, if it takes
+    one); None: none of ``options``."""
+    name, eq, inline = text.partition("=")
+    if not text.startswith("-") or name == "--":  # ("--" not ending the options: the rest's)
+        return None
+    if name not in options and name.startswith("--"):  # argparse's allow_abbrev
+        longer = sorted({o for o in options if o.startswith(name)})
+        if len(longer) > 1 and prog:
+            raise CommandError(f"{prog}: ambiguous option: {name} could match {', '.join(longer)} (see {prog} -h)")
+        if len(longer) != 1:
+            return None
+        name = longer[0]
+    if name in options:
+        return options[name], (inline if eq else None)
+    if len(text) > 2 and not text.startswith("--"):  # -nNODE, or flags together: -Pq
+        flag = None
+        for i in range(1, len(text)):
+            flag = options.get("-" + text[i])
+            if flag is None:
+                return None
+            if flag.nargs != 0:  # the rest of the word is its value, else the next word
+                return flag, (text[i + 1 :].removeprefix("=") or None)
+        return (flag, None) if flag is not None else None
+    return None
+
+
+_NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")
+
+
+def looks_like_option(text: str) -> bool:
+    """Whether argparse would take the word ``text`` for an option: it starts with
+    ``-``, is not ``-`` alone, a negative number, or a word with a space (quoted)."""
+    return text.startswith("-") and text != "-" and " " not in text and not _NEGATIVE_NUMBER.match(text)
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice ``word`` was most likely meant to be (``--persistant``:
+    ``--persistent``, ``-o``: ``-O``, ``lst``: ``list``), or None."""
+    choices = list(choices)
+    name = word.partition("=")[0]
+    same = [c for c in choices if c.lower() == name.lower()]
+    if same:
+        return same[0]
+    if name.startswith("-"):  # compared without their dashes (they would make any two alike)
+        if not name.startswith("--") and len(name) <= 2:
+            return None  # -x is like no one-letter option in particular
+        # (-persistent: --persistent)
+        longs = {c.lstrip("-"): c for c in choices if c.startswith("--")}
+        found = difflib.get_close_matches(name.lstrip("-"), list(longs), n=1)
+        return longs[found[0]] if found else None
+    found = difflib.get_close_matches(name, [c for c in choices if not c.startswith("-")], n=1)
+    return found[0] if found else None
+
+
+def unrecognized(prog: str, words: list[str], options: Iterable[str], hint: str = "") -> str:
+    """argparse's "unrecognized arguments" for ``words`` in sub-command ``prog``, with
+    the option closest to the first that looks like one, and ``prog``'s ``-h``."""
+    message = f"{prog}: unrecognized arguments: {' '.join(words)}"
+    flag = next((w for w in words if looks_like_option(w)), None)
+    meant = closest(flag, options) if flag is not None else None
+    if meant is not None:
+        message += f": did you mean {meant}?"
+    return f"{message} ({hint}; see {prog} -h)" if hint else f"{message} (see {prog} -h)"
+
+
+def unknown_command(prog: str, word: str, choices: list[str]) -> str:
+    """The error for the unknown sub-command ``word`` of ``prog`` (``%hook lst``:
+    did you mean list?), pointing to ``prog``'s ``-h``."""
+    meant = closest(word, choices)
+    if meant is not None:
+        return f"{prog}: unknown sub-command {word!r}: did you mean {meant}? (see {prog} -h)"
+    *head, last = choices
+    among = f"{', '.join(head)} or {last}" if head else last
+    return f"{prog}: unknown sub-command {word!r}: choose from {among} (see {prog} -h)"
 
 
 def option_value(words: list[str], options: dict[str, argparse.Action], dest_option: str) -> str | None:
@@ -203,9 +341,9 @@ def option_value(words: list[str], options: dict[str, argparse.Action], dest_opt
     wanted = options[dest_option]
     value = None
     for i, word in enumerate(words):
-        name, eq, inline = word.partition("=")
-        if options.get(name) is wanted:
-            value = inline if eq else (words[i + 1] if i + 1 < len(words) else None)
+        option = _read_option(word, options)
+        if option is not None and option[0] is wanted:
+            value = option[1] if option[1] is not None else (words[i + 1] if i + 1 < len(words) else None)
     return value
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .parsing import CommandError, Expand, Parser, Token, expand_words, parts, tokenize
+from .parsing import CommandError, Expand, Parser, Token, expand_words, parts, tokenize, unknown_command, unrecognized
 
 __all__ = [
     "COMMANDS",
@@ -36,6 +36,7 @@ __all__ = [
     "full_help",
     "names",
     "parse_command",
+    "parse_words",
     "parser",
     "register",
     "session_for",
@@ -155,9 +156,10 @@ class SubCommand:
 
     def add_to(self, sub: Any) -> argparse.ArgumentParser:
         """Add this sub-command (and its children) to argparse's ``sub`` parsers."""
+        # (Parser's formatter wraps the description and keeps the epilog's lines)
         kwargs: dict[str, Any] = {"help": self.help, "description": self.description}
         if self.epilog:
-            kwargs.update(epilog=self.epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+            kwargs.update(epilog=self.epilog)
         p = sub.add_parser(self.name, **kwargs)
         if self.arguments is not None:
             self.arguments(p)
@@ -241,12 +243,41 @@ def parse_command(line: str, cell: str | None = None, expand: Expand | None = No
         *head, last = names()
         raise CommandError(f"%hook needs a sub-command: {', '.join(head)} or {last} (see %hook -h)")
     spec = COMMANDS.get(first.text)
+    if spec is None and not first.text.startswith("-"):
+        raise CommandError(unknown_command(parser().prog, first.text, names()))
     if spec is not None and spec.parse is not None:
         return spec.parse(line, tokens, cell, expand)
-    args = parser().parse_args([first.text, *expand_words([t.text for t in tokens], expand)])
+    words = [t.text for t in tokens]
+    if spec is not None and spec.children and words and not words[0].startswith("-"):
+        children = [c.name for c in spec.children]
+        if words[0] not in children:
+            raise CommandError(unknown_command(subparser(spec.name).prog, words[0], children))
+    args = parse_words([first.text, *expand_words(words, expand)])
     if cell is not None and cell.strip():
         raise CommandError(f"%%hook {args.command} takes no cell body; only %%hook create does")
     return args
+
+
+def parse_words(words: list[str]) -> argparse.Namespace:
+    """``words`` (the sub-command's name first) parsed by the ``%hook`` parser. A word
+    it does not know is refused by the sub-command's own parser (``%hook list:
+    unrecognized arguments: -o json: did you mean -O? (see %hook list -h)``), not by
+    ``%hook``'s, as argparse would."""
+    args, extras = parser().parse_known_args(words)
+    if extras:
+        chosen = chosen_parser(args)
+        raise CommandError(unrecognized(chosen.prog, extras, parts(chosen).options))
+    return args
+
+
+def chosen_parser(args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (nested) sub-command ``args`` was parsed for."""
+    name = getattr(args, "command", None)
+    if name is None:
+        return parser()
+    chosen = subparser(name)
+    child = getattr(args, f"{name}_command", None)
+    return parts(chosen).subparsers.get(child, chosen) if child is not None else chosen
 
 
 def _once_each(expand: Expand) -> Expand:
@@ -276,6 +307,12 @@ def dispatch(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def full_help() -> str:
-    """The help of every sub-command, for ``%hook?``."""
-    subs = parts(parser()).subparsers.values()
-    return "\n".join([parser().format_help(), *(sub.format_help() for sub in subs)])
+    """The help of every sub-command, nested ones included (``node create``), for
+    ``%hook?``."""
+
+    def helps(p: argparse.ArgumentParser) -> Iterator[str]:
+        yield p.format_help()
+        for sub in parts(p).subparsers.values():
+            yield from helps(sub)
+
+    return "\n".join(helps(parser()))

@@ -11,7 +11,7 @@ from .. import formatting
 from ..states import HookState
 from .hooks import hook_id_argument
 from .parsing import CommandError, Expand, Token, expand_words, parts, split_verbatim
-from .registry import Context, account_for, command, parser, session_for, subparser
+from .registry import Context, account_for, command, parse_words, session_for, subparser
 
 __all__ = ["add_failed_arguments", "add_retry_arguments", "parse_with_payload"]
 
@@ -20,12 +20,15 @@ def parse_with_payload(
     command: str, line: str, tokens: Iterator[Token], cell: str | None, expand: Expand | None = None
 ) -> argparse.Namespace:
     """``publish`` and ``test``: options (and the hook id), then the XML payload
-    verbatim, or the cell. ``expand`` applies to the options, their values and the
-    hook id, never to the payload."""
+    verbatim (after ``--`` too), or the cell. A misspelled option before it is
+    refused, never taken for the payload. ``expand`` applies to the options, their
+    values and the hook id, never to the payload."""
     options = parts(subparser(command)).options
     positional = 1 if command == "test" else 0  # the hook id comes before the payload
-    words, payload_start = split_verbatim(tokens, options, positional=positional)
-    args = parser().parse_args([command, *expand_words(words, expand)])
+    words, payload_start = split_verbatim(
+        tokens, options, positional=positional, stop_at_dashes=True, prog=subparser(command).prog
+    )
+    args = parse_words([command, *expand_words(words, expand)])
     payload = line[payload_start:].strip() if payload_start is not None else ""
     if cell is not None and cell.strip():
         if payload:
@@ -37,10 +40,17 @@ def parse_with_payload(
     return args
 
 
-def print_run(what: str, trigger: Any, reload_error: str | None = None) -> None:
-    print(f"{what} of item {trigger.item_id}: {trigger.outcome} ({formatting.seconds(trigger.duration)})")
+def print_previous_version(reload_error: str | None) -> None:
+    """Before the runs' results: they ran the previous version of the code, because
+    its last edit does not load (a warning, first, so that "ok" is not read alone)."""
     if reload_error:
-        print(f"ran the previous version: {reload_error}")
+        print(f"Warning: {reload_error}: ran the previous version instead")
+
+
+def print_run(what: str, trigger: Any, reload_error: str | None = None) -> None:
+    """One run's result (``reload_error``: warned first, see :func:`print_previous_version`)."""
+    print_previous_version(reload_error)
+    print(f"{what} of item {trigger.item_id}: {trigger.outcome} ({formatting.seconds(trigger.duration)})")
     if trigger.traceback:
         print(trigger.traceback.rstrip())
     elif trigger.error:
@@ -75,8 +85,9 @@ def replay(ctx: Context, args: argparse.Namespace) -> None:
         raise CommandError("give --item or --last, not both")
     triggers = session_for(ctx, args).replay(args.id, args.item or None, last=args.last or None)
     reload_error = ctx.call(_reload_error, account_for(ctx, args, args.id), args.id)
+    print_previous_version(reload_error)
     for trigger in triggers:
-        print_run("replay", trigger, reload_error)
+        print_run("replay", trigger)
 
 
 def _test_arguments(p: argparse.ArgumentParser) -> None:
@@ -164,8 +175,4 @@ def retry(ctx: Context, args: argparse.Namespace) -> None:
         return
     for trigger in triggers:
         print_run("retry", trigger)
-    ok = sum(1 for t in triggers if t.outcome == "ok")
-    print(
-        f"{ok} of {len(triggers)} failed item(s) ran and were removed"
-        + (f"; {len(triggers) - ok} still fail (%hook failed {args.id})." if ok < len(triggers) else ".")
-    )
+    print(formatting.retry_summary(args.id, [t.outcome for t in triggers]) + ".")

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import time
 from typing import Any
 
 from .. import formatting
-from ..account import account_from_args, connect_options, resolve_jid
+from ..account import account_from_args, connect_options, refused_password, resolve_jid
 from ..hooks import HookError
+from ..states import HookState, TriggerKind
+from ..xmpp_requests import AuthFailed
 from .parsing import CommandError
 from .registry import Context, account_for, command, connected_managers
 
@@ -53,6 +56,55 @@ def _account(manager: Any) -> tuple[str | None, int]:
     return manager.jid, len(manager.hooks())
 
 
+def _after_connect(manager: Any, since: float, final: bool) -> tuple[list[str], bool]:
+    """On the session loop, right after a connect: the hooks that caught up (or still
+    catch up) on what was published while the session was away, and those waiting for
+    notebook names, a line each; and whether a catch-up is still going on (then,
+    unless ``final``, no catch-up line yet: the caller asks again)."""
+    catching: list[str] = []
+    caught = 0
+    going_on = False
+    waiting: list[str] = []
+    for runner in manager.runners.ordered():
+        hook_id = runner.hook.id
+        if runner.waiting_for:
+            names = ", ".join(runner.waiting_for)
+            them = "it" if len(runner.waiting_for) == 1 else "them"
+            waiting.append(
+                f"Hook {hook_id} waits for {names}: once a cell defines {them}, it runs what was "
+                "published meanwhile, then live items."
+            )
+            continue
+        ran = sum(1 for t in runner.triggers if t.kind == TriggerKind.CATCH_UP and t.received >= since)
+        going = runner.state == HookState.CATCHING_UP
+        going_on = going_on or going
+        if going or ran:
+            catching.append(hook_id)
+            caught += ran + runner.catch_up_left
+    lines = []
+    which = f"hook {catching[0]}" if len(catching) == 1 else f"hooks {', '.join(catching)}"
+    if going_on and final:
+        count = f" ({caught} so far)" if caught else ""
+        lines.append(
+            f"Catching up: {which} first run{'s' if len(catching) == 1 else ''} the items published while "
+            f"the session was away{count}; %hook list shows the progress."
+        )
+    elif not going_on and caught:
+        lines.append(f"Caught up: {which} ran the {caught} item(s) published while the session was away.")
+    return lines + waiting, going_on
+
+
+def _after_connect_lines(ctx: Context, manager: Any, since: float) -> list[str]:
+    """:func:`_after_connect`, once the catch-up is done, or after 1 s at most."""
+    deadline = time.monotonic() + 1.0
+    while True:
+        final = time.monotonic() >= deadline
+        lines, going_on = ctx.call(_after_connect, manager, since, final)
+        if not going_on or final:
+            return lines
+        time.sleep(0.02)
+
+
 def _failed(manager: Any) -> bool:
     return manager.state == "failed"
 
@@ -72,6 +124,9 @@ def _jid(manager: Any) -> str | None:
 def connect(ctx: Context, args: argparse.Namespace) -> None:
     for line in connect_account(ctx, args, getpass.getpass):  # the kernel's getpass: asks the front end
         print(line)
+    show_catch_up = getattr(ctx, "show_catch_up", None)
+    if show_catch_up is not None:  # (the magic: a progress bar while many hooks catch up)
+        show_catch_up()
 
 
 def connect_account(ctx: Context, args: argparse.Namespace, prompt: Any = None) -> list[str]:
@@ -91,13 +146,19 @@ def connect_account(ctx: Context, args: argparse.Namespace, prompt: Any = None) 
     ctx.apply_config()
     timeout = args.timeout or ctx.timeout
     options = connect_options(account, args, timeout)
-    warnings = ctx.run(manager.connect(account.jid, account.password, **options), timeout + 30)
+    since = time.time()
+    try:
+        warnings = ctx.run(manager.connect(account.jid, account.password, **options), timeout + 30)
+    except AuthFailed as exc:
+        raise HookError(refused_password(account, str(exc))) from None
     jid, count = ctx.call(_account, manager)
     if args.default and jid is not None:
         _make_default(ctx, jid)
+    after = _after_connect_lines(ctx, manager, since)
     if failed:  # logged in again: the hooks stayed installed
-        return [f"Reconnected as {jid}" + (f"; its {count} hook(s) go on running." if count else ".")]
+        return [f"Reconnected as {jid}" + (f"; its {count} hook(s) go on running." if count else "."), *after]
     lines = [f"Connected as {jid}" + (f"; {count} persistent hook(s) installed." if count else ".")]
+    lines.extend(after)
     lines.extend(f"Warning: {warning}" for warning in warnings)
     others = [a for a in _connected(ctx) if a != jid]
     if others:

@@ -13,6 +13,13 @@ once on an idle table (leading edge) and then at most every ``interval`` seconds
 sending only cells whose text changed (an unchanged trait sends nothing). So the cost
 is flat whatever the event rate, and tables stay live while a notebook cell blocks.
 
+Thousands of hooks: a table shows a page of them (``page_size`` rows). A flush costs
+the rows shown, not the hooks installed: the list of every hook (ids, accounts, what the
+filter box matches: :class:`~.widgets.Listing`) is kept between flushes and made again
+only when hooks come or go; each table picks its page of it; the hub then gathers the
+summaries, last runs and owners' runs of those pages' hooks only (and of the hooks
+whose triggers are shown), and the header's totals are sums over the runners' counters.
+
 Threads: the hooks, runners and triggers belong to the session's loop, and so does the
 hub's own bookkeeping (its tables, what is dirty, its listeners). A flush gathers the
 hooks' plain data there (:meth:`TableHub._frame`) and renders every table under the
@@ -26,15 +33,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..accounts import Accounts
+from ..formatting import retry_summary
 from ..hooks import HookError
 from ..logs import LogEntry, RecentRecords
-from ..states import Outcome, SessionState, TriggerKind
+from ..states import HookState, SessionState, TriggerKind
 from . import render
-from .widgets import Frame, HookTable
+from .widgets import PAGE_SIZE, Frame, HookTable, Listing
 
 if TYPE_CHECKING:
     import concurrent.futures
@@ -72,6 +81,7 @@ class TableHub:
         log_records: RecentRecords | None = None,
         *,
         accounts: Accounts | None = None,
+        page_size: int = PAGE_SIZE,
     ):
         if accounts is None and isinstance(manager, Accounts):
             accounts = manager
@@ -82,6 +92,8 @@ class TableHub:
         self.loop_thread = loop_thread
         self.interval = interval
         self.keep = keep  # tables kept live; older ones are closed
+        #: The rows of a new table's page.
+        self.page_size = page_size
         #: Where the extension's and slixmpp's warnings are kept: the last one shows in
         #: the header.
         self.log_records = log_records
@@ -95,6 +107,13 @@ class TableHub:
         self._last_event_flush = float("-inf")  # …and of the last one that showed an event
         self._event_pending = False
         self._ticker: Any = None
+        # Hook id -> (its position files' stamps, what its owner ran): hooks in standby.
+        self._owner_files: dict[str, tuple[list[tuple[int, int] | None], render.OwnerRuns]] = {}
+        # Every hook (kept between flushes, made again when hooks come or go): the
+        # listing, the runners and managers by hook id, the hooks per account.
+        self._listing: _Hooks | None = None
+        # Hook id -> (its Hook, the texts the filter box matches but its state).
+        self._search: dict[str, tuple[Any, tuple[str, ...]]] = {}
         self._on_loop_now(self._attach)
 
     # -------------------------------------------------------------- the accounts
@@ -134,7 +153,7 @@ class TableHub:
     def new_table(self) -> HookTable:
         """A table showing the current hooks; it then updates itself."""
         with self.lock:
-            table = HookTable(self)
+            table = HookTable(self, self.page_size)
         # Added and first rendered on the session loop (consistent statistics).
         self._on_loop_now(self._add_table, table)
         return table
@@ -142,6 +161,15 @@ class TableHub:
     def mark(self, hook_id: str | None = None) -> None:
         """Ask for a refresh (of one hook's row, or everything)."""
         self.on_loop(self._mark, hook_id)
+
+    def refresh(self, table: HookTable) -> None:
+        """Show ``table``'s page again, at once (another page, another filter)."""
+        self.on_loop(self._refresh, table)
+
+    def _refresh(self, table: HookTable) -> None:
+        if table in self.tables and not table.closed:
+            self._render([table], False, set())
+            self._tick_later()
 
     def on_loop(self, func: Callable[..., Any], *args: Any) -> None:
         """Call ``func(*args)`` on the session loop (at once when already there)."""
@@ -170,8 +198,7 @@ class TableHub:
 
     def retry_failed(self, table: HookTable, hook_id: str) -> None:
         def said(triggers: list[Trigger]) -> str:
-            ok = sum(1 for t in triggers if t.outcome == Outcome.OK)
-            return f"hook {hook_id}: {ok} of {len(triggers)} failed item(s) ran again and were removed"
+            return retry_summary(hook_id, [t.outcome for t in triggers])
 
         self._submit(self._for_hook(hook_id, lambda m: m.retry_failed(hook_id)), table, said)
 
@@ -209,6 +236,8 @@ class TableHub:
                 return
             with self.lock:
                 table.show_message(markup)
+            if self.loop_thread.alive:
+                self.on_loop(self._schedule)  # (its refreshes make it expire)
 
         self.loop_thread.submit(coro).add_done_callback(done)
 
@@ -332,48 +361,129 @@ class TableHub:
         self._render(self.tables, full, dirty)
         self._tick_later()
 
-    def _frame(self) -> tuple[Frame, dict[str, HookRunner]]:
-        """The hooks' plain data, for every table of this refresh, and their runners
-        (every account's, by hook id)."""
+    def _hooks(self, full: bool) -> _Hooks:
+        """Every hook of the accounts shown (on the loop): kept from the last flush
+        unless hooks came or went (``full``, or an account's count changed)."""
+        shown = self._shown()
+        kept = self._listing
+        counts = tuple((account, id(m), len(m.runners)) for account, m in shown)
+        if not full and kept is not None and kept.counts == counts:
+            return kept
+        several = len(shown) > 1
+        ids: dict[str, str | None] = {}
+        runners: dict[str, HookRunner] = {}
+        managers: dict[str, HookManager] = {}
+        for account, manager in shown:
+            for hook_id, runner in manager.runners.items():  # (in the table's order)
+                if hook_id in runners:
+                    continue
+                runners[hook_id] = runner
+                managers[hook_id] = manager
+                ids[hook_id] = account if several else None
+        search = self._search
+        for gone in [h for h in search if h not in runners]:
+            del search[gone]
+
+        def fields(hook_id: str) -> tuple[str, ...]:
+            runner = runners[hook_id]
+            hook = runner.hook
+            cached = search.get(hook_id)
+            if cached is None or cached[0] is not hook:
+                cached = (hook, render.search_fields(
+                    hook_id, hook.node, hook.service, hook.type.value, hook.arg, ids.get(hook_id), ""
+                )[:-1])
+                search[hook_id] = cached
+            return (*cached[1], str(runner.state).lower())
+
+        accounts = tuple(a for a, _m in shown if a is not None) if several else ()
+        self._listing = _Hooks(Listing(ids, fields, accounts), runners, managers, counts)
+        return self._listing
+
+    def _frame(self, hooks: _Hooks, wanted: Collection[str]) -> Frame:
+        """The plain data of the hooks ``wanted`` (the tables' pages and selected
+        hooks), the header's totals over every hook, the accounts' lines."""
         now = time.time()
         shown = self._shown()
         several = len(shown) > 1
-        runners: dict[str, HookRunner] = {}
-        hook_accounts: dict[str, str] = {}
         lines: list[render.AccountLine] = []
         for account, manager in shown:
-            theirs = manager.runners  # id -> runner, in the table's order
-            for hook_id, runner in theirs.items():
-                runners.setdefault(hook_id, runner)
-                if several and account is not None:
-                    hook_accounts.setdefault(hook_id, account)
             state = manager.state
             session = manager.session
             error = session.last_error if state == SessionState.FAILED and session else None
-            lines.append(render.AccountLine(state, account, error, len(theirs)))
-        summaries = {hook_id: runner.summary(recent=False) for hook_id, runner in runners.items()}
-        last_runs = {hook_id: render.last_run(runner.triggers) for hook_id, runner in runners.items()}
+            lines.append(render.AccountLine(state, account, error, len(manager.runners)))
+        runners = hooks.runners
+        picked = {h: runners[h] for h in wanted if h in runners}
+        summaries = {hook_id: runner.summary(recent=False) for hook_id, runner in picked.items()}
+        last_runs = {hook_id: render.last_run(runner.triggers) for hook_id, runner in picked.items()}
+        owner_runs = self._owner_runs(hooks, summaries)
+        triggers = errors = failed = 0
+        for runner in runners.values():  # (counters: cheap at thousands of hooks)
+            triggers += runner.count
+            errors += runner.errors
+            failed += len(runner.dead_letters)
         first = lines[0] if lines else render.AccountLine(SessionState.DISCONNECTED)
         header = render.Header(
             state=first.state,
             jid=first.jid,
             error=first.error,
-            hooks=len(summaries),
-            triggers=sum(r.count for r in runners.values()),
-            errors=sum(r.errors for r in runners.values()),
-            failed=sum(len(r.dead_letters) for r in runners.values()),
+            hooks=len(runners),
+            triggers=triggers,
+            errors=errors,
+            failed=failed,
             warning=self.log_records.last(logging.WARNING) if self.log_records is not None else None,
             accounts=tuple(lines) if several else (),
+            hook_ids=runners.keys(),
         )
         groups = {line.jid: render.group_html(line) for line in lines if line.jid is not None} if several else {}
-        frame = Frame(now, render.header_html(header, now), summaries, last_runs, groups, hook_accounts)
-        return frame, runners
+        ids = hooks.listing.ids
+        accounts = {h: a for h in summaries if (a := ids.get(h)) is not None}
+        return Frame(now, header, summaries, last_runs, owner_runs, groups, accounts, hooks.listing)
+
+    def _owner_runs(self, hooks: _Hooks, summaries: dict[str, Any]) -> dict[str, render.OwnerRuns]:
+        """What the owners of the hooks in standby here ran, from their position files
+        (of the hooks shown): two ``stat`` calls per such hook and refresh, the files
+        read only when they changed (``_owner_files``)."""
+        found: dict[str, render.OwnerRuns] = {}
+        for hook_id, summary in summaries.items():
+            if summary["state"] != HookState.STANDBY:
+                continue
+            store = hooks.managers[hook_id].engine.positions.store
+            if store is None:
+                continue
+            stamp: list[tuple[int, int] | None] = []
+            for path in store.files_of(hook_id):
+                try:
+                    st = path.stat()
+                    stamp.append((st.st_mtime_ns, st.st_size))
+                except OSError:
+                    stamp.append(None)
+            cached = self._owner_files.get(hook_id)
+            if cached is None or cached[0] != stamp:
+                runs, last, item_id = store.activity(hook_id)
+                cached = (stamp, render.OwnerRuns(runs, last if runs else None, item_id if runs else None))
+                self._owner_files[hook_id] = cached
+            found[hook_id] = cached[1]
+        for gone in set(self._owner_files) - set(found):
+            del self._owner_files[gone]
+        return found
 
     def _render(self, tables: list[HookTable], full: bool, dirty: set[str]) -> None:
         """Render ``tables``; the selected hook's triggers when it changed (``dirty``)."""
-        frame, runners = self._frame()
+        hooks = self._hooks(full)
         with self.lock:
-            for table in tables:
+            live = [t for t in tables if not t.closed]
+            wanted: dict[str, None] = {}
+            for table in live:
+                try:
+                    wanted.update(dict.fromkeys(table.select(hooks.listing)))
+                except Exception:  # a display bug must not stop the session
+                    log.exception("paging a hooks table failed")
+                if table.selected is not None:
+                    wanted[table.selected] = None
+        frame = self._frame(hooks, wanted)
+        runners = hooks.runners
+        with self.lock:
+            for table in live:
                 if table.closed:
                     continue
                 try:
@@ -395,12 +505,16 @@ class TableHub:
 
     def _tick(self) -> None:
         self._ticker = None
-        hour_ago = time.time() - 3600
+        now = time.time()
+        hour_ago = now - 3600
+        with self.lock:  # (the rows shown: their relative times age)
+            ids = {h for t in self.tables for h in t.shown_ids()}
+        runners = self._listing.runners if self._listing is not None else {}
         recent = any(
-            r.last_trigger and r.last_trigger.received > hour_ago
-            for manager in self.managers()
-            for r in manager.runners.values()
-        )
+            (r.last_trigger and r.last_trigger.received > hour_ago) or r.standby
+            for r in (runners.get(h) for h in ids)
+            if r is not None
+        ) or any(t.expiring(now) for t in self.tables)
         if not self.tables or not recent:
             return  # the next flush ticks again
         since = self.loop_thread.loop.time() - self._last_flush
@@ -408,6 +522,18 @@ class TableHub:
             self._schedule(event=False)
         else:  # a flush just refreshed the times: tick a second after it
             self._ticker = self.loop_thread.loop.call_later(1.0 - since, self._tick)
+
+
+@dataclass(frozen=True, slots=True)
+class _Hooks:
+    """Every hook shown, as the hub keeps it between flushes."""
+
+    listing: Listing
+    runners: dict[str, HookRunner]
+    managers: dict[str, HookManager]
+    #: (account, id of its manager, its number of hooks), per account: the hooks came
+    #: or went when it differs.
+    counts: tuple[tuple[str | None, int, int], ...]
 
 
 async def _called(func: Callable[..., Any], *args: Any) -> None:

@@ -35,14 +35,16 @@ always in file storage so that ``prosodyctl register`` works, also while the ser
   neither).
 
 Like the default profile it listens on loopback only and adds the
-``pubsub.localhost`` component (not in Debian's file) with the ``admins`` as owners;
+``pubsub.localhost`` component (not in Debian's file) with the ``admins`` (and the
+``node_creators``) as owners;
 ``storage`` applies as in the default profile.  ``profile="default"`` (plaintext unless
 ``tls=True``, no limits, no stream management) is unchanged.
 
 Command line (runs until SIGTERM/SIGINT, then stops Prosody cleanly)::
 
     python -m pubsub_hook_magic.testing.server --user admin:pw --user alice:pw \
-        [--storage file] [--env-file PATH] [--port N] [--data-dir DIR] [--tls]
+        [--storage file] [--env-file PATH] [--port N] [--data-dir DIR] [--tls] \
+        [--node-creator alice@localhost]
 """
 
 from __future__ import annotations
@@ -154,6 +156,12 @@ class TestServer:
         (``profile="debian"`` always has TLS, with a CA-signed certificate instead.)
     allow_registration:
         Allow in-band registration (XEP-0077), without rate limit.
+    node_creators:
+        Bare JIDs that may create nodes on ``pubsub.DOMAIN`` besides the ``admins``
+        (the quickstart's alice: it is her tour).  Prosody 0.12's ``mod_pubsub`` lets
+        only the component's admins create nodes (it has no other setting for it), so
+        these are made admins of that component only, not of the server: they own
+        every node there, as the admins do.  Default: none.
     autocreate:
         Let any user's first publish to a missing node on ``pubsub.DOMAIN`` create it
         (``autocreate_on_publish``), so that a tour can publish without admin rights.
@@ -187,6 +195,7 @@ class TestServer:
         profile: str = "default",
         smacks_hibernation_time: int | None = None,
         domain: str = "localhost",
+        node_creators=(),
     ) -> None:
         if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", domain or ""):
             raise ValueError(f"domain must be a DNS name in lower case, not {domain!r}")
@@ -206,6 +215,9 @@ class TestServer:
             admins = (admins,)
         self.storage = storage
         self.admins = tuple(admins)
+        if isinstance(node_creators, str):
+            node_creators = (node_creators,)
+        self.node_creators = tuple(node_creators)
         self.tls = bool(tls) or profile == "debian"
         self.allow_registration = bool(allow_registration)
         self.autocreate = bool(autocreate)
@@ -329,10 +341,16 @@ class TestServer:
             "",
             f"Component {_lua_str(self.pubsub)} \"pubsub\"",
             "    pubsub_max_items = 10000",
+            "    -- Say who published each item (Prosody's default hides it): the table shows it.",
+            "    expose_publisher = true",
             f"    autocreate_on_publish = {'true' if self.autocreate else 'false'}",
-            f"    admins = {_lua_list(self.admins)}",
+            f"    admins = {_lua_list(self._pubsub_admins())}",
             "",
         ]
+
+    def _pubsub_admins(self) -> tuple[str, ...]:
+        """The owners of ``pubsub.DOMAIN``: the admins, then the node creators."""
+        return tuple(dict.fromkeys((*self.admins, *self.node_creators)))
 
     #: Debian's ``modules_enabled`` less those needing s2s, HTTP or an admin socket.
     DEBIAN_MODULES = (
@@ -389,7 +407,7 @@ class TestServer:
             "",
             f"Component {_lua_str(self.pubsub)} \"pubsub\"",
             f"    autocreate_on_publish = {'true' if self.autocreate else 'false'}",
-            f"    admins = {_lua_list(self.admins)}",
+            f"    admins = {_lua_list(self._pubsub_admins())}",
             "",
         ]
 
@@ -616,6 +634,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="keep config/data/log here (default: a temp dir, removed at exit)")
     ap.add_argument("--admin", action="append", default=None, metavar="JID",
                     help="admin JID (repeatable; default admin@DOMAIN)")
+    ap.add_argument("--node-creator", action="append", default=[], metavar="JID",
+                    help="this account may create nodes on pubsub.DOMAIN, as the admins do "
+                         "(repeatable; the quickstart's alice)")
     ap.add_argument("--tls", action="store_true", help="offer STARTTLS (self-signed cert)")
     ap.add_argument("--domain", default="localhost",
                     help="the server's XMPP domain (default localhost; PubSub on pubsub.DOMAIN)")
@@ -667,7 +688,8 @@ def main(argv: list[str] | None = None) -> int:
 
     srv = TestServer(storage=args.storage, port=args.port, data_dir=args.data_dir,
                      admins=tuple(args.admin) if args.admin else None,
-                     tls=args.tls, autocreate=args.autocreate, domain=args.domain)
+                     tls=args.tls, autocreate=args.autocreate, domain=args.domain,
+                     node_creators=tuple(args.node_creator))
     try:
         return _serve(srv, args.user, env_file, stop_requested)
     except RuntimeError as e:

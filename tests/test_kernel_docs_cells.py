@@ -1,5 +1,6 @@
-"""The README's "From a cell" examples, run as cells of a real kernel against the
-private Prosody (with the test server's address in place of example.org)."""
+"""The "From a cell" guide's examples (docs/guide/notebook.md), run as cells of a real
+kernel against the private Prosody (with the test server's address in place of
+example.org)."""
 
 from __future__ import annotations
 
@@ -14,24 +15,21 @@ from .support import NodeOwner
 
 pytestmark = pytest.mark.kernel
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+GUIDE = Path(__file__).resolve().parent.parent / "docs" / "guide" / "notebook.md"
 
 
-def section_blocks(title: str) -> list[str]:
-    text = README.read_text()
-    start = text.index(f"## {title}")
-    end = text.index("\n## ", start + 3)
-    return re.findall(r"```python\n(.*?)```", text[start:end], re.S)
+def guide_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", GUIDE.read_text(), re.S)
 
 
-def test_the_from_a_cell_examples_run_in_a_kernel(kernel, server):
+def test_the_guides_examples_run_in_a_kernel(kernel, server):
     node = "readme-news"
     owner = NodeOwner("admin@localhost", PASSWORDS["admin"], server.host, server.port, tls=False)
     try:
         owner.create_node(node, publish_model="open")  # alice may publish to it
     finally:
         owner.close()
-    blocks = section_blocks("From a cell")
+    blocks = guide_blocks()
     assert len(blocks) == 2, blocks
     for number, block in enumerate(blocks):
         kernel.run(local(block, server, node), cell_id=f"readme-{number}")
