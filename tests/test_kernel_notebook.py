@@ -127,7 +127,7 @@ def test_api_errors_are_one_line_usage_errors_in_a_kernel(kernel, server, node):
     out = kernel.run(
         "from pubsub_hook_magic import HookError\ntry:\n    xmpp.delete()\nexcept HookError as e:\n    print('caught', e)"
     ).stdout
-    assert out.startswith("caught give the hook (its id) or node=..."), out
+    assert out.startswith("caught give the hook (its id), node=... or every=True"), out
 
 
 def test_a_persistent_function_hook_survives_a_kernel_restart_and_runs_missed_items_once(
