@@ -569,3 +569,12 @@ def drain(q: "queue.Queue[Any]") -> list[Any]:
             items.append(q.get_nowait())
         except queue.Empty:
             return items
+
+
+def stored_hooks(data_dir: os.PathLike[str] | str) -> dict[str, list[dict[str, Any]]]:
+    """Every account's stored hook records in ``data_dir``, read as the product reads
+    them (the base file and its journal), by bare JID."""
+    from pubsub_hook_magic.accountfiles import stored_accounts
+    from pubsub_hook_magic.store import HookStore
+
+    return {account: HookStore(account, data_dir).hooks() for account in stored_accounts(data_dir)}

@@ -21,6 +21,7 @@ import pytest
 from pubsub_hook_magic.commands import build_parser
 
 from .conftest import PASSWORDS, connect_line
+from .support import stored_hooks
 
 pytestmark = pytest.mark.kernel
 
@@ -71,10 +72,7 @@ def store_files(data_dir: Path) -> dict[str, bytes]:
 
 
 def stored_ids(data_dir: Path) -> set[str]:
-    ids: set[str] = set()
-    for path in data_dir.glob("hooks-*.json"):
-        ids |= {h["id"] for h in json.loads(path.read_text())["hooks"]}
-    return ids
+    return {h["id"] for records in stored_hooks(data_dir).values() for h in records}
 
 
 def check_message(msg: str, *words: str) -> None:

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from .conftest import PASSWORDS, connect_line
-from .support import Publisher
+from .support import Publisher, stored_hooks
 
 pytestmark = pytest.mark.kernel
 
@@ -19,9 +19,8 @@ def hooks_json(kernel):
 
 
 def store_records(data_dir):
-    files = list(data_dir.glob("hooks-*.json"))
-    assert len(files) == 1, files
-    return json.loads(files[0].read_text())["hooks"]
+    [records] = stored_hooks(data_dir).values()  # one account's store
+    return records
 
 
 def test_persistent_hook_comes_back_in_a_fresh_kernel(kernel_factory, server, publisher, node, data_dir, tmp_path):

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
-from .conftest import PASSWORDS
 from nbclient import NotebookClient
 
 from pubsub_hook_magic.testing.server import TestServer
+
+from .conftest import PASSWORDS
+from .support import stored_hooks
 
 pytestmark = pytest.mark.kernel
 
@@ -200,7 +201,7 @@ def test_quickstart_notebook_runs_and_shows_each_step(quickstart):
     [stored] = list(store.glob("hooks-*.json"))
     assert stat.S_IMODE(stored.stat().st_mode) == 0o600
     assert stat.S_IMODE(store.stat().st_mode) == 0o700
-    assert json.loads(stored.read_text())["hooks"] == []
+    assert stored_hooks(store) == {jid: []}
 
 
 def widget_values(nb: nbformat.NotebookNode) -> list[str]:
