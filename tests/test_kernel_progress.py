@@ -20,7 +20,8 @@ def test_connect_shows_the_catch_up_progress_until_every_hook_caught_up(connecte
     nodes = [f"many{time.monotonic_ns()}-{i}" for i in range(24)]
     for node in nodes:
         publisher.create_node(node)
-        connected.run(f"%hook create -s pubsub.localhost -n {node} -P -t python_code pass")
+        # (each run takes 0.1 s on the session's loop: the catch-up outlasts connect's wait)
+        connected.run(f"%hook create -s pubsub.localhost -n {node} -P -t python_code import time; time.sleep(0.1)")
     connected.run("%hook disconnect")
     for node in nodes:  # missed while away: each hook has one item to catch up
         publisher.publish(node, item_id="missed")
