@@ -18,18 +18,24 @@ def comm_states(kernel) -> list[dict]:
 
 def test_connect_shows_the_catch_up_progress_until_every_hook_caught_up(connected, server, publisher):
     nodes = [f"many{time.monotonic_ns()}-{i}" for i in range(24)]
+    connected.run("release = True")
     for node in nodes:
         publisher.create_node(node)
-        # (each run takes 0.1 s on the session's loop: the catch-up outlasts connect's wait)
-        connected.run(f"%hook create -s pubsub.localhost -n {node} -P -t python_code import time; time.sleep(0.1)")
+        # (a run waits until the test says: the catch-up outlasts connect's own wait)
+        connected.run(
+            f"%%hook create -s pubsub.localhost -n {node} -P\n"
+            "import asyncio\nwhile not release:\n    await asyncio.sleep(0.05)\n"
+        )
     connected.run("%hook disconnect")
     for node in nodes:  # missed while away: each hook has one item to catch up
         publisher.publish(node, item_id="missed")
     connected.iopub.clear()
+    connected.run("release = False")
     out = connected.run(connect_line(server))
     assert "24 persistent hook(s) installed" in out.stdout, out.stdout
     widgets = [d for d in out.data if "application/vnd.jupyter.widget-view+json" in d]
-    assert widgets, out.data  # the bar (an HBox of a progress bar and its line)
+    assert widgets, (out.stdout, out.data)  # the bar (an HBox of a progress bar and its line)
+    connected.run("release = True")  # now the hooks catch up
     deadline = time.monotonic() + 60
     while not any(s.get("bar_style") == "success" for s in comm_states(connected)):
         assert time.monotonic() < deadline, comm_states(connected)
