@@ -134,8 +134,12 @@ def test_bytes_are_counted_per_direction_and_reset_from_another_thread(echo):
     with TcpProxy(*echo, delay=0.01) as proxy:
         with _connect(proxy) as sock:
             payload = bytes(range(256)) * 400  # 100 KiB: several chunks
-            sock.sendall(payload)
+            # Sent from a thread while this one reads: the echo (twice as much) would
+            # fill the socket buffers and block a sendall that nobody reads behind.
+            sender = threading.Thread(target=sock.sendall, args=(payload,), daemon=True)
+            sender.start()
             assert _recv_exactly(sock, 2 * len(payload)) == payload * 2
+            sender.join(10)
             assert proxy.traffic()[:2] == (len(payload), 2 * len(payload))
 
             assert proxy.reset_traffic()[:2] == (len(payload), 2 * len(payload))
